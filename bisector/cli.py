@@ -1,0 +1,146 @@
+"""The `bisector` command. Thin: parse, call queries and reports, map errors to exit codes.
+
+Every `BisectorError` becomes one line on stderr and exit 2; Ctrl-C is 130; never a traceback
+for bad input.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import sys
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import click
+
+from .config import load_settings
+from .errors import BisectorError
+
+EXIT_USAGE = 2
+EXIT_INTERRUPTED = 130
+
+
+def _common(func: Callable[..., Any]) -> Callable[..., Any]:
+    func = click.option(
+        "--history-db",
+        metavar="URL",
+        default=None,
+        help="History store: a file path or SQLAlchemy URL (env BISECTOR_DB).",
+    )(func)
+    func = click.option(
+        "--repo",
+        "-C",
+        "repo_path",
+        type=click.Path(file_okay=False, path_type=Path),
+        default=Path("."),
+        show_default=True,
+        help="The git checkout to look at.",
+    )(func)
+    return func
+
+
+@contextlib.contextmanager
+def _open(repo_path: Path, history_db: str | None, lookback: int | None = None) -> Iterator[Any]:
+    from .gitrepo import Repository
+    from .history import HistoryStore
+
+    with Repository(repo_path) as repo:
+        root = repo.main_root
+        settings = load_settings(root, history_db=history_db, lookback=lookback)
+        if settings.history_db is None:
+            repo.ensure_excluded()
+        with HistoryStore.open(settings.store_url(root)) as store:
+            yield repo, store, settings
+
+
+def _console() -> Any:
+    from rich.console import Console
+
+    return Console(width=None if sys.stdout.isatty() else 160, highlight=False)
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(package_name="bisector")
+def cli() -> None:
+    """Track test outcomes per git commit and find the commit that broke a test."""
+
+
+@cli.command()
+@click.argument("tests", nargs=-1)
+@click.option(
+    "--limit",
+    "-n",
+    default=20,
+    show_default=True,
+    type=click.IntRange(min=1),
+    help="How many first-parent commits to show, newest first.",
+)
+@click.option("--json", "as_json", is_flag=True, help="Print JSON instead of the grid.")
+@_common
+def history(
+    tests: tuple[str, ...], limit: int, as_json: bool, repo_path: Path, history_db: str | None
+) -> None:
+    """Outcomes per commit along the current branch's first-parent history.
+
+    TESTS are node ids or prefixes (a file, a class, a directory); default: every test, with a
+    column for each test that did not simply pass.
+    """
+    from .queries import history_grid
+    from .reports.history import grid_json, render_grid
+
+    with _open(repo_path, history_db) as (repo, store, _):
+        grid = history_grid(repo, store, tests, limit)
+    if as_json:
+        click.echo(json.dumps(grid_json(grid), indent=2))
+    else:
+        render_grid(grid, _console(), named=bool(tests))
+
+
+@cli.command()
+@click.option(
+    "--lookback",
+    type=int,
+    default=None,
+    help="How many tracked commits before HEAD to look for a pass (default 20).",
+)
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+@_common
+def regressions(
+    lookback: int | None, as_json: bool, repo_path: Path, history_db: str | None
+) -> None:
+    """Tests failing at HEAD that passed within the last N tracked commits."""
+    from .queries import regressions_at_head
+    from .reports.history import regressions_json, render_regressions
+
+    with _open(repo_path, history_db, lookback) as (repo, store, settings):
+        report = regressions_at_head(repo, store, settings.lookback)
+    if as_json:
+        click.echo(json.dumps(regressions_json(report, settings.lookback), indent=2))
+    else:
+        render_regressions(report, _console(), settings.lookback)
+
+
+def main(argv: list[str] | None = None) -> int:
+    try:
+        cli.main(args=argv, prog_name="bisector", standalone_mode=False)
+    except BisectorError as exc:
+        click.echo(f"bisector: error: {exc.one_line()}", err=True)
+        return exc.exit_code
+    except click.exceptions.Abort:
+        click.echo("bisector: interrupted", err=True)
+        return EXIT_INTERRUPTED
+    except KeyboardInterrupt:
+        click.echo("bisector: interrupted", err=True)
+        return EXIT_INTERRUPTED
+    except click.ClickException as exc:
+        exc.show()
+        return EXIT_USAGE if exc.exit_code == 2 else exc.exit_code
+    except click.exceptions.Exit as exc:
+        return exc.exit_code
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,222 @@
+"""Everything bisector asks of git, in one place.
+
+This is the only module that imports GitPython, and it does so lazily: `import git` runs git at
+import time, and the pytest plugin must cost nothing when tracking is off. Ranges are listed
+with one `git rev-list`/`git log` call and parsed here, never walked object by object, and every
+`Repo` is closed (GitPython keeps `git cat-file` processes alive per instance).
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from .errors import GitError
+from .model import CommitInfo
+
+if TYPE_CHECKING:
+    import git
+
+EXCLUDE_PATTERN = ".bisector/"
+_FIELD = "\x1f"
+_RECORD = "\x1e"
+_LOG_FORMAT = _FIELD.join(["%H", "%P", "%an", "%ae", "%ct", "%s"]) + _RECORD
+
+
+@dataclass(frozen=True, slots=True)
+class WorkingState:
+    """What the checkout is at: the commit, the branch (None when detached) and dirtiness."""
+
+    sha: str
+    branch: str | None
+    dirty: bool
+
+
+def _import_git() -> Any:
+    os.environ.setdefault("GIT_PYTHON_REFRESH", "quiet")
+    try:
+        import git
+    except ImportError as exc:  # pragma: no cover - git is a hard dependency
+        raise GitError("GitPython cannot be imported", hint="pip install GitPython") from exc
+    return git
+
+
+def _ignored_untracked(path: str) -> bool:
+    """Bytecode caches appear as soon as a suite imports a module; they say nothing of the code."""
+    parts = path.rstrip("/").split("/")
+    return "__pycache__" in parts or path.endswith((".pyc", ".pyo"))
+
+
+def parse_status(output: str) -> tuple[str | None, str | None, bool]:
+    """Parse `git status --porcelain=v2 --branch -z` into (sha, branch, dirty).
+
+    Dirty means any staged or unstaged change to a tracked file, or an untracked file git does
+    not ignore: an untracked test or module changes what a suite does just as much.
+    """
+    sha: str | None = None
+    branch: str | None = None
+    dirty = False
+    tokens = output.split("\0")
+    i = 0
+    while i < len(tokens):
+        token = tokens[i]
+        i += 1
+        if not token:
+            continue
+        if token.startswith("# branch.oid "):
+            value = token[len("# branch.oid ") :]
+            sha = None if value == "(initial)" else value
+        elif token.startswith("# branch.head "):
+            value = token[len("# branch.head ") :]
+            branch = None if value == "(detached)" else value
+        elif token.startswith("#"):
+            continue
+        elif token.startswith("? "):
+            if not _ignored_untracked(token[2:]):
+                dirty = True
+        elif token.startswith("2 "):
+            dirty = True
+            i += 1  # a rename or copy is followed by its original path
+        elif token[0] in "1u":
+            dirty = True
+    return sha, branch, dirty
+
+
+def parse_log(output: str) -> list[CommitInfo]:
+    commits = []
+    for record in output.split(_RECORD):
+        record = record.strip("\n")
+        if not record:
+            continue
+        sha, parents, name, email, when, subject = record.split(_FIELD, 5)
+        commits.append(
+            CommitInfo(
+                sha=sha,
+                parents=tuple(parents.split()),
+                author_name=name,
+                author_email=email,
+                committed_at=int(when),
+                subject=subject,
+            )
+        )
+    return commits
+
+
+class Repository:
+    """A git checkout, opened once per use and closed with `with`."""
+
+    def __init__(self, path: str | os.PathLike[str] = ".") -> None:
+        git = _import_git()
+        self._path = Path(path)
+        try:
+            self._repo: git.Repo = git.Repo(self._path, search_parent_directories=True)
+        except (git.InvalidGitRepositoryError, git.NoSuchPathError):
+            raise GitError(
+                f"not a git repository: {self._path.resolve()}",
+                hint="run inside a git checkout or pass --repo PATH",
+            ) from None
+        if self._repo.bare:
+            self._repo.close()
+            raise GitError(f"{self._path.resolve()} is a bare repository", hint="use a checkout")
+
+    def __enter__(self) -> Repository:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def close(self) -> None:
+        self._repo.close()
+
+    def _git(self, *args: str, **kwargs: Any) -> str:
+        git = _import_git()
+        try:
+            return self._repo.git.execute(["git", *args], **kwargs)
+        except git.GitCommandError as exc:
+            stderr = (exc.stderr or "").strip().removeprefix("stderr:").strip(" '\n")
+            first = stderr.splitlines()[0] if stderr else f"git {args[0]} failed"
+            raise GitError(first, stderr=stderr) from None
+
+    @property
+    def root(self) -> Path:
+        """The working tree this checkout is (a linked worktree's own root, if it is one)."""
+        return Path(self._repo.working_tree_dir or self._path).resolve()
+
+    @property
+    def common_dir(self) -> Path:
+        return Path(self._repo.common_dir).resolve()
+
+    @property
+    def main_root(self) -> Path:
+        """The main checkout, shared by all linked worktrees: where `.bisector/` lives."""
+        common = self.common_dir
+        return common.parent if common.name == ".git" else self.root
+
+    def state(self) -> WorkingState:
+        out = self._git(
+            "status",
+            "--porcelain=v2",
+            "--branch",
+            "-z",
+            "--untracked-files=normal",
+            strip_newline_in_stdout=False,
+        )
+        sha, branch, dirty = parse_status(out)
+        if sha is None:
+            raise GitError(f"{self.root} has no commit yet", hint="commit something first")
+        return WorkingState(sha=sha, branch=branch, dirty=dirty)
+
+    def ensure_excluded(self, pattern: str = EXCLUDE_PATTERN) -> None:
+        """Keep bisector's own files out of `git status` without touching tracked files."""
+        exclude = self.common_dir / "info" / "exclude"
+        try:
+            existing = exclude.read_text(encoding="utf-8") if exclude.exists() else ""
+        except OSError:
+            return
+        lines = {line.strip() for line in existing.splitlines()}
+        if pattern in lines or f"/{pattern}" in lines:
+            return
+        exclude.parent.mkdir(parents=True, exist_ok=True)
+        sep = "" if not existing or existing.endswith("\n") else "\n"
+        with exclude.open("a", encoding="utf-8") as fh:
+            fh.write(f"{sep}/{pattern}\n")
+
+    def resolve(self, rev: str) -> str:
+        """A commit sha for a user-supplied revision, never letting it be read as an option."""
+        if not rev or rev.startswith("-"):
+            raise GitError(f"refusing revision {rev!r}", hint="a revision cannot start with '-'")
+        try:
+            return self._git(
+                "rev-parse", "--verify", "--quiet", "--end-of-options", f"{rev}^{{commit}}"
+            )
+        except GitError:
+            raise GitError(
+                f"unknown revision {rev!r}", hint="check the name with `git log --oneline`"
+            ) from None
+
+    def first_parent(
+        self, rev: str = "HEAD", *, limit: int | None = None, skip: int = 0
+    ) -> list[str]:
+        """Shas along the first-parent line from `rev`, newest first, with one rev-list call."""
+        sha = self.resolve(rev)
+        args = ["rev-list", "--first-parent"]
+        if limit is not None:
+            args.append(f"--max-count={int(limit)}")
+        if skip:
+            args.append(f"--skip={int(skip)}")
+        out = self._git(*args, sha)
+        return out.split()
+
+    def commits(self, shas: list[str]) -> dict[str, CommitInfo]:
+        """Metadata for many commits, a thousand per `git log --no-walk` call."""
+        out: dict[str, CommitInfo] = {}
+        for i in range(0, len(shas), 1000):
+            chunk = [s for s in shas[i : i + 1000] if not s.startswith("-")]
+            log = self._git("log", "--no-walk=unsorted", f"--format={_LOG_FORMAT}", *chunk, "--")
+            out.update((c.sha, c) for c in parse_log(log))
+        return out
+
+    def is_shallow(self) -> bool:
+        return self._git("rev-parse", "--is-shallow-repository") == "true"

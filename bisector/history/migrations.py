@@ -1,0 +1,77 @@
+"""Versioned schema steps. Step N takes a store from version N-1 to N, inside one transaction.
+
+Rules: a step only adds (tables, columns, indexes) or rewrites in place; nothing that holds
+history is ever dropped. A store stamped with a version newer than this code knows is refused,
+never touched.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import sqlalchemy as sa
+
+from ..errors import StoreError
+from . import schema
+
+Step = Callable[[sa.Connection], None]
+
+# version -> step from version-1; version 1 is the initial schema, created from `schema`.
+STEPS: dict[int, Step] = {}
+
+_MANAGED = {"runs", "tests", "results", "commits"}
+
+
+def read_version(conn: sa.Connection) -> int | None:
+    """The stamped version, or None for an empty database."""
+    inspector = sa.inspect(conn)
+    if not inspector.has_table(schema.meta.name):
+        if _MANAGED & set(inspector.get_table_names()):
+            raise StoreError(
+                "the database holds tables but no bisector schema version",
+                hint="point --history-db at a bisector store or an empty database",
+            )
+        return None
+    row = conn.execute(
+        sa.select(schema.meta.c.value).where(schema.meta.c.key == "schema_version")
+    ).first()
+    if row is None:
+        raise StoreError("the store has no schema version", hint="restore it from a backup")
+    return int(row[0])
+
+
+def _stamp(conn: sa.Connection, version: int, *, insert: bool) -> None:
+    if insert:
+        conn.execute(schema.meta.insert().values(key="schema_version", value=str(version)))
+    else:
+        conn.execute(
+            schema.meta.update()
+            .where(schema.meta.c.key == "schema_version")
+            .values(value=str(version))
+        )
+
+
+def check_supported(version: int, location: str) -> None:
+    if version > schema.SCHEMA_VERSION:
+        raise StoreError(
+            f"{location} was written by a newer bisector (schema v{version}; "
+            f"this one reads up to v{schema.SCHEMA_VERSION})",
+            hint="upgrade bisector (pip install -U bisector) or choose another store "
+            "with --history-db",
+            location=location,
+        )
+
+
+def upgrade(conn: sa.Connection, location: str) -> int:
+    """Create or migrate the schema; the caller holds the store's write lock."""
+    version = read_version(conn)
+    if version is None:
+        schema.metadata.create_all(conn)
+        _stamp(conn, schema.SCHEMA_VERSION, insert=True)
+        return schema.SCHEMA_VERSION
+    check_supported(version, location)
+    for target in range(version + 1, schema.SCHEMA_VERSION + 1):
+        STEPS[target](conn)
+    if version != schema.SCHEMA_VERSION:
+        _stamp(conn, schema.SCHEMA_VERSION, insert=False)
+    return schema.SCHEMA_VERSION

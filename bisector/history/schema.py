@@ -1,0 +1,73 @@
+"""The history schema, as SQLAlchemy Core tables (portable: SQLite by default, PostgreSQL later).
+
+A fresh store is created from these tables and stamped with `SCHEMA_VERSION`; an older store is
+brought forward by the steps in `migrations.py`. History is never dropped by a migration.
+"""
+
+from __future__ import annotations
+
+import sqlalchemy as sa
+
+SCHEMA_VERSION = 1
+
+metadata = sa.MetaData()
+
+meta = sa.Table(
+    "bisector_meta",
+    metadata,
+    sa.Column("key", sa.String(64), primary_key=True),
+    sa.Column("value", sa.String(200), nullable=False),
+)
+
+commits = sa.Table(
+    "commits",
+    metadata,
+    sa.Column("sha", sa.String(64), primary_key=True),
+    sa.Column("parents", sa.Text, nullable=False, default=""),
+    sa.Column("author_name", sa.Text, nullable=False, default=""),
+    sa.Column("author_email", sa.Text, nullable=False, default=""),
+    sa.Column("committed_at", sa.BigInteger, nullable=False, default=0),
+    sa.Column("subject", sa.Text, nullable=False, default=""),
+)
+
+runs = sa.Table(
+    "runs",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("sha", sa.String(64), nullable=False),
+    sa.Column("dirty", sa.Boolean, nullable=False),
+    sa.Column("branch", sa.Text),
+    sa.Column("env_key", sa.String(32), nullable=False),
+    sa.Column("fingerprint", sa.String(32), nullable=False),
+    sa.Column("python", sa.String(64), nullable=False),
+    sa.Column("platform", sa.String(64), nullable=False),
+    sa.Column("deps_hash", sa.String(128), nullable=False),
+    sa.Column("trigger", sa.String(16), nullable=False),
+    sa.Column("host", sa.Text, nullable=False),
+    sa.Column("started_at", sa.Float, nullable=False),
+    sa.Column("finished_at", sa.Float, nullable=False),
+    sa.Column("exit_status", sa.Integer),
+    sa.Index("ix_runs_sha_env", "sha", "env_key"),
+)
+
+tests = sa.Table(
+    "tests",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("nodeid", sa.Text, nullable=False, unique=True),
+    sa.Column("file", sa.Text, nullable=False),
+)
+
+results = sa.Table(
+    "results",
+    metadata,
+    sa.Column("run_id", sa.Integer, sa.ForeignKey("runs.id"), primary_key=True),
+    sa.Column("test_id", sa.Integer, sa.ForeignKey("tests.id"), primary_key=True),
+    sa.Column("outcome", sa.String(16), nullable=False),
+    sa.Column("duration", sa.Float, nullable=False, default=0.0),
+    sa.Column("signature", sa.String(32)),
+    sa.Column("message", sa.Text),
+    sa.Column("reruns", sa.Integer, nullable=False, default=0),
+    sa.Column("phase", sa.String(16), nullable=False, default="call"),
+    sa.Index("ix_results_test_run", "test_id", "run_id"),
+)

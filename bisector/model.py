@@ -1,0 +1,135 @@
+"""Plain, frozen records shared by every layer; no I/O here."""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass, field
+
+
+class Outcome(enum.StrEnum):
+    """A test's final outcome in one run, in pytest's vocabulary plus `untestable`.
+
+    `untestable` is the bisection's "could not tell" (collection or build failure, timeout):
+    it never counts as bad.
+    """
+
+    PASSED = "passed"
+    FAILED = "failed"
+    ERROR = "error"
+    SKIPPED = "skipped"
+    XFAILED = "xfailed"
+    XPASSED = "xpassed"
+    UNTESTABLE = "untestable"
+
+    @property
+    def is_good(self) -> bool:
+        return self is Outcome.PASSED
+
+    @property
+    def is_bad(self) -> bool:
+        return self in (Outcome.FAILED, Outcome.ERROR)
+
+
+class Trigger(enum.StrEnum):
+    """What started a run; probes and nightly runs are ordinary runs with another label."""
+
+    PYTEST = "pytest"
+    PROBE = "probe"
+    NIGHTLY = "nightly"
+    IMPORT = "import"
+
+
+@dataclass(frozen=True, slots=True)
+class CommitInfo:
+    sha: str
+    parents: tuple[str, ...]
+    author_name: str
+    author_email: str
+    committed_at: int
+    subject: str
+
+    @property
+    def short(self) -> str:
+        return self.sha[:10]
+
+
+@dataclass(frozen=True, slots=True)
+class Environment:
+    """What makes two runs the same experiment.
+
+    `key` (interpreter and platform) decides which runs are comparable across commits;
+    `fingerprint` adds the dependency hash and decides whether a stored result may stand in for a
+    new run of the same commit.
+    """
+
+    python: str
+    platform: str
+    deps_hash: str
+    key: str
+    fingerprint: str
+
+
+@dataclass(frozen=True, slots=True)
+class TestResult:
+    __test__ = False  # not a pytest test class
+
+    nodeid: str
+    outcome: Outcome
+    duration: float = 0.0
+    signature: str | None = None
+    message: str | None = None
+    reruns: int = 0
+    phase: str = "call"
+
+    @property
+    def file(self) -> str:
+        return self.nodeid.split("::", 1)[0]
+
+
+@dataclass(frozen=True, slots=True)
+class Run:
+    sha: str
+    dirty: bool
+    branch: str | None
+    environment: Environment
+    trigger: Trigger
+    host: str
+    started_at: float
+    finished_at: float
+    exit_status: int | None
+    results: tuple[TestResult, ...] = field(default=())
+    id: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Regression:
+    """A test failing at HEAD that passed at `last_good`, first seen failing at `first_bad`."""
+
+    nodeid: str
+    last_good: str
+    first_bad: str
+    # commits after last_good up to and including first_bad: what a bisection must search
+    candidates: int
+    outcome: Outcome
+    signature: str | None = None
+    message: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class RegressionReport:
+    head: str
+    env_key: str | None
+    window: list[str]
+    regressions: list[Regression]
+    commits: dict[str, CommitInfo] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True)
+class Grid:
+    """Outcomes per test and commit along the first-parent line, for `bisector history`."""
+
+    commits: list[CommitInfo]  # newest first
+    tests: list[str]
+    # (nodeid, sha) -> outcomes of the clean runs there, newest first
+    cells: dict[tuple[str, str], list[str]]
+    runs: dict[str, int]  # sha -> clean runs recorded there

@@ -1,0 +1,239 @@
+"""pytest plugin: `pytest --track-history` records every test's outcome against the commit.
+
+Kept thin and cheap. With tracking off, only the options below are registered: nothing from
+git, SQLAlchemy or rich is imported. With tracking on, the controller (never an xdist worker,
+whose reports reach the controller anyway) keeps one small tuple per test, and a recorder
+process started at configure time does the git and database work beside the session
+(see `bisector.recorder` and docs/adr/0002).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from .signature import crash_line_from_text, short_message, signature
+
+RECORDER_TIMEOUT_S = 300.0
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    group = parser.getgroup("bisector", "regression history (bisector)")
+    group.addoption(
+        "--track-history",
+        action="store_true",
+        default=None,
+        dest="track_history",
+        help="record every test's outcome against the current git commit (bisector).",
+    )
+    group.addoption(
+        "--history-db",
+        metavar="URL",
+        default=None,
+        dest="history_db",
+        help="history store: a file path or SQLAlchemy URL "
+        "(default: .bisector/history.db in the repository; env BISECTOR_DB).",
+    )
+    parser.addini("track_history", type="bool", default=False, help="always --track-history.")
+    parser.addini("history_db", default="", help="history store path or SQLAlchemy URL.")
+
+
+def _is_xdist_worker(config: pytest.Config) -> bool:
+    return hasattr(config, "workerinput")
+
+
+def _tracking(config: pytest.Config) -> bool:
+    flag = config.getoption("track_history")
+    return bool(flag) if flag is not None else bool(config.getini("track_history"))
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    if _is_xdist_worker(config) or not _tracking(config):
+        return
+    config.pluginmanager.register(HistoryRecorder(config), "bisector-recorder")
+
+
+class _Test:
+    """One test's accumulating result; `outcome` None until a phase decides it."""
+
+    __slots__ = ("duration", "message", "outcome", "phase", "reruns", "signature")
+
+    def __init__(self) -> None:
+        self.outcome: str | None = None
+        self.duration = 0.0
+        self.signature: str | None = None
+        self.message: str | None = None
+        self.reruns = 0
+        self.phase = "call"
+
+    def fail(self, outcome: str, phase: str, report: Any) -> None:
+        self.outcome = outcome
+        self.phase = phase
+        crash = _crash_line(report)
+        self.signature = signature(crash)
+        self.message = short_message(crash)
+
+    def row(self, nodeid: str) -> list[Any]:
+        return [
+            nodeid,
+            self.outcome,
+            round(self.duration, 6),
+            self.signature,
+            self.message,
+            self.reruns,
+            self.phase,
+        ]
+
+
+def _crash_line(report: Any) -> str:
+    longrepr = report.longrepr
+    crash = getattr(longrepr, "reprcrash", None)
+    if crash is not None and getattr(crash, "message", None):
+        return str(crash.message)
+    return crash_line_from_text(str(longrepr)) if longrepr is not None else ""
+
+
+def _skip_reason(report: Any) -> str | None:
+    if hasattr(report, "wasxfail"):
+        return short_message(str(report.wasxfail)) or None
+    longrepr = report.longrepr
+    if isinstance(longrepr, tuple) and len(longrepr) == 3:
+        return short_message(str(longrepr[2]).removeprefix("Skipped: "))
+    return None
+
+
+class HistoryRecorder:
+    """Collects the session's outcomes (controller only) and hands them to the recorder."""
+
+    def __init__(self, config: pytest.Config) -> None:
+        self.config = config
+        self.started_at = time.time()
+        self.tests: dict[str, _Test] = {}
+        self.notice: str | None = None
+        history_db = config.getoption("history_db") or config.getini("history_db") or None
+        self._proc = self._spawn(config.invocation_params.dir, history_db)
+
+    @staticmethod
+    def _spawn(invocation_dir: Path, history_db: str | None) -> subprocess.Popen[str]:
+        package_parent = str(Path(__file__).resolve().parent.parent)
+        env = dict(os.environ)
+        env["PYTHONPATH"] = os.pathsep.join(filter(None, [package_parent, env.get("PYTHONPATH")]))
+        cmd = [sys.executable, "-m", "bisector.recorder", "--invocation-dir", str(invocation_dir)]
+        if history_db:
+            cmd += ["--history-db", str(history_db)]
+        return subprocess.Popen(
+            cmd,
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+            env=env,
+            cwd=str(invocation_dir),
+        )
+
+    # -- collecting ---------------------------------------------------------------------------
+
+    def pytest_collectreport(self, report: pytest.CollectReport) -> None:
+        if report.failed:
+            test = self.tests.setdefault(report.nodeid, _Test())
+            test.fail("error", "collect", report)
+        elif report.skipped:
+            test = self.tests.setdefault(report.nodeid, _Test())
+            test.outcome, test.phase, test.message = "skipped", "collect", _skip_reason(report)
+
+    def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
+        test = self.tests.get(report.nodeid)
+        if test is None:
+            test = self.tests[report.nodeid] = _Test()
+        if report.outcome == "rerun":  # pytest-rerunfailures: this attempt failed, another follows
+            test.reruns += 1
+            test.outcome, test.duration, test.phase = None, 0.0, "call"
+            test.signature = test.message = None
+            return
+        test.duration += report.duration
+        when = report.when
+        if report.passed:
+            if when == "call":
+                test.outcome = "xpassed" if hasattr(report, "wasxfail") else "passed"
+        elif report.failed:
+            if when == "call":
+                test.fail("failed", "call", report)
+            elif when == "setup":
+                test.fail("error", "setup", report)
+            elif test.outcome not in ("failed", "error"):
+                # The body passed (or skipped) but teardown broke: the test as a whole did not.
+                test.fail("error", "teardown", report)
+        elif report.skipped:
+            test.outcome = "xfailed" if hasattr(report, "wasxfail") else "skipped"
+            test.phase = when
+            test.message = _skip_reason(report)
+
+    # -- recording ----------------------------------------------------------------------------
+
+    @pytest.hookimpl(trylast=True)
+    def pytest_sessionfinish(
+        self, session: pytest.Session, exitstatus: int | pytest.ExitCode
+    ) -> None:
+        rows = [t.row(nodeid) for nodeid, t in self.tests.items() if t.outcome is not None]
+        payload = {
+            "protocol": 1,
+            "trigger": "pytest",
+            "started_at": self.started_at,
+            "finished_at": time.time(),
+            "exit_status": int(exitstatus),
+            "results": rows,
+        }
+        self.notice = self._finish(json.dumps(payload))
+
+    def _finish(self, payload: str) -> str:
+        proc = self._proc
+        try:
+            out, err = proc.communicate(payload, timeout=RECORDER_TIMEOUT_S)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.communicate()
+            return (
+                f"warning: the history store did not answer in {RECORDER_TIMEOUT_S:.0f}s; "
+                "nothing recorded"
+            )
+        except OSError as exc:
+            return f"warning: the recorder process failed ({exc}); nothing recorded"
+        answer = _last_json(out)
+        if answer is None:
+            last = (err.strip().splitlines() or [f"exit status {proc.returncode}"])[-1]
+            return f"warning: the recorder process failed ({last}); nothing recorded"
+        if not answer.get("ok"):
+            return f"warning: {answer.get('message', 'nothing recorded')}"
+        dirty = " (dirty: not evidence for bisection)" if answer.get("dirty") else ""
+        return (
+            f"recorded {answer['recorded']} results for {answer['sha'][:10]}{dirty} "
+            f"in {answer['location']}"
+        )
+
+    def pytest_terminal_summary(self, terminalreporter: Any) -> None:
+        if self.notice:
+            warn = self.notice.startswith("warning")
+            terminalreporter.write_line(f"bisector: {self.notice}", yellow=warn)
+
+    def pytest_unconfigure(self, config: pytest.Config) -> None:
+        if self._proc.poll() is None:  # the session ended before sessionfinish: record nothing
+            self._proc.kill()
+            self._proc.communicate()
+
+
+def _last_json(text: str) -> dict[str, Any] | None:
+    for line in reversed(text.strip().splitlines()):
+        try:
+            value = json.loads(line)
+        except ValueError:
+            continue
+        if isinstance(value, dict):
+            return value
+    return None

@@ -1,0 +1,133 @@
+"""Read-side assembly: git's first-parent line joined with the store, for commands to show.
+
+`regressions_at_head` is the detection auto-bisect and `find-break` start from; `history_grid`
+is what `bisector history` draws. Both read only clean runs (dirty runs are never evidence).
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+from .gitrepo import Repository
+from .history import HistoryStore, ResultRow
+from .model import Grid, Outcome, RegressionReport
+from .regressions import detect
+
+_PAGE = 512
+
+
+@dataclass(frozen=True, slots=True)
+class Window:
+    head: str
+    shas: list[str]  # HEAD first, then up to `lookback` older tracked commits
+    positions: dict[str, int]  # distance from HEAD along the first-parent line
+
+
+def tracked_window(repo: Repository, tracked: set[str], lookback: int, rev: str = "HEAD") -> Window:
+    """HEAD and the `lookback` newest tracked commits before it on the first-parent line.
+
+    The line is read in growing pages so a long history is never listed whole.
+    """
+    head = repo.resolve(rev)
+    shas, positions = [head], {head: 0}
+    skip, page = 0, _PAGE
+    while len(shas) <= lookback:
+        chunk = repo.first_parent(head, limit=page, skip=skip)
+        for offset, sha in enumerate(chunk):
+            if sha in tracked and sha != head:
+                shas.append(sha)
+                positions[sha] = skip + offset
+                if len(shas) > lookback:
+                    break
+        if len(chunk) < page:
+            break
+        skip += page
+        page *= 2
+    return Window(head=head, shas=shas, positions=positions)
+
+
+def _latest_per_test(rows: Iterable[ResultRow]) -> dict[str, ResultRow]:
+    latest: dict[str, ResultRow] = {}
+    for row in rows:
+        have = latest.get(row.nodeid)
+        if have is None or (row.started_at, row.run_id) > (have.started_at, have.run_id):
+            latest[row.nodeid] = row
+    return latest
+
+
+def regressions_at_head(
+    repo: Repository, store: HistoryStore, lookback: int, rev: str = "HEAD"
+) -> RegressionReport:
+    """Tests failing at HEAD (their latest clean result there) that passed within the window.
+
+    Only runs in the environment of HEAD's latest clean run are compared.
+    """
+    head = repo.resolve(rev)
+    latest_run = store.latest_clean_run(head)
+    if latest_run is None:
+        return RegressionReport(head=head, env_key=None, window=[head], regressions=[])
+    env_key = latest_run.env_key
+    at_head = _latest_per_test(store.results_at([head], env_key=env_key))
+    failing = {
+        nodeid: (Outcome(row.outcome), row.signature, row.message)
+        for nodeid, row in at_head.items()
+        if Outcome(row.outcome).is_bad
+    }
+    if not failing:
+        return RegressionReport(head=head, env_key=env_key, window=[head], regressions=[])
+    window = tracked_window(repo, store.tracked_shas(env_key=env_key), lookback, head)
+    test_ids = {at_head[n].test_id for n in failing}
+    observations: dict[str, dict[str, list[Outcome]]] = defaultdict(lambda: defaultdict(list))
+    for row in store.results_at(window.shas[1:], env_key=env_key, test_ids=test_ids):
+        observations[row.nodeid][row.sha].append(Outcome(row.outcome))
+    found = detect(window.shas, window.positions, observations, failing)
+    wanted = {r.last_good for r in found} | {r.first_bad for r in found}
+    return RegressionReport(
+        head=head,
+        env_key=env_key,
+        window=window.shas,
+        regressions=found,
+        commits=repo.commits(sorted(wanted)),
+    )
+
+
+def select_tests(known: Iterable[str], patterns: Iterable[str]) -> list[str]:
+    """Tests named exactly, or every test under a named file, class or directory prefix."""
+    patterns = [p.rstrip("/") for p in patterns]
+    if not patterns:
+        return sorted(known)
+    out = []
+    for nodeid in known:
+        for p in patterns:
+            if nodeid == p or nodeid.startswith((p + "::", p + "/", p + "[")):
+                out.append(nodeid)
+                break
+    return sorted(out)
+
+
+def history_grid(
+    repo: Repository, store: HistoryStore, patterns: Iterable[str], limit: int, rev: str = "HEAD"
+) -> Grid:
+    patterns = list(patterns)
+    shas = repo.first_parent(rev, limit=limit)
+    infos = repo.commits(shas)
+    known = store.tests()
+    names = select_tests(known, patterns)
+    ids = None if not patterns else [known[n] for n in names]
+    rows = store.results_at(shas, test_ids=ids)
+    rows.sort(key=lambda r: (r.started_at, r.run_id), reverse=True)
+    cells: dict[tuple[str, str], list[str]] = defaultdict(list)
+    run_ids: dict[str, set[int]] = defaultdict(set)
+    seen_tests: set[str] = set()
+    for row in rows:
+        cells[(row.nodeid, row.sha)].append(row.outcome)
+        run_ids[row.sha].add(row.run_id)
+        seen_tests.add(row.nodeid)
+    return Grid(
+        commits=[infos[s] for s in shas if s in infos],
+        tests=[n for n in names if n in seen_tests],
+        cells=dict(cells),
+        runs={sha: len(ids_) for sha, ids_ in run_ids.items()},
+    )

@@ -1,0 +1,126 @@
+"""The recorder process that writes a pytest session's results beside the session.
+
+Started by the plugin when the session is configured, it reads the git state, fingerprints the
+environment and opens the store (importing git and SQLAlchemy) on another core while the tests
+run; at session end it receives the results on stdin, writes them in one transaction and answers
+with one JSON line. This keeps the plugin's cost in the session to a spawn and a JSON dump.
+
+If stdin closes with nothing on it (the session was killed), nothing is recorded.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import socket
+import sys
+from pathlib import Path
+from typing import Any
+
+from . import environment
+from .config import load_settings
+from .errors import BisectorError, GitError
+from .model import Outcome, Run, TestResult, Trigger
+
+PROTOCOL = 1
+
+
+class Prepared:
+    def __init__(self, invocation_dir: Path, history_db: str | None) -> None:
+        from .gitrepo import Repository
+        from .history import HistoryStore
+
+        self.repo = Repository(invocation_dir)
+        try:
+            self.repo.ensure_excluded()
+            self.state = self.repo.state()
+            root = self.repo.main_root
+            settings = load_settings(root, history_db=history_db, cwd=invocation_dir)
+            self.environment = environment.current(self.repo.root)
+            self.commit = self.repo.commits([self.state.sha]).get(self.state.sha)
+            self.store = HistoryStore.open(settings.store_url(root))
+        except BaseException:
+            self.repo.close()
+            raise
+
+    def close(self) -> None:
+        self.store.close()
+        self.repo.close()
+
+    def record(self, payload: dict[str, Any]) -> dict[str, Any]:
+        results = tuple(
+            TestResult(
+                nodeid=nodeid,
+                outcome=Outcome(outcome),
+                duration=float(duration),
+                signature=sig,
+                message=message,
+                reruns=int(reruns),
+                phase=phase,
+            )
+            for nodeid, outcome, duration, sig, message, reruns, phase in payload["results"]
+        )
+        run = Run(
+            sha=self.state.sha,
+            dirty=self.state.dirty,
+            branch=self.state.branch,
+            environment=self.environment,
+            trigger=Trigger(payload.get("trigger", "pytest")),
+            host=socket.gethostname(),
+            started_at=float(payload["started_at"]),
+            finished_at=float(payload["finished_at"]),
+            exit_status=payload.get("exit_status"),
+            results=results,
+        )
+        run_id = self.store.record_run(run, commits=[self.commit] if self.commit else [])
+        return {
+            "ok": True,
+            "run_id": run_id,
+            "recorded": len({r.nodeid for r in results}),
+            "sha": self.state.sha,
+            "dirty": self.state.dirty,
+            "location": self.store.location,
+        }
+
+
+def serve(invocation_dir: Path, history_db: str | None, stdin: Any, stdout: Any) -> int:
+    prepared: Prepared | None = None
+    problem: dict[str, Any] | None = None
+    try:
+        prepared = Prepared(invocation_dir, history_db)
+    except GitError as exc:
+        problem = {"ok": False, "skip": True, "message": f"{exc.one_line()}; nothing recorded"}
+    except BisectorError as exc:
+        problem = {"ok": False, "message": f"{exc.one_line()}; nothing recorded"}
+    try:
+        raw = stdin.read()
+        if not raw.strip():
+            return 0
+        if problem is None:
+            assert prepared is not None
+            payload = json.loads(raw)
+            if payload.get("protocol") != PROTOCOL:
+                problem = {"ok": False, "message": "plugin and recorder versions differ"}
+            else:
+                try:
+                    problem = prepared.record(payload)
+                except BisectorError as exc:
+                    problem = {"ok": False, "message": f"{exc.one_line()}; nothing recorded"}
+        stdout.write(json.dumps(problem) + "\n")
+        stdout.flush()
+        return 0
+    finally:
+        if prepared is not None:
+            prepared.close()
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m bisector.recorder")
+    parser.add_argument("--invocation-dir", type=Path, required=True)
+    parser.add_argument("--history-db", default=None)
+    args = parser.parse_args(argv)
+    return serve(args.invocation_dir, args.history_db, sys.stdin, sys.stdout)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,1 @@
+"""Rendering: history and bisection results as terminal text and JSON. Imports only `model`."""

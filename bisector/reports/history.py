@@ -1,0 +1,186 @@
+"""`bisector history` and `bisector regressions`, for people (rich) and machines (JSON)."""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Any
+
+from rich.console import Console
+from rich.table import Table
+from rich.text import Text
+
+from ..model import CommitInfo, Grid, Outcome, RegressionReport
+
+GLYPHS: dict[str, tuple[str, str]] = {
+    "passed": ("✓", "green"),
+    "failed": ("✗", "bold red"),
+    "error": ("E", "bold red"),
+    "skipped": ("s", "dim"),
+    "xfailed": ("x", "dim"),
+    "xpassed": ("X", "yellow"),
+    "untestable": ("?", "magenta"),
+}
+FLAKY = ("~", "bold yellow")
+NOT_RUN = ("·", "dim")
+MAX_TEST_COLUMNS = 24
+
+
+def cell(outcomes: list[str] | None) -> tuple[str, str]:
+    """One glyph for a commit's outcomes of one test: disagreeing runs show as flaky."""
+    if not outcomes:
+        return NOT_RUN
+    kinds = {Outcome(o) for o in outcomes}
+    if any(k.is_good for k in kinds) and any(k.is_bad for k in kinds):
+        return FLAKY
+    return GLYPHS[outcomes[0]]
+
+
+def _date(ts: int) -> str:
+    return dt.datetime.fromtimestamp(ts, tz=dt.UTC).strftime("%Y-%m-%d")
+
+
+def _clip(text: str, width: int) -> str:
+    return text if len(text) <= width else text[: width - 1] + "…"
+
+
+def interesting_tests(grid: Grid) -> list[str]:
+    """Tests whose outcome is not a plain pass somewhere in the window: the ones to look at."""
+    out = []
+    for nodeid in grid.tests:
+        for c in grid.commits:
+            outcomes = grid.cells.get((nodeid, c.sha))
+            if outcomes and set(outcomes) != {"passed"}:
+                out.append(nodeid)
+                break
+    return out
+
+
+def render_grid(grid: Grid, console: Console, *, named: bool) -> None:
+    columns = grid.tests if named else interesting_tests(grid)
+    hidden = max(0, len(columns) - MAX_TEST_COLUMNS)
+    columns = columns[:MAX_TEST_COLUMNS]
+    table = Table(box=None, pad_edge=False, header_style="bold", show_edge=False)
+    table.add_column("commit", style="cyan", no_wrap=True)
+    table.add_column("date", no_wrap=True)
+    table.add_column("subject", no_wrap=True, max_width=40)
+    table.add_column("runs", justify="right")
+    table.add_column("tests", no_wrap=True)
+    for i, _ in enumerate(columns, 1):
+        table.add_column(f"T{i}", justify="center", no_wrap=True)
+    for c in grid.commits:
+        counts: dict[str, int] = {}
+        for nodeid in grid.tests:
+            outcomes = grid.cells.get((nodeid, c.sha))
+            if outcomes:
+                counts[outcomes[0]] = counts.get(outcomes[0], 0) + 1
+        summary = Text()
+        for outcome, (glyph, style) in GLYPHS.items():
+            if counts.get(outcome):
+                summary.append(f"{counts[outcome]}{glyph} ", style=style)
+        glyphs = [Text(*cell(grid.cells.get((n, c.sha)))) for n in columns]
+        runs = grid.runs.get(c.sha, 0)
+        table.add_row(
+            c.sha[:10],
+            _date(c.committed_at),
+            _clip(c.subject, 40),
+            str(runs) if runs else "·",
+            summary if counts else Text("not tracked", style="dim"),
+            *glyphs,
+        )
+    console.print(table)
+    if columns:
+        console.print()
+        for i, nodeid in enumerate(columns, 1):
+            console.print(f"  T{i} = {nodeid}", highlight=False, soft_wrap=True)
+    if hidden:
+        console.print(f"  ({hidden} more tests; name them to see their columns)", style="dim")
+    elif not named and grid.tests and not columns:
+        console.print(f"  every one of {len(grid.tests)} tests passed wherever it ran", style="dim")
+    legend = "  ".join(f"{g} {o}" for o, (g, _) in GLYPHS.items())
+    console.print(
+        f"  {legend}  {FLAKY[0]} flaky  {NOT_RUN[0]} not run", style="dim", highlight=False
+    )
+
+
+def grid_json(grid: Grid) -> dict[str, Any]:
+    return {
+        "tests": grid.tests,
+        "commits": [
+            {
+                **commit_json(c),
+                "runs": grid.runs.get(c.sha, 0),
+                "results": {
+                    n: grid.cells[(n, c.sha)] for n in grid.tests if (n, c.sha) in grid.cells
+                },
+            }
+            for c in grid.commits
+        ],
+    }
+
+
+def commit_json(c: CommitInfo | None, sha: str | None = None) -> dict[str, Any]:
+    if c is None:
+        return {"sha": sha}
+    return {
+        "sha": c.sha,
+        "subject": c.subject,
+        "author": c.author_name,
+        "author_email": c.author_email,
+        "committed_at": _iso(c.committed_at),
+    }
+
+
+def _iso(ts: int) -> str:
+    return dt.datetime.fromtimestamp(ts, tz=dt.UTC).isoformat()
+
+
+def regressions_json(report: RegressionReport, lookback: int) -> dict[str, Any]:
+    return {
+        "head": report.head,
+        "lookback": lookback,
+        "tracked_commits_in_window": len(report.window),
+        "regressions": [
+            {
+                "test": r.nodeid,
+                "outcome": str(r.outcome),
+                "last_good": commit_json(report.commits.get(r.last_good), r.last_good),
+                "first_bad": commit_json(report.commits.get(r.first_bad), r.first_bad),
+                "candidates": r.candidates,
+                "signature": r.signature,
+                "message": r.message,
+            }
+            for r in report.regressions
+        ],
+    }
+
+
+def render_regressions(report: RegressionReport, console: Console, lookback: int) -> None:
+    if report.env_key is None:
+        console.print(
+            f"no clean tracked run at HEAD ({report.head[:10]}): "
+            "run `pytest --track-history` on a clean checkout first"
+        )
+        return
+    if not report.regressions:
+        console.print(
+            f"no regressions at {report.head[:10]}: nothing fails there that passed within "
+            f"the last {lookback} tracked commits"
+        )
+        return
+    table = Table(box=None, pad_edge=False, header_style="bold", show_edge=False)
+    table.add_column("test", overflow="fold")
+    table.add_column("last good", style="green", no_wrap=True)
+    table.add_column("first bad", style="red", no_wrap=True)
+    table.add_column("to search", justify="right")
+    table.add_column("failure", overflow="fold", max_width=60)
+    for r in report.regressions:
+        table.add_row(
+            r.nodeid,
+            r.last_good[:10],
+            r.first_bad[:10],
+            str(r.candidates),
+            f"{r.outcome}: {r.message or ''}",
+        )
+    n = len(report.regressions)
+    console.print(f"{n} regression{'s' if n != 1 else ''} at {report.head[:10]}:", style="bold")
+    console.print(table)

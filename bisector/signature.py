@@ -1,0 +1,41 @@
+"""Failure signatures: what makes two failures "the same failure".
+
+Exception type plus the first line of its message, with memory addresses folded, hashed. Pure
+and stdlib-only: the pytest plugin computes it for every failure on the hot path.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+
+MESSAGE_LIMIT = 500
+_ADDRESS = re.compile(r"0x[0-9a-fA-F]+")
+
+
+def first_line(text: str) -> str:
+    for line in text.splitlines():
+        if line.strip():
+            return line.strip()
+    return ""
+
+
+def signature(crash_line: str) -> str:
+    """Hash of `ExcType: first message line`, stable across runs and memory layouts."""
+    line = _ADDRESS.sub("0x?", first_line(crash_line))
+    exc_type, _, message = line.partition(":")
+    return hashlib.sha1(f"{exc_type.strip()}\0{message.strip()}".encode()).hexdigest()[:16]
+
+
+def short_message(text: str) -> str:
+    line = first_line(text)
+    return line if len(line) <= MESSAGE_LIMIT else line[: MESSAGE_LIMIT - 1] + "…"
+
+
+def crash_line_from_text(text: str) -> str:
+    """The `E   Exc: msg` line of a rendered traceback, else its last non-empty line."""
+    lines = [line for line in text.splitlines() if line.strip()]
+    for line in lines:
+        if line.startswith("E   "):
+            return line[4:].strip()
+    return lines[-1].strip() if lines else ""

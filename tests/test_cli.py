@@ -1,0 +1,135 @@
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from bisector.demo import build_repo
+
+from .conftest import git, query, run_cli, run_pytest
+
+
+@pytest.fixture(scope="module")
+def tracked(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, list[str]]:
+    """The demo repository (culprit at index 7 of 12), tracked at commits 0, 4, 10 and 11."""
+    path = tmp_path_factory.mktemp("cli") / "calc"
+    shas = build_repo(path, commits=12, culprit=7)
+    for i in (0, 4, 10, 11):
+        git(path, "checkout", "-q", shas[i])
+        run_pytest(path, "--track-history", "-p", "no:cacheprovider")
+    git(path, "checkout", "-q", "main")
+    return path, shas
+
+
+def test_regressions_name_last_good_and_first_bad(tracked) -> None:
+    repo, shas = tracked
+    proc = run_cli("regressions", "--json", cwd=repo)
+    assert proc.returncode == 0, proc.stderr
+    data = json.loads(proc.stdout)
+    [reg] = data["regressions"]
+    assert reg["test"] == "tests/test_calc.py::test_add_negative"
+    assert reg["last_good"]["sha"] == shas[4] and reg["first_bad"]["sha"] == shas[10]
+    assert reg["candidates"] == 6 and reg["outcome"] == "failed"
+    assert reg["first_bad"]["subject"] == "Update notes (10)"
+    assert "assert 0 == -5" in reg["message"]
+    text = run_cli("regressions", cwd=repo).stdout
+    assert "1 regression at" in text and shas[4][:10] in text and shas[10][:10] in text
+
+
+def test_lookback_counts_tracked_commits(tracked) -> None:
+    repo, shas = tracked
+    # HEAD and one tracked commit before it (both failing): no pass in reach
+    assert json.loads(run_cli("regressions", "--json", "--lookback", "1", cwd=repo).stdout)[
+        "regressions"] == []
+    data = json.loads(run_cli("regressions", "--json", "--lookback", "2", cwd=repo).stdout)
+    assert data["regressions"][0]["last_good"]["sha"] == shas[4]
+    env = {"BISECTOR_LOOKBACK": "1"}
+    assert json.loads(run_cli("regressions", "--json", cwd=repo, env=env).stdout)[
+        "regressions"] == []
+
+
+def test_history_grid_and_json(tracked) -> None:
+    repo, shas = tracked
+    proc = run_cli("history", "--limit", "12", cwd=repo)
+    assert proc.returncode == 0, proc.stderr
+    lines = proc.stdout.splitlines()
+    order = [next(i for i, line in enumerate(lines) if line.startswith(s[:10])) for s in shas]
+    assert order == sorted(order, reverse=True)  # newest first
+    assert "T1 = tests/test_calc.py::test_add_negative" in proc.stdout
+    head_line = lines[order[11]]
+    assert "2✓ 1✗" in head_line and head_line.rstrip().endswith("✗")
+    assert "not tracked" in lines[order[7]]
+    data = json.loads(run_cli("history", "--json", "-n", "3", "tests/test_calc.py::test_add",
+                              cwd=repo).stdout)
+    assert data["tests"] == ["tests/test_calc.py::test_add"]
+    assert [c["sha"] for c in data["commits"]] == [shas[11], shas[10], shas[9]]
+    assert data["commits"][0]["results"] == {"tests/test_calc.py::test_add": ["passed"]}
+    assert data["commits"][2]["results"] == {} and data["commits"][2]["runs"] == 0
+    by_file = json.loads(run_cli("history", "--json", "tests/test_calc.py", cwd=repo).stdout)
+    assert len(by_file["tests"]) == 3
+
+
+def test_dirty_failures_are_not_regressions(repo: Path) -> None:
+    from .conftest import commit
+
+    commit(repo, {"test_a.py": "def test_a():\n    pass\n"})
+    run_pytest(repo, "--track-history")
+    commit(repo, {"README": "x"})
+    run_pytest(repo, "--track-history")
+    (repo / "test_a.py").write_text("def test_a():\n    assert 0\n")
+    run_pytest(repo, "--track-history")
+    data = json.loads(run_cli("regressions", "--json", cwd=repo).stdout)
+    assert data["regressions"] == []
+
+
+def test_no_clean_run_at_head(repo: Path) -> None:
+    from .conftest import commit
+
+    commit(repo, {"a": "1"})
+    proc = run_cli("regressions", cwd=repo)
+    assert proc.returncode == 0 and "no clean tracked run at HEAD" in proc.stdout
+
+
+def test_not_a_repository_is_one_line_and_exit_2(tmp_path: Path) -> None:
+    proc = run_cli("history", cwd=tmp_path)
+    assert proc.returncode == 2
+    assert proc.stderr.count("\n") == 1 and "not a git repository" in proc.stderr
+
+
+def test_corrupt_store_is_one_line_naming_the_file(tracked, tmp_path: Path) -> None:
+    repo, _ = tracked
+    bad = tmp_path / "bad.db"
+    bad.write_bytes(b"nope" * 100)
+    proc = run_cli("regressions", "--history-db", str(bad), cwd=repo)
+    assert proc.returncode == 2
+    assert proc.stderr.count("\n") == 1 and str(bad) in proc.stderr
+    assert "move it aside" in proc.stderr
+    assert bad.read_bytes() == b"nope" * 100
+
+
+def test_newer_schema_is_refused_by_the_cli(tracked, tmp_path: Path) -> None:
+    repo, _ = tracked
+    db = tmp_path / "new.db"
+    run_cli("history", "--history-db", str(db), cwd=repo)
+    query(db, "update bisector_meta set value='5'")
+    proc = run_cli("history", "--history-db", str(db), cwd=repo)
+    assert proc.returncode == 2 and "upgrade bisector" in proc.stderr
+    assert "Traceback" not in proc.stderr
+
+
+@pytest.mark.parametrize(
+    "args",
+    [["regressions", "--lookback", "0"], ["history", "--limit", "x"], ["nope"]],
+)
+def test_bad_arguments_exit_2_without_traceback(tracked, args: list[str]) -> None:
+    repo, _ = tracked
+    proc = run_cli(*args, cwd=repo)
+    assert proc.returncode == 2 and "Traceback" not in proc.stderr
+
+
+def test_password_never_appears(tracked) -> None:
+    repo, _ = tracked
+    proc = run_cli("history", "--history-db", "postgresql+nodriver://bob:hunter2@db/h", cwd=repo)
+    assert proc.returncode == 2 and "hunter2" not in proc.stderr + proc.stdout
+    assert "bob:***@db/h" in proc.stderr

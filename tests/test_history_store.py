@@ -1,0 +1,155 @@
+from __future__ import annotations
+
+import multiprocessing
+import sqlite3
+from pathlib import Path
+
+import pytest
+import sqlalchemy as sa
+
+from bisector.errors import StoreError
+from bisector.history import HistoryStore, display_url, migrations, schema
+from bisector.model import CommitInfo, Environment, Outcome, Run, TestResult, Trigger
+
+ENV = Environment(python="cpython-3.11.7", platform="linux-x86_64", deps_hash="none",
+                  key="k1", fingerprint="f1")
+
+
+def make_run(sha: str = "a" * 40, *, dirty: bool = False, n: int = 3, started: float = 1.0,
+             outcome: Outcome = Outcome.PASSED, env: Environment = ENV) -> Run:
+    return Run(
+        sha=sha, dirty=dirty, branch="main", environment=env, trigger=Trigger.PYTEST,
+        host="h", started_at=started, finished_at=started + 1, exit_status=0,
+        results=tuple(TestResult(f"t.py::test_{i}", outcome, 0.1) for i in range(n)),
+    )
+
+
+@pytest.fixture
+def store(tmp_path: Path):
+    with HistoryStore.open(f"sqlite:///{tmp_path / 'h.db'}") as s:
+        yield s
+
+
+def test_fresh_store_is_stamped_and_in_wal_mode(store: HistoryStore, tmp_path: Path) -> None:
+    assert store.schema_version() == schema.SCHEMA_VERSION
+    with sqlite3.connect(tmp_path / "h.db") as conn:
+        assert conn.execute("pragma journal_mode").fetchone()[0] == "wal"
+
+
+def test_round_trip(store: HistoryStore) -> None:
+    commit = CommitInfo("a" * 40, ("b" * 40,), "Ann", "ann@x", 1700000000, "subject")
+    run_id = store.record_run(make_run(), commits=[commit])
+    store.record_run(make_run(dirty=True, started=5.0))
+    assert store.outcome_counts(run_id) == {"passed": 3}
+    assert store.latest_clean_run("a" * 40).id == run_id
+    assert store.tracked_shas() == {"a" * 40}
+    rows = store.results_at(["a" * 40])
+    assert {r.run_id for r in rows} == {run_id}  # the dirty run is never evidence
+    assert store.commit_infos(["a" * 40])["a" * 40] == commit
+    assert set(store.tests()) == {"t.py::test_0", "t.py::test_1", "t.py::test_2"}
+
+
+def test_results_can_be_filtered_by_environment_and_tests(store: HistoryStore) -> None:
+    other = Environment("cpython-3.12.0", "linux-x86_64", "none", "k2", "f2")
+    store.record_run(make_run(env=other))
+    store.record_run(make_run())
+    ids = store.tests()
+    rows = store.results_at(["a" * 40], env_key="k1", test_ids=[ids["t.py::test_1"]])
+    assert [(r.nodeid, r.outcome) for r in rows] == [("t.py::test_1", "passed")]
+
+
+def test_a_repeated_nodeid_is_stored_once(store: HistoryStore) -> None:
+    run = make_run(n=1)
+    run = Run(**{**{f: getattr(run, f) for f in run.__slots__}, "results": (
+        TestResult("t.py::x", Outcome.FAILED), TestResult("t.py::x", Outcome.PASSED))})
+    run_id = store.record_run(run)
+    assert store.outcome_counts(run_id) == {"passed": 1}
+
+
+def test_corrupt_file_raises_store_error_and_is_kept(tmp_path: Path) -> None:
+    db = tmp_path / "bad.db"
+    db.write_bytes(b"garbage" * 1000)
+    with pytest.raises(StoreError) as info:
+        HistoryStore.open(f"sqlite:///{db}")
+    assert str(db) in info.value.one_line() and "move it aside" in info.value.one_line()
+    assert db.read_bytes() == b"garbage" * 1000
+
+
+def test_foreign_database_is_refused(tmp_path: Path) -> None:
+    db = tmp_path / "other.db"
+    with sqlite3.connect(db) as conn:
+        conn.execute("create table runs (x)")
+    with pytest.raises(StoreError, match="no bisector schema version"):
+        HistoryStore.open(f"sqlite:///{db}")
+
+
+def test_newer_schema_is_refused(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path / 'h.db'}"
+    HistoryStore.open(url).close()
+    with sqlite3.connect(tmp_path / "h.db") as conn:
+        conn.execute("update bisector_meta set value='7'")
+    with pytest.raises(StoreError, match=r"newer bisector \(schema v7; this one reads up to v1\)"):
+        HistoryStore.open(url)
+
+
+def test_migration_steps_run_once_and_keep_history(tmp_path: Path, monkeypatch) -> None:
+    url = f"sqlite:///{tmp_path / 'h.db'}"
+    with HistoryStore.open(url) as s:
+        s.record_run(make_run())
+    calls = []
+
+    def step2(conn: sa.Connection) -> None:
+        calls.append(1)
+        conn.execute(sa.text("ALTER TABLE runs ADD COLUMN note TEXT"))
+
+    monkeypatch.setattr(schema, "SCHEMA_VERSION", 2)
+    monkeypatch.setitem(migrations.STEPS, 2, step2)
+    for _ in range(2):
+        with HistoryStore.open(url) as s:
+            assert s.schema_version() == 2
+            assert s.outcome_counts(1) == {"passed": 3}
+    assert calls == [1]
+
+
+def test_store_location_is_a_directory(tmp_path: Path) -> None:
+    with pytest.raises(StoreError, match="is a directory"):
+        HistoryStore.open(f"sqlite:///{tmp_path}")
+
+
+def test_invalid_url_and_missing_driver_are_store_errors(tmp_path: Path) -> None:
+    with pytest.raises(StoreError, match="invalid history store URL"):
+        HistoryStore.open("::::")
+    with pytest.raises(StoreError, match="install the driver"):
+        HistoryStore.open("nosuchdb://u:secret@host/db")
+
+
+def test_password_is_never_shown() -> None:
+    assert display_url("postgresql+psycopg://bob:s3cret@db/hist") == (
+        "postgresql+psycopg://bob:***@db/hist"
+    )
+    try:
+        HistoryStore.open("postgresql+nosuchdriver://bob:s3cret@db/hist")
+    except StoreError as exc:
+        assert "s3cret" not in exc.one_line()
+    else:  # pragma: no cover
+        raise AssertionError("expected a StoreError")
+
+
+def _writer(url: str, worker: int, runs: int) -> None:
+    with HistoryStore.open(url) as store:
+        for i in range(runs):
+            store.record_run(make_run(sha=f"{worker:02d}{i:038d}", n=50, started=float(i)))
+
+
+def test_concurrent_writers_never_see_database_is_locked(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path / 'h.db'}"
+    ctx = multiprocessing.get_context("spawn")
+    procs = [ctx.Process(target=_writer, args=(url, w, 15)) for w in range(4)]
+    for p in procs:
+        p.start()
+    for p in procs:
+        p.join(120)
+    assert [p.exitcode for p in procs] == [0, 0, 0, 0]
+    with HistoryStore.open(url) as store:
+        assert len(store.runs()) == 60
+        assert sum(store.outcome_counts(r.id)["passed"] for r in store.runs()) == 3000

@@ -1,0 +1,337 @@
+"""The plugin through real pytest sessions on real git repositories."""
+
+from __future__ import annotations
+
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from .conftest import commit, git, query, run_pytest
+
+MIXED = '''
+import pytest
+
+def test_pass():
+    pass
+
+def test_fail():
+    assert 1 == 2, "one is not two"
+
+@pytest.fixture
+def broken():
+    raise RuntimeError("setup boom")
+
+def test_setup_error(broken):
+    pass
+
+@pytest.mark.xfail(reason="known")
+def test_xfailed():
+    assert 0
+
+@pytest.mark.xfail(reason="fixed?")
+def test_xpassed():
+    pass
+
+def test_skipped():
+    pytest.skip("not here")
+
+@pytest.mark.parametrize("n", [1, 2, 3])
+def test_param(n):
+    assert n != 2
+'''
+
+SUMMARY = re.compile(r"(\d+) (passed|failed|errors?|skipped|xfailed|xpassed)")
+
+
+def summary_counts(stdout: str) -> dict[str, int]:
+    final = [line for line in stdout.splitlines() if re.search(r" in [\d.]+s\b", line)][-1]
+    counts: dict[str, int] = {}
+    for n, word in SUMMARY.findall(final):
+        counts["error" if word.startswith("error") else word] = int(n)
+    return counts
+
+
+def store_counts(db: Path, run_id: int | None = None) -> dict[str, int]:
+    if run_id is None:
+        run_id = query(db, "select max(id) from runs")[0][0]
+    sql = "select outcome, count(*) from results where run_id=? group by outcome"
+    return dict(query(db, sql, run_id))
+
+
+def db_of(repo: Path) -> Path:
+    return repo / ".bisector" / "history.db"
+
+
+def test_records_one_run_with_every_outcome(repo: Path) -> None:
+    sha = commit(repo, {"test_mixed.py": MIXED})
+    proc = run_pytest(repo, "--track-history")
+    assert proc.returncode == 1
+    assert f"bisector: recorded 9 results for {sha[:10]}" in proc.stdout
+    assert store_counts(db_of(repo)) == summary_counts(proc.stdout)
+    [run] = query(db_of(repo), "select sha, dirty, branch, trigger, exit_status, python, "
+                  "platform, deps_hash, host, started_at <= finished_at from runs")
+    assert run[:5] == (sha, 0, "main", "pytest", 1)
+    assert run[5].startswith("cpython-3.") and run[6].startswith(sys.platform)
+    assert run[7] == "none" and run[8] and run[9] == 1
+    rows = dict(
+        (nodeid, (outcome, phase, sig is not None, msg))
+        for nodeid, outcome, phase, sig, msg in query(
+            db_of(repo),
+            "select t.nodeid, r.outcome, r.phase, r.signature, r.message "
+            "from results r join tests t on t.id = r.test_id",
+        )
+    )
+    assert rows["test_mixed.py::test_fail"][:3] == ("failed", "call", True)
+    assert "one is not two" in rows["test_mixed.py::test_fail"][3]
+    assert rows["test_mixed.py::test_setup_error"] == (
+        "error", "setup", True, "RuntimeError: setup boom"
+    )
+    assert rows["test_mixed.py::test_xfailed"] == ("xfailed", "call", False, "known")
+    assert rows["test_mixed.py::test_xpassed"][0] == "xpassed"
+    assert rows["test_mixed.py::test_skipped"] == ("skipped", "call", False, "not here")
+    assert rows["test_mixed.py::test_param[2]"][0] == "failed"
+
+
+def test_teardown_error_is_an_error_not_a_pass(repo: Path) -> None:
+    commit(repo, {"test_td.py": '''
+import pytest
+
+@pytest.fixture
+def leaky():
+    yield
+    raise ValueError("teardown boom at 0x7f00aa")
+
+def test_body_passes(leaky):
+    pass
+'''})
+    proc = run_pytest(repo, "--track-history")
+    assert "1 passed, 1 error" in proc.stdout  # pytest counts the test twice
+    [(outcome, phase, msg)] = query(db_of(repo), "select outcome, phase, message from results")
+    assert (outcome, phase) == ("error", "teardown")
+    assert msg.startswith("ValueError: teardown boom")
+
+
+def test_collection_error_and_module_skip_are_recorded(repo: Path) -> None:
+    commit(repo, {
+        "test_ok.py": "def test_ok():\n    pass\n",
+        "test_broken.py": "import no_such_module_here\n",
+        "test_skipmod.py": "import pytest\npytest.skip('whole module', allow_module_level=True)\n",
+    })
+    proc = run_pytest(repo, "--track-history", "--continue-on-collection-errors")
+    assert store_counts(db_of(repo)) == summary_counts(proc.stdout)
+    rows = dict(query(db_of(repo), "select t.nodeid, r.outcome || ':' || r.phase from results r "
+                                   "join tests t on t.id = r.test_id"))
+    assert rows["test_broken.py"] == "error:collect"
+    assert rows["test_skipmod.py"] == "skipped:collect"
+
+
+def test_dirty_working_tree_is_flagged_and_bytecode_is_not_dirt(repo: Path) -> None:
+    commit(repo, {"test_a.py": "def test_a():\n    pass\n"})
+    run_pytest(repo, "--track-history")  # leaves __pycache__ behind
+    run_pytest(repo, "--track-history")
+    (repo / "test_a.py").write_text("def test_a():\n    assert 1\n")
+    run_pytest(repo, "--track-history")
+    git(repo, "checkout", "test_a.py")
+    (repo / "test_new.py").write_text("def test_new():\n    pass\n")
+    proc = run_pytest(repo, "--track-history")
+    assert "dirty: not evidence" in proc.stdout
+    assert [r[0] for r in query(db_of(repo), "select dirty from runs order by id")] == [0, 0, 1, 1]
+
+
+def test_store_is_excluded_from_git_without_touching_tracked_files(repo: Path) -> None:
+    commit(repo, {"test_a.py": "def test_a():\n    pass\n", ".gitignore": "*.log\n"})
+    for _ in range(2):
+        run_pytest(repo, "--track-history", "-p", "no:cacheprovider")
+    assert git(repo, "status", "--porcelain") == ""
+    exclude = (repo / ".git" / "info" / "exclude").read_text()
+    assert exclude.count("/.bisector/") == 1
+    assert (repo / ".gitignore").read_text() == "*.log\n"
+
+
+def test_detached_head_has_no_branch(repo: Path) -> None:
+    first = commit(repo, {"test_a.py": "def test_a():\n    pass\n"})
+    commit(repo, {"README": "x"})
+    git(repo, "checkout", "-q", first)
+    run_pytest(repo, "--track-history")
+    assert query(db_of(repo), "select sha, branch from runs") == [(first, None)]
+
+
+def test_xdist_records_every_result_exactly_once(repo: Path) -> None:
+    tests = "".join(f"def test_{i}():\n    assert {i} % 7\n" for i in range(40))
+    commit(repo, {"test_many.py": tests, "test_more.py": tests})
+    proc = run_pytest(repo, "--track-history", "-n", "2")
+    assert proc.returncode == 1
+    assert store_counts(db_of(repo)) == summary_counts(proc.stdout) == {"passed": 68, "failed": 12}
+    assert query(db_of(repo), "select count(*), count(distinct test_id) from results") == [(80, 80)]
+    assert query(db_of(repo), "select count(*) from runs") == [(1,)]
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        ["-x"],
+        ["-k", "not test_3"],
+        ["-p", "no:cacheprovider"],
+        ["--lf"],
+        ["-n", "2", "-x"],
+    ],
+    ids=["x", "k", "no-cacheprovider", "lf", "xdist-x"],
+)
+def test_common_options_keep_counts_exact(repo: Path, args: list[str]) -> None:
+    tests = "".join(f"def test_{i}():\n    assert {i} != 5\n" for i in range(10))
+    commit(repo, {"test_opts.py": tests})
+    run_pytest(repo)  # a plain first session, so --lf has something to choose from
+    proc = run_pytest(repo, "--track-history", *args)
+    counts = summary_counts(proc.stdout)
+    assert store_counts(db_of(repo)) == counts
+    if args == ["--lf"]:
+        assert counts == {"failed": 1}
+
+
+def test_rerun_that_passes_is_flaky_evidence_not_a_plain_pass(repo: Path) -> None:
+    commit(repo, {"test_flaky.py": '''
+import pathlib
+
+def test_flaky(tmp_path_factory):
+    marker = pathlib.Path(__file__).with_name("seen.marker")
+    if not marker.exists():
+        marker.write_text("x")
+        raise AssertionError("first attempt fails")
+
+def test_stable():
+    pass
+''', ".gitignore": "seen.marker\n"})
+    proc = run_pytest(repo, "--track-history", "--reruns", "2")
+    assert "1 rerun" in proc.stdout and "2 passed" in proc.stdout
+    rows = dict(query(db_of(repo), "select t.nodeid, r.outcome || ':' || r.reruns from results r "
+                                   "join tests t on t.id = r.test_id"))
+    assert rows == {
+        "test_flaky.py::test_flaky": "passed:1",
+        "test_flaky.py::test_stable": "passed:0",
+    }
+
+
+def test_rerun_that_keeps_failing_is_a_failure(repo: Path) -> None:
+    commit(repo, {"test_f.py": "def test_f():\n    assert False, 'always'\n"})
+    run_pytest(repo, "--track-history", "--reruns", "2", "-n", "2")
+    assert query(db_of(repo), "select outcome, reruns from results") == [("failed", 2)]
+
+
+def test_outside_git_warns_once_and_keeps_the_exit_status(tmp_path: Path) -> None:
+    (tmp_path / "test_a.py").write_text("def test_a():\n    assert 0\n")
+    proc = run_pytest(tmp_path, "--track-history")
+    assert proc.returncode == 1
+    lines = [line for line in proc.stdout.splitlines() if line.startswith("bisector:")]
+    assert len(lines) == 1 and "not a git repository" in lines[0] and "nothing recorded" in lines[0]
+    assert not (tmp_path / ".bisector").exists()
+    assert "Traceback" not in proc.stdout + proc.stderr
+
+
+def test_repository_without_commits_warns(repo: Path) -> None:
+    (repo / "test_a.py").write_text("def test_a():\n    pass\n")
+    proc = run_pytest(repo, "--track-history")
+    assert proc.returncode == 0
+    assert "has no commit yet" in proc.stdout
+
+
+def test_corrupt_store_is_a_warning_and_is_left_alone(repo: Path) -> None:
+    commit(repo, {"test_a.py": "def test_a():\n    pass\n"})
+    db = db_of(repo)
+    db.parent.mkdir()
+    db.write_bytes(b"this is not a database" * 100)
+    proc = run_pytest(repo, "--track-history")
+    assert proc.returncode == 0 and "1 passed" in proc.stdout
+    [line] = [x for x in proc.stdout.splitlines() if x.startswith("bisector:")]
+    assert "unusable" in line and str(db) in line and "move it aside" in line
+    assert db.read_bytes() == b"this is not a database" * 100
+
+
+def test_newer_schema_is_refused_untouched(repo: Path) -> None:
+    commit(repo, {"test_a.py": "def test_a():\n    pass\n"})
+    run_pytest(repo, "--track-history")
+    query(db_of(repo), "update bisector_meta set value = '99' where key = 'schema_version'")
+    proc = run_pytest(repo, "--track-history")
+    assert proc.returncode == 0
+    assert "newer bisector (schema v99" in proc.stdout
+    assert query(db_of(repo), "select count(*) from runs") == [(1,)]
+    assert query(db_of(repo), "select value from bisector_meta") == [("99",)]
+
+
+def test_store_location_from_flag_env_and_pyproject(repo: Path, tmp_path: Path) -> None:
+    commit(repo, {
+        "test_a.py": "def test_a():\n    pass\n",
+        "pyproject.toml": '[tool.bisector]\nhistory-db = "hist/from-pyproject.db"\n',
+    })
+    run_pytest(repo, "--track-history")
+    assert (repo / "hist" / "from-pyproject.db").exists()
+    run_pytest(repo, "--track-history", env={"BISECTOR_DB": str(tmp_path / "env.db")})
+    assert (tmp_path / "env.db").exists()
+    flag_db = tmp_path / "flag.db"
+    run_pytest(repo, "--track-history", f"--history-db={flag_db}",
+               env={"BISECTOR_DB": str(tmp_path / "env.db")})
+    assert query(flag_db, "select count(*) from runs") == [(1,)]
+    assert query(tmp_path / "env.db", "select count(*) from runs") == [(1,)]
+    url_db = tmp_path / "url.db"
+    run_pytest(repo, "--track-history", f"--history-db=sqlite:///{url_db}")
+    assert query(url_db, "select count(*) from runs") == [(1,)]
+
+
+def test_ini_key_turns_tracking_on(repo: Path) -> None:
+    commit(repo, {
+        "test_a.py": "def test_a():\n    pass\n",
+        "pytest.ini": "[pytest]\ntrack_history = true\n",
+    })
+    proc = run_pytest(repo)
+    assert "bisector: recorded 1 results" in proc.stdout
+    assert query(db_of(repo), "select count(*) from results") == [(1,)]
+
+
+def test_fingerprint_follows_the_lockfile(repo: Path) -> None:
+    commit(repo, {"test_a.py": "def test_a():\n    pass\n", "uv.lock": "version = 1\n"})
+    run_pytest(repo, "--track-history")
+    commit(repo, {"uv.lock": "version = 2\n"})
+    run_pytest(repo, "--track-history")
+    rows = query(db_of(repo), "select env_key, fingerprint, deps_hash from runs order by id")
+    assert rows[0][0] == rows[1][0]  # same interpreter and platform: comparable
+    assert rows[0][1] != rows[1][1] and rows[0][2].startswith("uv.lock:")
+
+
+PROBE = '''
+import json, os, sys
+
+def pytest_sessionfinish(session):
+    heavy = sorted(m for m in ("git", "sqlalchemy", "rich", "bisector.history") if m in sys.modules)
+    with open(os.environ["PROBE_OUT"], "w") as fh:
+        json.dump(heavy, fh)
+'''
+
+
+def test_tracking_off_imports_nothing_heavy(repo: Path, tmp_path: Path) -> None:
+    commit(repo, {"test_a.py": "def test_a():\n    pass\n", "conftest.py": PROBE})
+    out = tmp_path / "modules.json"
+    run_pytest(repo, env={"PROBE_OUT": str(out)})
+    assert out.read_text() == "[]"
+    assert not (repo / ".bisector").exists()
+    run_pytest(repo, "--track-history", env={"PROBE_OUT": str(out)})
+    assert out.read_text() == "[]"  # even when on, the work happens in the recorder process
+
+
+def test_four_sessions_at_once_lose_nothing(repo: Path) -> None:
+    tests = "".join(f"def test_{i}():\n    assert {i} % 5\n" for i in range(200))
+    commit(repo, {"test_load.py": tests})
+    procs = [
+        subprocess.Popen([sys.executable, "-m", "pytest", "--track-history", "-q"], cwd=repo,
+                         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        for _ in range(4)
+    ]
+    outputs = [p.communicate(timeout=180)[0] for p in procs]
+    for out in outputs:
+        assert "bisector: recorded 200 results" in out, out[-500:]
+    assert query(db_of(repo), "select count(*) from runs") == [(4,)]
+    assert query(db_of(repo), "select count(*) from results") == [(800,)]
+    assert query(db_of(repo), "select outcome, count(*) from results group by outcome") == [
+        ("failed", 160), ("passed", 640)
+    ]
