@@ -11,8 +11,10 @@ from __future__ import annotations
 
 import json
 import os
+import select
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 from typing import Any
@@ -117,6 +119,7 @@ class HistoryRecorder:
         self.started_at = time.time()
         self.tests: dict[str, _Test] = {}
         self.notice: str | None = None
+        self._answered = False
         history_db = config.getoption("history_db") or config.getini("history_db") or None
         self._proc = self._spawn(config.invocation_params.dir, history_db)
 
@@ -152,17 +155,20 @@ class HistoryRecorder:
         test = self.tests.get(report.nodeid)
         if test is None:
             test = self.tests[report.nodeid] = _Test()
-        if report.outcome == "rerun":  # pytest-rerunfailures: this attempt failed, another follows
+        outcome = report.outcome
+        if outcome == "passed":  # the common case first: this runs three times per test
+            test.duration += report.duration
+            if report.when == "call":
+                test.outcome = "xpassed" if hasattr(report, "wasxfail") else "passed"
+            return
+        if outcome == "rerun":  # pytest-rerunfailures: this attempt failed, another follows
             test.reruns += 1
             test.outcome, test.duration, test.phase = None, 0.0, "call"
             test.signature = test.message = None
             return
         test.duration += report.duration
         when = report.when
-        if report.passed:
-            if when == "call":
-                test.outcome = "xpassed" if hasattr(report, "wasxfail") else "passed"
-        elif report.failed:
+        if outcome == "failed":
             if when == "call":
                 test.fail("failed", "call", report)
             elif when == "setup":
@@ -170,7 +176,7 @@ class HistoryRecorder:
             elif test.outcome not in ("failed", "error"):
                 # The body passed (or skipped) but teardown broke: the test as a whole did not.
                 test.fail("error", "teardown", report)
-        elif report.skipped:
+        elif outcome == "skipped":
             test.outcome = "xfailed" if hasattr(report, "wasxfail") else "skipped"
             test.phase = when
             test.message = _skip_reason(report)
@@ -193,20 +199,31 @@ class HistoryRecorder:
         self.notice = self._finish(json.dumps(payload))
 
     def _finish(self, payload: str) -> str:
+        """Hand the results over and read the recorder's one-line answer.
+
+        The recorder answers as soon as its transaction commits and closes the store after
+        that, so the session does not wait for SQLite's checkpoint or the interpreter's exit.
+        """
         proc = self._proc
-        try:
-            out, err = proc.communicate(payload, timeout=RECORDER_TIMEOUT_S)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.communicate()
-            return (
-                f"warning: the history store did not answer in {RECORDER_TIMEOUT_S:.0f}s; "
-                "nothing recorded"
-            )
-        except OSError as exc:
-            return f"warning: the recorder process failed ({exc}); nothing recorded"
-        answer = _last_json(out)
+        assert proc.stdin is not None and proc.stdout is not None
+        writer = threading.Thread(target=_send, args=(proc.stdin, payload), daemon=True)
+        writer.start()
+        ready, _, _ = select.select([proc.stdout], [], [], RECORDER_TIMEOUT_S)
+        line = proc.stdout.readline() if ready else ""
+        self._answered = True
+        answer = _last_json(line)
         if answer is None:
+            if not ready:
+                proc.kill()
+                return (
+                    f"warning: the history store did not answer in {RECORDER_TIMEOUT_S:.0f}s; "
+                    "nothing recorded"
+                )
+            try:  # stdout closed without an answer: the recorder died, its stderr says why
+                err = proc.communicate(timeout=10)[1]
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                err = proc.communicate()[1]
             last = (err.strip().splitlines() or [f"exit status {proc.returncode}"])[-1]
             return f"warning: the recorder process failed ({last}); nothing recorded"
         if not answer.get("ok"):
@@ -223,9 +240,18 @@ class HistoryRecorder:
             terminalreporter.write_line(f"bisector: {self.notice}", yellow=warn)
 
     def pytest_unconfigure(self, config: pytest.Config) -> None:
-        if self._proc.poll() is None:  # the session ended before sessionfinish: record nothing
+        if not self._answered and self._proc.poll() is None:
+            # The session ended before sessionfinish: record nothing.
             self._proc.kill()
             self._proc.communicate()
+
+
+def _send(stdin: Any, payload: str) -> None:
+    try:
+        stdin.write(payload)
+        stdin.close()
+    except (OSError, ValueError):  # the recorder is gone; its exit status tells why
+        pass
 
 
 def _last_json(text: str) -> dict[str, Any] | None:

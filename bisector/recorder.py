@@ -11,7 +11,9 @@ If stdin closes with nothing on it (the session was killed), nothing is recorded
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
+import os
 import socket
 import sys
 from pathlib import Path
@@ -38,7 +40,9 @@ class Prepared:
             settings = load_settings(root, history_db=history_db, cwd=invocation_dir)
             self.environment = environment.current(self.repo.root)
             self.commit = self.repo.commits([self.state.sha]).get(self.state.sha)
-            self.store = HistoryStore.open(settings.store_url(root))
+            self.store = HistoryStore.open(settings.store_url(root), checkpoint_on_commit=False)
+            # Read while the tests run, so that the end of the session only inserts.
+            self.known_tests = self.store.tests()
         except BaseException:
             self.repo.close()
             raise
@@ -72,7 +76,9 @@ class Prepared:
             exit_status=payload.get("exit_status"),
             results=results,
         )
-        run_id = self.store.record_run(run, commits=[self.commit] if self.commit else [])
+        run_id = self.store.record_run(
+            run, commits=[self.commit] if self.commit else [], known_tests=self.known_tests
+        )
         return {
             "ok": True,
             "run_id": run_id,
@@ -108,6 +114,8 @@ def serve(invocation_dir: Path, history_db: str | None, stdin: Any, stdout: Any)
                     problem = {"ok": False, "message": f"{exc.one_line()}; nothing recorded"}
         stdout.write(json.dumps(problem) + "\n")
         stdout.flush()
+        # The session reads one line and goes on; closing and exiting happen after that.
+        stdout.close()
         return 0
     finally:
         if prepared is not None:
@@ -119,6 +127,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--invocation-dir", type=Path, required=True)
     parser.add_argument("--history-db", default=None)
     args = parser.parse_args(argv)
+    # Start-up (imports, git, schema) overlaps the tests: let the session have the CPU first.
+    with contextlib.suppress(OSError, AttributeError):
+        os.nice(5)
     return serve(args.invocation_dir, args.history_db, sys.stdin, sys.stdout)
 
 

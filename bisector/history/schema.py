@@ -69,5 +69,8 @@ results = sa.Table(
     sa.Column("message", sa.Text),
     sa.Column("reruns", sa.Integer, nullable=False, default=0),
     sa.Column("phase", sa.String(16), nullable=False, default="call"),
-    sa.Index("ix_results_test_run", "test_id", "run_id"),
+    # Keyed run-major: a session's results land together at the end of the tree, and every
+    # query reaches results through its runs (commit, environment), then the test. A test-major
+    # index would touch one page per test on every insert (see docs/adr/0001).
+    sqlite_with_rowid=False,
 )

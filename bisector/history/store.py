@@ -21,6 +21,9 @@ from . import migrations, schema
 
 BUSY_TIMEOUT_S = 60.0
 _CHUNK = 500
+_RESULT_COLUMNS = (
+    "run_id", "test_id", "outcome", "duration", "signature", "message", "reruns", "phase",
+)
 
 
 class ResultRow(NamedTuple):
@@ -59,7 +62,7 @@ def display_url(url: str) -> str:
     return parsed.render_as_string(hide_password=True)
 
 
-def _sqlite_setup(engine: sa.Engine, *, memory: bool) -> None:
+def _sqlite_setup(engine: sa.Engine, *, memory: bool, checkpoint_on_commit: bool) -> None:
     @event.listens_for(engine, "connect")
     def _on_connect(dbapi_conn: Any, _record: Any) -> None:
         # Take transaction control away from the sqlite3 module so BEGIN is ours to emit.
@@ -76,6 +79,10 @@ def _sqlite_setup(engine: sa.Engine, *, memory: bool) -> None:
                     with contextlib.suppress(Exception):
                         cur.execute("PRAGMA journal_mode = WAL")
                 cur.execute("PRAGMA synchronous = NORMAL")
+                cur.execute("PRAGMA cache_size = -65536")
+                if not checkpoint_on_commit:
+                    # The WAL is folded back when the last connection closes instead.
+                    cur.execute("PRAGMA wal_autocheckpoint = 0")
         finally:
             cur.close()
 
@@ -88,7 +95,7 @@ def _sqlite_setup(engine: sa.Engine, *, memory: bool) -> None:
 class HistoryStore:
     """History of runs and results; open with `HistoryStore.open(url)` and close it."""
 
-    def __init__(self, url: str) -> None:
+    def __init__(self, url: str, *, checkpoint_on_commit: bool = True) -> None:
         self.url = url
         self.location = display_url(url)
         try:
@@ -128,12 +135,20 @@ class HistoryStore:
                 location=self.location,
             ) from None
         if self.dialect == "sqlite":
-            _sqlite_setup(self._engine, memory=parsed.database in (None, "", ":memory:"))
+            _sqlite_setup(
+                self._engine,
+                memory=parsed.database in (None, "", ":memory:"),
+                checkpoint_on_commit=checkpoint_on_commit,
+            )
 
     @classmethod
-    def open(cls, url: str) -> HistoryStore:
-        """Open a store, creating or migrating its schema when needed."""
-        store = cls(url)
+    def open(cls, url: str, *, checkpoint_on_commit: bool = True) -> HistoryStore:
+        """Open a store, creating or migrating its schema when needed.
+
+        `checkpoint_on_commit=False` keeps SQLite's WAL maintenance out of commits, for a writer
+        whose commit someone is waiting for and whose close nobody is.
+        """
+        store = cls(url, checkpoint_on_commit=checkpoint_on_commit)
         try:
             store.ensure_schema()
         except BaseException:
@@ -243,21 +258,53 @@ class HistoryStore:
         if missing:
             conn.execute(table.insert(), missing)
 
-    def _test_ids(self, conn: sa.Connection, nodeids: Sequence[str]) -> dict[str, int]:
-        self._put_missing(
-            conn,
-            schema.tests,
-            "nodeid",
-            [{"nodeid": n, "file": n.split("::", 1)[0]} for n in nodeids],
-        )
-        ids: dict[str, int] = {}
+    def _test_ids(
+        self, conn: sa.Connection, nodeids: Sequence[str], known: dict[str, int] | None = None
+    ) -> dict[str, int]:
+        """Ids for these nodeids, adding the new ones; most sessions add none, so look first.
+
+        `known` is a nodeid -> id map read earlier (ids never change once given).
+        """
         t = schema.tests
-        for chunk in _chunks(list(nodeids)):
-            ids.update(
-                (row.nodeid, row.id)
-                for row in conn.execute(sa.select(t.c.id, t.c.nodeid).where(t.c.nodeid.in_(chunk)))
+        ids: dict[str, int] = {}
+        if known:
+            ids.update((n, known[n]) for n in nodeids if n in known)
+            nodeids = [n for n in nodeids if n not in ids]
+
+        def lookup(names: Sequence[str]) -> None:
+            for chunk in _chunks(names):
+                query = sa.select(t.c.nodeid, t.c.id).where(t.c.nodeid.in_(chunk))
+                ids.update(conn.execute(query).all())
+
+        lookup(nodeids)
+        missing = [n for n in nodeids if n not in ids]
+        if missing:
+            self._put_missing(
+                conn, t, "nodeid", [{"nodeid": n, "file": n.split("::", 1)[0]} for n in missing]
             )
+            lookup(missing)
         return ids
+
+    def _bulk_insert(
+        self, conn: sa.Connection, table: sa.Table, columns: Sequence[str], rows: list[tuple]
+    ) -> None:
+        """executemany of a statement compiled once, without per-row parameter processing.
+
+        Core's own executemany spends most of its time building each row's parameters; for the
+        plain column types used here the driver takes the values as they are.
+        """
+        if not rows:
+            return
+        compiled = table.insert().compile(dialect=conn.dialect, column_keys=list(columns))
+        params: list[Any]
+        if conn.dialect.positional:
+            where = [list(columns).index(k) for k in compiled.positiontup or []]
+            params = rows if where == list(range(len(columns))) else [
+                tuple(row[i] for i in where) for row in rows
+            ]
+        else:
+            params = [dict(zip(columns, row, strict=True)) for row in rows]
+        conn.exec_driver_sql(compiled.string, params)
 
     def record_commits(self, infos: Iterable[CommitInfo]) -> None:
         rows = [_commit_row(c) for c in infos]
@@ -265,8 +312,17 @@ class HistoryStore:
             with self._write() as conn:
                 self._put_missing(conn, schema.commits, "sha", rows)
 
-    def record_run(self, run: Run, commits: Iterable[CommitInfo] = ()) -> int:
-        """Store a run and all its results in one transaction; returns the run's id."""
+    def record_run(
+        self,
+        run: Run,
+        commits: Iterable[CommitInfo] = (),
+        *,
+        known_tests: dict[str, int] | None = None,
+    ) -> int:
+        """Store a run and all its results in one transaction; returns the run's id.
+
+        `known_tests` (from `tests()`, read ahead of time) saves looking the ids up again.
+        """
         env = run.environment
         seen: dict[str, Any] = {}
         for result in run.results:  # one row per test; a repeated nodeid keeps its last result
@@ -290,22 +346,13 @@ class HistoryStore:
                     exit_status=run.exit_status,
                 )
             ).inserted_primary_key[0]
-            ids = self._test_ids(conn, list(seen))
+            ids = self._test_ids(conn, list(seen), known_tests)
             rows = [
-                {
-                    "run_id": run_id,
-                    "test_id": ids[r.nodeid],
-                    "outcome": str(r.outcome),
-                    "duration": r.duration,
-                    "signature": r.signature,
-                    "message": r.message,
-                    "reruns": r.reruns,
-                    "phase": r.phase,
-                }
+                (run_id, ids[r.nodeid], str(r.outcome), r.duration, r.signature, r.message,
+                 r.reruns, r.phase)
                 for r in seen.values()
             ]
-            if rows:
-                conn.execute(schema.results.insert(), rows)
+            self._bulk_insert(conn, schema.results, _RESULT_COLUMNS, rows)
         return int(run_id)
 
     # -- reading ----------------------------------------------------------------------------
