@@ -122,6 +122,68 @@ def regressions(
         render_regressions(report, _console(), settings.lookback)
 
 
+@cli.command("find-break")
+@click.argument("tests", nargs=-1)
+@click.option("--good", default=None, help="A commit where the tests passed (default: history).")
+@click.option("--bad", default="HEAD", show_default=True, help="A commit where they fail.")
+@click.option("--lookback", type=int, default=None,
+              help="Tracked commits to look back for a pass when --good is not given.")
+@click.option("--test-file", "test_files", multiple=True, type=click.Path(exists=True,
+              dir_okay=False, path_type=Path),
+              help="Run this test file (from your checkout) at every probe, even where the "
+                   "commit does not have it.")
+@click.option("--first-parent/--full-dag", default=True, show_default=True,
+              help="Search the first-parent line, or every commit in the range.")
+@click.option("--timeout", type=float, default=None, help="Seconds a probe may take.")
+@click.option("--max-untestable", type=int, default=None,
+              help="Stop after this many untestable probes (default: 2 x log2 of the range + 4).")
+@click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
+@click.option("--report", "reports", type=(click.Choice(["md", "json"]), click.Path(
+              dir_okay=False, path_type=Path)), multiple=True, help="Also write a report.")
+@_common
+def find_break(tests: tuple[str, ...], good: str | None, bad: str, lookback: int | None,
+               test_files: tuple[Path, ...], first_parent: bool, timeout: float | None,
+               max_untestable: int | None, as_json: bool,
+               reports: tuple[tuple[str, Path], ...], repo_path: Path,
+               history_db: str | None) -> None:
+    """Find the commit that broke TESTS (default: every regression at --bad)."""
+    from .errors import BisectError
+    from .executors.local import LocalExecutor
+    from .finder import Finder, max_probes
+    from .reports import bisect as bisect_report
+
+    if test_files:
+        raise BisectError("--test-file is not supported yet", hint="name tests in the range")
+    console = _console()
+    err = _console_err()
+    with (
+        _open(repo_path, history_db, lookback) as (repo, store, settings),
+        LocalExecutor(repo, timeout=timeout) as executor,
+    ):
+        finder = Finder(repo, store, executor.run, progress=lambda m: err.print(m, style="dim"))
+        names, good_sha, bad_sha = finder.plan(list(tests), good, bad, settings.lookback)
+        budget = max_untestable
+        if budget is None:
+            span = len(repo.range(good_sha, bad_sha, first_parent=first_parent))
+            budget = 2 * max_probes(span) + 4
+        finder.max_untestable = budget
+        result = finder.run(names, good_sha, bad_sha, first_parent=first_parent)
+    for kind, path in reports:
+        text = (json.dumps(bisect_report.to_json(result), indent=2) if kind == "json"
+                else bisect_report.to_markdown(result))
+        path.write_text(text + "\n", encoding="utf-8")
+    if as_json:
+        click.echo(json.dumps(bisect_report.to_json(result), indent=2))
+    else:
+        bisect_report.render(result, console)
+
+
+def _console_err() -> Any:
+    from rich.console import Console
+
+    return Console(stderr=True, highlight=False)
+
+
 def main(argv: list[str] | None = None) -> int:
     try:
         cli.main(args=argv, prog_name="bisector", standalone_mode=False)

@@ -138,7 +138,10 @@ def main() -> int:
     bisector(["history", "-C", str(repo)])
     _step("bisector regressions")
     code = bisector(["regressions", "-C", str(repo)])
-    print(f"\nThe demo repository stays in {repo}")
+    _step("bisector find-break (probes run in a worktree under .bisector/, reusing history)")
+    code = code or bisector(["find-break", "-C", str(repo)])
+    print(f"\nThe planted culprit is {shas[7][:10]} {CULPRIT_SUBJECT!r}.")
+    print(f"The demo repository stays in {repo}")
     return code
 
 

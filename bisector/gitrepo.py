@@ -218,5 +218,42 @@ class Repository:
             out.update((c.sha, c) for c in parse_log(log))
         return out
 
+    def is_ancestor(self, older: str, newer: str) -> bool:
+        git = _import_git()
+        try:
+            self._repo.git.execute(["git", "merge-base", "--is-ancestor", older, newer])
+        except git.GitCommandError:
+            return False
+        return True
+
+    def range(self, good: str, bad: str, *, first_parent: bool = True) -> list[str]:
+        """Commits after `good` up to and including `bad`, oldest first (resolved shas only)."""
+        args = ["rev-list", "--reverse"]
+        if first_parent:
+            args.append("--first-parent")
+        return self._git(*args, bad, f"^{good}", "--").split()
+
+    def changed_files(self, sha: str) -> list[str]:
+        out = self._git("diff-tree", "--no-commit-id", "--name-only", "-r", "--root", "-m",
+                        "--first-parent", sha)
+        return sorted(set(out.split()))
+
+    def add_worktree(self, path: Path, sha: str) -> None:
+        self._git("worktree", "add", "--detach", "--force", str(path), sha)
+
+    def checkout_worktree(self, path: Path, sha: str) -> None:
+        """Move a worktree of ours to another commit, dropping whatever the last probe left."""
+        self._git("-C", str(path), "checkout", "--detach", "--force", "--quiet", sha)
+        self._git("-C", str(path), "clean", "-ffdxq")
+
+    def remove_worktree(self, path: Path) -> None:
+        import shutil
+
+        try:
+            self._git("worktree", "remove", "--force", "--force", str(path))
+        except GitError:
+            shutil.rmtree(path, ignore_errors=True)
+        self._git("worktree", "prune")
+
     def is_shallow(self) -> bool:
         return self._git("rev-parse", "--is-shallow-repository") == "true"

@@ -133,3 +133,30 @@ class Grid:
     # (nodeid, sha) -> outcomes of the clean runs there, newest first
     cells: dict[tuple[str, str], list[str]]
     runs: dict[str, int]  # sha -> clean runs recorded there
+
+
+@dataclass(frozen=True, slots=True)
+class Finding:
+    """What a bisection concluded for one test."""
+
+    nodeid: str
+    culprit: CommitInfo | None  # None: not isolated (see suspects and note)
+    suspects: tuple[str, ...]  # candidate shas still possible, oldest first
+    signature: str | None = None
+    message: str | None = None
+    confirmed: bool | None = None  # culprit fails and its parent passes when run again
+    note: str | None = None
+    files: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class BisectResult:
+    good: str
+    bad: str
+    candidates: int
+    findings: tuple[Finding, ...]
+    probes_run: int
+    probes_reused: int
+    seconds: float
+    bisect_log: tuple[str, ...] = ()
+    notes: tuple[str, ...] = ()

@@ -1,0 +1,29 @@
+"""Executors run a probe (a commit and the tests to run there) and return its results.
+
+An executor never decides what a result means for the search; untestable outcomes are
+reported as such (missing test, collection error, setup failure, timeout).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from ..model import Environment, TestResult
+
+
+@dataclass(frozen=True, slots=True)
+class Probe:
+    sha: str
+    nodeids: tuple[str, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class ProbeOutcome:
+    probe: Probe
+    results: dict[str, TestResult]
+    environment: Environment
+    started_at: float
+    finished_at: float
+    exit_status: int | None
+    problem: str | None = None  # why the whole probe was untestable, if it was
+    log: str = field(default="", repr=False)

@@ -1,0 +1,254 @@
+"""find-break: pick tests and range, reuse what the store knows, probe the rest, confirm.
+
+Every probe is stored as an ordinary run (trigger `probe`), so a second bisection over the same
+commits, or the same command after a crash or `kill -9`, reuses it instead of running it again.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from . import environment
+from .errors import BisectError, GitError
+from .executors import Probe, ProbeOutcome
+from .gitrepo import Repository
+from .history import HistoryStore
+from .model import BisectResult, Finding, Outcome, Run, TestResult, Trigger
+from .queries import regressions_at_head
+from .search import Bisection, Verdict, max_probes
+
+Executor = Callable[[Probe], ProbeOutcome]
+Progress = Callable[[str], None]
+
+
+def verdict_of(result: TestResult | str) -> Verdict:
+    outcome = Outcome(result.outcome if isinstance(result, TestResult) else result)
+    if outcome is Outcome.PASSED:
+        return Verdict.GOOD
+    if outcome.is_bad and (not isinstance(result, TestResult) or result.phase != "collect"):
+        return Verdict.BAD
+    return Verdict.UNTESTABLE
+
+
+@dataclass
+class _Evidence:
+    """Outcomes per (test, sha) from the store and from probes, newest last."""
+
+    seen: dict[tuple[str, str], list[TestResult]] = field(default_factory=dict)
+
+    def add(self, result: TestResult, sha: str) -> None:
+        self.seen.setdefault((result.nodeid, sha), []).append(result)
+
+    def latest(self, nodeid: str, sha: str) -> TestResult | None:
+        found = self.seen.get((nodeid, sha))
+        return found[-1] if found else None
+
+
+class Finder:
+    def __init__(self, repo: Repository, store: HistoryStore, executor: Executor, *,
+                 progress: Progress | None = None, max_untestable: int | None = None) -> None:
+        self.repo = repo
+        self.store = store
+        self.executor = executor
+        self.progress = progress or (lambda _msg: None)
+        self.max_untestable = max_untestable
+        self.evidence = _Evidence()
+        self.runs = 0
+        self.reused = 0
+        self.env_key = environment.current(repo.root).key
+
+    # -- choosing what to bisect ------------------------------------------------------------
+
+    def plan(self, tests: list[str], good: str | None, bad: str, lookback: int
+             ) -> tuple[list[str], str, str]:
+        bad_sha = self.repo.resolve(bad)
+        if not tests or good is None:
+            report = regressions_at_head(self.repo, self.store, lookback, bad_sha)
+            regs = report.regressions
+            if tests:
+                regs = [r for r in regs if r.nodeid in tests]
+            if not tests:
+                if not regs:
+                    raise BisectError(
+                        f"nothing to bisect: no test fails at {bad_sha[:10]} that passed within "
+                        f"the last {lookback} tracked commits",
+                        hint="name the tests and give --good REV",
+                    )
+                tests = [r.nodeid for r in regs]
+            if good is None:
+                if not regs:
+                    raise BisectError(
+                        "no tracked pass of these tests within the lookback window",
+                        hint="give --good REV (a commit where they passed)",
+                    )
+                positions = {sha: i for i, sha in enumerate(report.window)}
+                good = max((r.last_good for r in regs), key=lambda s: positions[s])
+        good_sha = self.repo.resolve(good)
+        if good_sha == bad_sha:
+            raise BisectError("good and bad are the same commit", hint="give an older --good")
+        if not self.repo.is_ancestor(good_sha, bad_sha):
+            if self.repo.is_shallow():
+                raise GitError("the range is not in this shallow clone",
+                               hint="run `git fetch --unshallow`")
+            raise BisectError(
+                f"good {good_sha[:10]} is not an ancestor of bad {bad_sha[:10]}",
+                hint="give a good commit on bad's history, e.g. `git merge-base GOOD BAD`",
+            )
+        return list(dict.fromkeys(tests)), good_sha, bad_sha
+
+    # -- evidence ---------------------------------------------------------------------------
+
+    def _load_known(self, shas: list[str], tests: list[str]) -> None:
+        ids = self.store.tests()
+        wanted = [ids[t] for t in tests if t in ids]
+        if not wanted:
+            return
+        rows = self.store.results_at(shas, env_key=self.env_key, test_ids=wanted)
+        rows.sort(key=lambda r: (r.started_at, r.run_id))
+        for row in rows:
+            phase = "collect" if row.outcome == Outcome.UNTESTABLE else "call"
+            self.evidence.add(TestResult(row.nodeid, Outcome(row.outcome), 0.0, row.signature,
+                                         row.message, row.reruns, phase), row.sha)
+
+    def _probe(self, sha: str, tests: list[str], why: str) -> dict[str, TestResult]:
+        self.progress(f"probe {self.runs + 1}: {sha[:10]} ({why}), {len(tests)} test(s)")
+        outcome = self.executor(Probe(sha, tuple(tests)))
+        self.runs += 1
+        run = Run(
+            sha=sha, dirty=False, branch=None, environment=outcome.environment,
+            trigger=Trigger.PROBE, host=_host(), started_at=outcome.started_at,
+            finished_at=outcome.finished_at, exit_status=outcome.exit_status,
+            results=tuple(outcome.results.values()),
+        )
+        self.store.record_run(run, commits=self.repo.commits([sha]).values())
+        for result in outcome.results.values():
+            self.evidence.add(result, sha)
+        return outcome.results
+
+    def _results_at(self, sha: str, tests: list[str], why: str) -> dict[str, TestResult]:
+        """Known results where the store has them; a probe for the rest."""
+        out: dict[str, TestResult] = {}
+        missing = []
+        for t in tests:
+            known = self.evidence.latest(t, sha)
+            if known is not None:
+                out[t] = known
+            else:
+                missing.append(t)
+        if out and not missing:
+            self.reused += 1
+        if missing:
+            out.update(self._probe(sha, missing, why))
+        return out
+
+    # -- the search -------------------------------------------------------------------------
+
+    def run(self, tests: list[str], good_sha: str, bad_sha: str, *, first_parent: bool = True
+            ) -> BisectResult:
+        started = time.monotonic()
+        candidates = self.repo.range(good_sha, bad_sha, first_parent=first_parent)
+        if not candidates or candidates[-1] != bad_sha:
+            raise GitError(f"cannot list commits {good_sha[:10]}..{bad_sha[:10]}",
+                           hint="run `git fetch --unshallow` if this is a shallow clone")
+        self._load_known([good_sha, *candidates], tests)
+        notes: list[str] = []
+        log = [f"git bisect start {bad_sha} {good_sha}"]
+
+        at_bad = self._results_at(bad_sha, tests, "check bad end")
+        at_good = self._results_at(good_sha, tests, "check good end")
+        live = []
+        for t in tests:
+            vb, vg = verdict_of(at_bad[t]), verdict_of(at_good[t])
+            if vb is Verdict.UNTESTABLE and vg is Verdict.UNTESTABLE:
+                notes.append(f"{t}: cannot be run at either end ({at_bad[t].message})")
+            elif vb is not Verdict.BAD:
+                notes.append(f"{t}: does not fail at bad {bad_sha[:10]} "
+                             f"({at_bad[t].outcome}): nothing to find")
+            elif vg is Verdict.BAD:
+                notes.append(f"{t}: already fails at good {good_sha[:10]}: give an older --good")
+            else:
+                live.append(t)
+        if not live:
+            raise BisectError("nothing to bisect: " + "; ".join(notes))
+
+        index = {sha: i for i, sha in enumerate(candidates)}
+        search = Bisection(len(candidates), live, max_untestable=self.max_untestable)
+        known_commits = set()
+        for (nodeid, sha), results in self.evidence.seen.items():
+            if nodeid in search.tracks and sha in index and sha != bad_sha:
+                verdicts = {verdict_of(r) for r in results}
+                if len(verdicts) == 1:  # disagreeing runs (flaky) are not trusted here
+                    search.observe(nodeid, index[sha], verdicts.pop())
+                    known_commits.add(sha)
+        self.reused += len(known_commits)
+        while (i := search.next_probe()) is not None:
+            sha = candidates[i]
+            open_tests = search.open_tests()
+            results = self._results_at(sha, open_tests, f"{len(candidates)} candidates")
+            verdicts = {t: verdict_of(results[t]) for t in open_tests}
+            search.observe_probe(i, verdicts)
+            first = verdicts[open_tests[0]]
+            log.append(f"git bisect {'skip' if first is Verdict.UNTESTABLE else first} {sha}")
+        if search.budget_spent:
+            notes.append(f"stopped after {search.untestable_probes} untestable probes: "
+                         "culprits are bracketed, not isolated")
+
+        findings = self._confirm(search, candidates, good_sha, live)
+        return BisectResult(
+            good=good_sha, bad=bad_sha, candidates=len(candidates), findings=tuple(findings),
+            probes_run=self.runs, probes_reused=self.reused,
+            seconds=time.monotonic() - started, bisect_log=tuple(log), notes=tuple(notes),
+        )
+
+    def _confirm(self, search: Bisection, candidates: list[str], good_sha: str,
+                 tests: list[str]) -> list[Finding]:
+        by_culprit: dict[int, list[str]] = {}
+        for t in tests:
+            culprit = search.tracks[t].culprit
+            if culprit is not None:
+                by_culprit.setdefault(culprit, []).append(t)
+        confirmations: dict[str, tuple[TestResult, TestResult]] = {}
+        for idx, group in sorted(by_culprit.items()):
+            sha, parent = candidates[idx], candidates[idx - 1] if idx > 0 else good_sha
+            again = self._probe(sha, group, "confirm culprit")
+            before = self._probe(parent, group, "confirm parent")
+            for t in group:
+                confirmations[t] = (again[t], before[t])
+        infos = self.repo.commits([candidates[i] for i in by_culprit])
+        findings = []
+        for t in tests:
+            track = search.tracks[t]
+            suspects = tuple(candidates[i] for i in track.suspects)
+            if track.culprit is None:
+                findings.append(Finding(
+                    t, None, suspects,
+                    note=f"culprit is one of {len(suspects)} commits; "
+                         f"{len(track.untestable & set(track.suspects))} of them are untestable",
+                ))
+                continue
+            sha = candidates[track.culprit]
+            bad_result = self.evidence.latest(t, sha)
+            again, before = confirmations[t]
+            confirmed = verdict_of(again) is Verdict.BAD and verdict_of(before) is Verdict.GOOD
+            note = None
+            if not confirmed:
+                note = (f"not confirmed: run again, the culprit gave {again.outcome} and its "
+                        f"parent {before.outcome}; the test may be flaky")
+            findings.append(Finding(
+                t, infos.get(sha), suspects,
+                signature=bad_result.signature if bad_result else None,
+                message=bad_result.message if bad_result else None,
+                confirmed=confirmed, note=note, files=tuple(self.repo.changed_files(sha)),
+            ))
+        return findings
+
+
+def _host() -> str:
+    import socket
+
+    return socket.gethostname()
+
+
+__all__ = ["Finder", "max_probes", "verdict_of"]

@@ -1,0 +1,108 @@
+"""A bisection's result for people (terminal, Markdown) and machines (JSON)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from rich.console import Console
+
+from ..model import BisectResult, Finding
+from .history import commit_json
+
+
+def _groups(result: BisectResult) -> list[tuple[str | None, list[Finding]]]:
+    """Tests that broke at the same commit, together; unresolved ones last."""
+    groups: dict[str | None, list[Finding]] = {}
+    for f in result.findings:
+        groups.setdefault(f.culprit.sha if f.culprit else None, []).append(f)
+    return sorted(groups.items(), key=lambda kv: kv[0] is None)
+
+
+def to_json(result: BisectResult) -> dict[str, Any]:
+    return {
+        "good": result.good,
+        "bad": result.bad,
+        "candidates": result.candidates,
+        "probes_run": result.probes_run,
+        "probes_reused": result.probes_reused,
+        "seconds": round(result.seconds, 3),
+        "culprits": [
+            {
+                "commit": commit_json(findings[0].culprit) if sha else None,
+                "files": list(findings[0].files) if sha else [],
+                "tests": [
+                    {
+                        "test": f.nodeid,
+                        "signature": f.signature,
+                        "message": f.message,
+                        "confirmed": f.confirmed,
+                        "suspects": list(f.suspects) if not sha else [sha],
+                        "note": f.note,
+                    }
+                    for f in findings
+                ],
+            }
+            for sha, findings in _groups(result)
+        ],
+        "notes": list(result.notes),
+        "bisect_log": list(result.bisect_log),
+    }
+
+
+def to_markdown(result: BisectResult) -> str:
+    lines = [f"# bisector: {result.good[:10]}..{result.bad[:10]}", ""]
+    for sha, findings in _groups(result):
+        if sha is None:
+            lines.append("## Not isolated")
+            for f in findings:
+                lines.append(f"- `{f.nodeid}`: {f.note}")
+            lines.append("")
+            continue
+        c = findings[0].culprit
+        assert c is not None
+        lines += [
+            f"## Culprit `{c.sha[:10]}` {c.subject}",
+            "",
+            f"- author: {c.author_name} <{c.author_email}>",
+            f"- commit: `{c.sha}`",
+            f"- files: {', '.join(f'`{p}`' for p in findings[0].files) or '(none)'}",
+            "",
+            "| test | failure | signature | confirmed |",
+            "| --- | --- | --- | --- |",
+        ]
+        for f in findings:
+            msg = (f.message or "").replace("|", "\\|")
+            lines.append(f"| `{f.nodeid}` | {msg} | `{f.signature}` | "
+                         f"{'yes' if f.confirmed else 'NO: ' + (f.note or '')} |")
+        lines.append("")
+    lines += [
+        f"{result.candidates} candidate commits; {result.probes_run} probes run, "
+        f"{result.probes_reused} reused from history; {result.seconds:.1f} s.",
+        "",
+    ]
+    for note in result.notes:
+        lines.append(f"- {note}")
+    lines += ["", "Replay with `git bisect replay FILE`:", "", "```", *result.bisect_log, "```", ""]
+    return "\n".join(lines)
+
+
+def render(result: BisectResult, console: Console) -> None:
+    for sha, findings in _groups(result):
+        if sha is None:
+            for f in findings:
+                console.print(f"[yellow]not isolated[/] {f.nodeid}: {f.note}")
+            continue
+        c = findings[0].culprit
+        assert c is not None
+        console.print(f"[bold red]culprit[/] [cyan]{c.sha[:10]}[/] {c.subject}")
+        console.print(f"  author  {c.author_name} <{c.author_email}>")
+        console.print(f"  files   {', '.join(findings[0].files) or '(none)'}")
+        for f in findings:
+            mark = "[green]confirmed[/]" if f.confirmed else f"[yellow]{f.note}[/]"
+            console.print(f"  test    {f.nodeid}: {f.message or ''} ({mark})")
+    for note in result.notes:
+        console.print(f"[dim]note: {note}[/]")
+    console.print(
+        f"[dim]{result.candidates} candidates, {result.probes_run} probes run, "
+        f"{result.probes_reused} reused from history, {result.seconds:.1f} s[/]"
+    )

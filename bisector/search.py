@@ -1,0 +1,142 @@
+"""Deterministic bisection, pure: which commit to probe next, and when the culprit is known.
+
+Candidates are indexed 0..n-1, oldest first; index n-1 is the known-bad end and index -1 the
+known-good end. Each test keeps its own bracket (latest good, earliest bad), so one probe that
+runs several tests narrows each of them, and tests that broke at different commits get
+different culprits.
+
+Untestable commits (build failure, collection error, timeout: `git bisect`'s exit 125) are
+stepped over. Next to a commit found untestable the search hops outward with doubling offsets,
+so a stretch of L untestable commits costs O(log L) probes to get past, and an optional budget
+of untestable probes stops it with the culprit bracketed, never guessed.
+"""
+
+from __future__ import annotations
+
+import enum
+import math
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field
+
+
+class Verdict(enum.StrEnum):
+    GOOD = "good"
+    BAD = "bad"
+    UNTESTABLE = "untestable"
+
+
+def max_probes(n: int) -> int:
+    """What a plain bisection needs for n candidates: ceil(log2 n) (0 for a single one)."""
+    return math.ceil(math.log2(n)) if n > 1 else 0
+
+
+def _offsets() -> Iterator[int]:
+    yield 0
+    step = 1
+    while True:
+        yield step
+        yield -step
+        step *= 2
+
+
+@dataclass
+class Track:
+    """One test's state: good at `lo`, bad at `hi`, culprit somewhere in (lo, hi]."""
+
+    n: int
+    lo: int = -1
+    hi: int = -2  # set to n - 1 in __post_init__
+    untestable: set[int] = field(default_factory=set)
+    inconsistent: list[tuple[int, Verdict]] = field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        if self.n < 1:
+            raise ValueError("a bisection needs at least one candidate")
+        if self.hi == -2:
+            self.hi = self.n - 1
+
+    def observe(self, index: int, verdict: Verdict) -> None:
+        if verdict is Verdict.UNTESTABLE:
+            self.untestable.add(index)
+        elif verdict is Verdict.GOOD:
+            if index >= self.hi:
+                self.inconsistent.append((index, verdict))
+            else:
+                self.lo = max(self.lo, index)
+        elif index <= self.lo:
+            self.inconsistent.append((index, verdict))
+        else:
+            self.hi = min(self.hi, index)
+
+    def unknown(self) -> list[int]:
+        return [i for i in range(self.lo + 1, self.hi) if i not in self.untestable]
+
+    @property
+    def done(self) -> bool:
+        return not self.unknown()
+
+    @property
+    def culprit(self) -> int | None:
+        """The first bad commit, once nothing but it is left between the brackets."""
+        return self.hi if self.hi - self.lo == 1 else None
+
+    @property
+    def suspects(self) -> range:
+        return range(self.lo + 1, self.hi + 1)
+
+    def propose(self) -> int | None:
+        """The midpoint, or the nearest point to it that hops over known-untestable commits."""
+        if self.done:
+            return None
+        mid = (self.lo + self.hi) // 2
+        for offset in _offsets():
+            point = mid + offset
+            if offset > 0 and point >= self.hi and mid - offset <= self.lo:
+                break
+            if self.lo < point < self.hi and point not in self.untestable:
+                return point
+        # Doubling offsets left gaps only inside long untestable stretches: take the nearest.
+        return min(self.unknown(), key=lambda i: (abs(i - mid), i))
+
+
+class Bisection:
+    """Several tests bisected together over the same candidates.
+
+    `max_untestable` bounds how many untestable probes are spent (None: no bound); when it is
+    reached the remaining tests stop with their culprit bracketed in `suspects`.
+    """
+
+    def __init__(self, n: int, tests: Iterable[str], *, max_untestable: int | None = None) -> None:
+        self.n = n
+        self.tracks = {t: Track(n) for t in tests}
+        self.max_untestable = max_untestable
+        self.untestable_probes = 0
+        self.probed: set[int] = set()
+
+    def observe(self, test: str, index: int, verdict: Verdict) -> None:
+        self.tracks[test].observe(index, verdict)
+
+    def observe_probe(self, index: int, verdicts: dict[str, Verdict]) -> None:
+        """Record a probe that ran (unlike known results fed with `observe`)."""
+        self.probed.add(index)
+        if verdicts and all(v is Verdict.UNTESTABLE for v in verdicts.values()):
+            self.untestable_probes += 1
+        for test, verdict in verdicts.items():
+            self.observe(test, index, verdict)
+
+    @property
+    def budget_spent(self) -> bool:
+        return self.max_untestable is not None and self.untestable_probes >= self.max_untestable
+
+    def open_tests(self) -> list[str]:
+        return [t for t, tr in self.tracks.items() if not tr.done]
+
+    def next_probe(self) -> int | None:
+        """The next commit to run, for the test with the most left to search."""
+        if self.budget_spent:
+            return None
+        open_tracks = [self.tracks[t] for t in self.open_tests()]
+        if not open_tracks:
+            return None
+        widest = max(open_tracks, key=lambda tr: len(tr.unknown()))
+        return widest.propose()

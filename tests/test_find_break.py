@@ -1,0 +1,263 @@
+"""find-break end to end: real repositories, real worktrees, real pytest probes."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import sqlite3
+import subprocess
+import sys
+import sysconfig
+import time
+from pathlib import Path
+
+import pytest
+
+from bisector.demo import CALC_BAD, CALC_GOOD, TESTS, build_repo
+
+from .conftest import commit, git, query, run_cli, run_pytest
+
+
+def find_break(repo: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    return run_cli("find-break", "--json", *args, cwd=repo)
+
+
+@pytest.fixture
+def calc(tmp_path: Path) -> tuple[Path, list[str]]:
+    path = tmp_path / "calc"
+    return path, build_repo(path, commits=20, culprit=13)
+
+
+def test_finds_the_culprit_without_touching_the_users_checkout(calc) -> None:
+    repo, shas = calc
+    (repo / "NOTES.md").write_text("uncommitted edit\n")
+    (repo / "scratch.txt").write_text("untracked\n")
+    (repo / "calc.py").write_text(CALC_GOOD + "\n# staged\n")
+    git(repo, "add", "calc.py")
+    git(repo, "stash", "list")
+    before = [git(repo, *a) for a in (["status", "--porcelain"], ["rev-parse", "HEAD"],
+                                       ["symbolic-ref", "HEAD"], ["diff", "--cached"],
+                                       ["stash", "list"], ["branch", "-a"])]
+    proc = find_break(repo, "tests/test_calc.py::test_add_negative", "--good", shas[0])
+    assert proc.returncode == 0, proc.stderr
+    data = json.loads(proc.stdout)
+    [group] = data["culprits"]
+    assert group["commit"]["sha"] == shas[13]
+    assert group["commit"]["subject"] == "Clamp add() results at zero"
+    assert group["files"] == ["calc.py"]
+    [t] = group["tests"]
+    assert t["confirmed"] is True and "assert 0 == -5" in t["message"]
+    # 19 candidates: ceil(log2 19) = 5 search probes at most, plus 2 ends and 2 confirmations
+    assert data["probes_run"] <= 5 + 2 + 2
+    after = [git(repo, *a) for a in (["status", "--porcelain"], ["rev-parse", "HEAD"],
+                                      ["symbolic-ref", "HEAD"], ["diff", "--cached"],
+                                      ["stash", "list"], ["branch", "-a"])]
+    assert after == before
+    assert git(repo, "worktree", "list", "--porcelain").count("worktree ") == 1
+    runs = query(repo / ".bisector" / "history.db",
+                 "select trigger, dirty, count(*) from runs group by trigger, dirty")
+    assert runs == [("probe", 0, data["probes_run"])]
+    log = data["bisect_log"]
+    assert log[0] == f"git bisect start {shas[19]} {shas[0]}"
+
+
+def test_second_bisection_reuses_history(calc) -> None:
+    repo, shas = calc
+    first = json.loads(find_break(repo, "tests/test_calc.py::test_add_negative",
+                                  "--good", shas[0]).stdout)
+    second = json.loads(find_break(repo, "tests/test_calc.py::test_add_negative",
+                                   "--good", shas[0]).stdout)
+    assert second["culprits"][0]["commit"]["sha"] == shas[13]
+    assert second["probes_run"] == 2  # only the confirmation runs
+    assert second["probes_reused"] >= first["probes_run"] - 2
+
+
+def test_defaults_come_from_the_regressions_in_history(calc) -> None:
+    repo, shas = calc
+    for i in (2, 19):
+        git(repo, "checkout", "-q", shas[i])
+        run_pytest(repo, "--track-history", "-p", "no:cacheprovider")
+    git(repo, "checkout", "-q", "main")
+    data = json.loads(find_break(repo).stdout)
+    assert data["good"] == shas[2] and data["bad"] == shas[19]
+    assert data["culprits"][0]["commit"]["sha"] == shas[13]
+    assert data["culprits"][0]["tests"][0]["test"] == "tests/test_calc.py::test_add_negative"
+
+
+def test_untestable_commits_are_stepped_over(repo: Path) -> None:
+    shas = [commit(repo, {"calc.py": CALC_GOOD, "tests/test_calc.py": TESTS}, "start")]
+    for i in range(1, 16):
+        files = {"NOTES.md": f"{i}\n"}
+        if i == 5:
+            files["calc.py"] = "def add(a, b:\n"  # does not even import: untestable
+        if i == 8:
+            files["calc.py"] = CALC_GOOD
+        if i == 11:
+            files["calc.py"] = CALC_BAD
+        shas.append(commit(repo, files, f"c{i}"))
+    proc = find_break(repo, "tests/test_calc.py::test_add_negative", "--good", shas[0])
+    data = json.loads(proc.stdout)
+    assert data["culprits"][0]["commit"]["sha"] == shas[11]
+    assert any(line.startswith("git bisect") for line in data["bisect_log"])
+
+
+def test_several_tests_get_their_own_culprits(repo: Path) -> None:
+    base = {"m.py": "A = 1\nB = 1\n",
+            "test_m.py": "import m\n\ndef test_a():\n    assert m.A == 1\n\n"
+                         "def test_b():\n    assert m.B == 1\n\n"
+                         "def test_c():\n    assert m.B == 1\n"}
+    shas = [commit(repo, base, "start")]
+    for i in range(1, 13):
+        files = {"n.txt": str(i)}
+        if i == 4:
+            files["m.py"] = "A = 2\nB = 1\n"
+        if i == 9:
+            files["m.py"] = "A = 2\nB = 2\n"
+        shas.append(commit(repo, files, f"c{i}"))
+    data = json.loads(find_break(repo, "test_m.py::test_a", "test_m.py::test_b",
+                                 "test_m.py::test_c", "--good", shas[0]).stdout)
+    groups = {g["commit"]["sha"]: sorted(t["test"] for t in g["tests"]) for g in data["culprits"]}
+    assert groups == {shas[4]: ["test_m.py::test_a"],
+                      shas[9]: ["test_m.py::test_b", "test_m.py::test_c"]}
+
+
+@pytest.mark.parametrize("layout", ["flat", "src"])
+def test_probes_run_the_commits_code_not_an_editable_install(tmp_path: Path, layout: str) -> None:
+    repo = tmp_path / "proj"
+    repo.mkdir()
+    git(repo, "init", "-q", "-b", "main")
+    pkg = "src/mylib" if layout == "src" else "mylib"
+    pyproject = ('[build-system]\nrequires = ["setuptools"]\nbuild-backend = '
+                 '"setuptools.build_meta"\n[project]\nname = "mylib"\nversion = "0"\n')
+    if layout == "flat":
+        pyproject += '[tool.setuptools]\npackages = ["mylib"]\n'
+    test = "from mylib import value\n\ndef test_value():\n    assert value() == 1\n"
+    shas = [commit(repo, {"pyproject.toml": pyproject, f"{pkg}/__init__.py":
+                          "def value():\n    return 1\n", "tests/test_v.py": test}, "start")]
+    for i in range(1, 9):
+        files = {"notes": str(i)}
+        if i == 6:
+            files[f"{pkg}/__init__.py"] = "def value():\n    return 2\n"
+        shas.append(commit(repo, files, f"c{i}"))
+    venv = tmp_path / "venv"
+    subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True)
+    # The probe environment sees everything bisector's own environment has installed.
+    parent = sysconfig.get_paths()["purelib"]
+    [site] = (venv / "lib").glob("python3*/site-packages")
+    (site / "zz_parent_env.pth").write_text(parent + "\n")
+    pip = [str(venv / "bin" / "python"), "-m", "pip", "install", "-q", "--no-deps"]
+    subprocess.run([*pip, "-e", str(repo)], check=True)
+    check = subprocess.run([str(venv / "bin" / "python"), "-c",
+                            "import mylib; print(mylib.__file__)"], capture_output=True,
+                           text=True, cwd=tmp_path)
+    assert str(repo) in check.stdout  # the editable install points at the user's checkout
+    env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1])}
+    proc = subprocess.run(
+        [str(venv / "bin" / "python"), "-m", "bisector", "find-break", "--json",
+         "tests/test_v.py::test_value", "--good", shas[0]],
+        cwd=repo, capture_output=True, text=True, env=env, timeout=300,
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert json.loads(proc.stdout)["culprits"][0]["commit"]["sha"] == shas[6]
+
+
+def test_reports_are_written(calc, tmp_path: Path) -> None:
+    repo, shas = calc
+    md, js = tmp_path / "r.md", tmp_path / "r.json"
+    proc = run_cli("find-break", "tests/test_calc.py::test_add_negative", "--good", shas[0],
+                   "--report", "md", str(md), "--report", "json", str(js), cwd=repo)
+    assert proc.returncode == 0, proc.stderr
+    assert "culprit" in proc.stdout and shas[13][:10] in proc.stdout
+    assert f"## Culprit `{shas[13][:10]}` Clamp add() results at zero" in md.read_text()
+    assert "git bisect start" in md.read_text()
+    assert json.loads(js.read_text())["culprits"][0]["commit"]["sha"] == shas[13]
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--bad=--output=/tmp/bisector-pwned", "--good", "HEAD~3"], "cannot start with '-'"),
+        (["--good", "-x"], "cannot start with '-'"),
+        (["--good", "nosuchrev"], "unknown revision 'nosuchrev'"),
+        (["--good", "HEAD"], "same commit"),
+        (["--good", "side"], "not an ancestor"),
+        ([], "does not fail at bad"),
+    ],
+)
+def test_bad_input_is_one_line_and_exit_2(calc, args: list[str], message: str) -> None:
+    repo, shas = calc
+    git(repo, "checkout", "-q", "-b", "side", shas[3])
+    commit(repo, {"side.txt": "x"}, "side")
+    git(repo, "checkout", "-q", "main")
+    extra = ["--good", shas[2], "--bad", shas[10]] if not args else []
+    proc = run_cli("find-break", "tests/test_calc.py::test_add_negative", *args, *extra, cwd=repo)
+    assert proc.returncode == 2, proc.stdout + proc.stderr
+    err_lines = [line for line in proc.stderr.splitlines() if line.startswith("bisector: error")]
+    assert len(err_lines) == 1 and message in err_lines[0]
+    assert "Traceback" not in proc.stderr
+    assert not Path("/tmp/bisector-pwned").exists()
+    assert git(repo, "worktree", "list", "--porcelain").count("worktree ") == 1
+
+
+def test_good_already_failing(calc) -> None:
+    repo, shas = calc
+    proc = run_cli("find-break", "tests/test_calc.py::test_add_negative", "--good", shas[15],
+                   cwd=repo)
+    assert proc.returncode == 2 and "already fails at good" in proc.stderr
+
+
+def test_nothing_to_bisect_without_history(calc) -> None:
+    repo, _ = calc
+    proc = run_cli("find-break", cwd=repo)
+    assert proc.returncode == 2 and "nothing to bisect" in proc.stderr
+
+
+def test_sigint_mid_probe_leaves_nothing_behind(repo: Path) -> None:
+    slow = "import time\n\ndef test_slow():\n    time.sleep(30)\n"
+    shas = [commit(repo, {"test_s.py": slow}, "start")]
+    for i in range(6):
+        shas.append(commit(repo, {"n": str(i)}, f"c{i}"))
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "bisector", "find-break", "test_s.py::test_slow", "--good",
+         shas[0]], cwd=repo, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )
+    wt = repo / ".bisector" / "worktrees"
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline and not (wt.is_dir() and any(wt.iterdir())):
+        time.sleep(0.2)
+    time.sleep(2)  # the probe's pytest is running its 30 s test now
+    proc.send_signal(signal.SIGINT)
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode == 130, err
+    assert git(repo, "worktree", "list", "--porcelain").count("worktree ") == 1
+    assert not any(wt.iterdir())
+    leftover = subprocess.run(["pgrep", "-f", "test_s.py::test_slow"], capture_output=True,
+                              text=True)
+    assert leftover.stdout.strip() == ""
+
+
+def test_a_killed_bisection_resumes_without_rerunning_its_probes(calc) -> None:
+    repo, shas = calc
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "bisector", "find-break", "--json",
+         "tests/test_calc.py::test_add_negative", "--good", shas[0]],
+        cwd=repo, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )
+    db = repo / ".bisector" / "history.db"
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline:
+        try:
+            if db.exists() and query(db, "select count(*) from runs")[0][0] >= 3:
+                break
+        except sqlite3.OperationalError:  # the schema is still being created
+            pass
+        time.sleep(0.1)
+    proc.kill()  # kill -9
+    proc.communicate()
+    done = query(db, "select count(*) from runs")[0][0]
+    data = json.loads(find_break(repo, "tests/test_calc.py::test_add_negative",
+                                 "--good", shas[0]).stdout)
+    assert data["culprits"][0]["commit"]["sha"] == shas[13]
+    assert data["probes_reused"] >= done
+    assert git(repo, "worktree", "list", "--porcelain").count("worktree ") == 1

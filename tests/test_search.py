@@ -1,0 +1,98 @@
+from __future__ import annotations
+
+from hypothesis import assume, given, settings
+from hypothesis import strategies as st
+
+from bisector.search import Bisection, Track, Verdict, max_probes
+
+
+def run(n: int, culprit: int, untestable: frozenset[int] = frozenset(), *,
+        max_untestable: int | None = None) -> tuple[Bisection, int]:
+    b = Bisection(n, ["t"], max_untestable=max_untestable)
+    probes = 0
+    while (i := b.next_probe()) is not None:
+        assert i not in b.probed, "a commit was probed twice"
+        probes += 1
+        if i in untestable:
+            verdict = Verdict.UNTESTABLE
+        else:
+            verdict = Verdict.BAD if i >= culprit else Verdict.GOOD
+        b.observe_probe(i, {"t": verdict})
+        assert probes <= n
+    return b, probes
+
+
+@settings(max_examples=300)
+@given(st.integers(1, 500).flatmap(lambda n: st.tuples(st.just(n), st.integers(0, n - 1))))
+def test_finds_every_culprit_within_log2_probes(case: tuple[int, int]) -> None:
+    n, culprit = case
+    b, probes = run(n, culprit)
+    assert b.tracks["t"].culprit == culprit
+    assert probes <= max_probes(n)
+
+
+@st.composite
+def identifiable(draw):
+    n = draw(st.integers(1, 300))
+    culprit = draw(st.integers(0, n - 1))
+    skipped = draw(st.frozensets(st.integers(0, max(n - 2, 0)), max_size=n))
+    # identifiable: the culprit and the commit before it (or the good end) can be tested
+    return n, culprit, skipped - {culprit, culprit - 1}
+
+
+@settings(max_examples=300)
+@given(identifiable())
+def test_finds_the_culprit_whenever_untestable_commits_leave_it_identifiable(case) -> None:
+    n, culprit, skipped = case
+    b, _ = run(n, culprit, skipped)
+    assert b.tracks["t"].culprit == culprit
+
+
+@given(identifiable())
+def test_an_ambiguous_answer_always_brackets_the_culprit(case) -> None:
+    n, culprit, skipped = case
+    assume(culprit > 0)
+    skipped = skipped | {culprit - 1}
+    b, _ = run(n, culprit, skipped)
+    track = b.tracks["t"]
+    assert culprit in track.suspects
+    assert all(i in track.untestable for i in track.suspects if i != track.hi)
+
+
+def test_a_long_untestable_stretch_costs_logarithmic_probes() -> None:
+    n = 1000
+    stretch = frozenset(range(400, 600))  # the midpoint sits inside 200 untestable commits
+    for culprit in (100, 450, 700):
+        b, probes = run(n, culprit, stretch, max_untestable=24)
+        untestable_probes = sum(1 for i in b.probed if i in stretch)
+        assert untestable_probes <= 24
+        assert culprit in b.tracks["t"].suspects
+        if culprit not in stretch:
+            assert b.tracks["t"].culprit == culprit
+            assert probes <= max_probes(n) + 2 * 8 + 2
+
+
+def test_several_tests_get_their_own_culprits() -> None:
+    n, culprits = 64, {"a": 10, "b": 40, "c": 40}
+    b = Bisection(n, culprits)
+    probes = 0
+    while (i := b.next_probe()) is not None:
+        probes += 1
+        verdicts = {t: Verdict.BAD if i >= c else Verdict.GOOD for t, c in culprits.items()}
+        b.observe_probe(i, verdicts)
+    assert {t: tr.culprit for t, tr in b.tracks.items()} == culprits
+    assert probes <= 2 * max_probes(n)
+
+
+def test_known_results_narrow_before_any_probe() -> None:
+    b = Bisection(100, ["t"])
+    b.observe("t", 30, Verdict.GOOD)
+    b.observe("t", 40, Verdict.BAD)
+    assert 30 < b.next_probe() < 40
+
+
+def test_contradictions_are_kept_not_trusted() -> None:
+    track = Track(10)
+    track.observe(5, Verdict.BAD)
+    track.observe(7, Verdict.GOOD)
+    assert track.inconsistent == [(7, Verdict.GOOD)] and track.hi == 5
