@@ -137,37 +137,32 @@ def regressions(
 @click.option("--timeout", type=float, default=None, help="Seconds a probe may take.")
 @click.option("--max-untestable", type=int, default=None,
               help="Stop after this many untestable probes (default: 2 x log2 of the range + 4).")
+@click.option("--setup", default=None, metavar="CMD",
+              help="Shell command run in each probe's worktree and environment before its "
+                   "tests, e.g. 'pip install --no-deps .'; failing makes the commit untestable.")
 @click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
 @click.option("--report", "reports", type=(click.Choice(["md", "json"]), click.Path(
               dir_okay=False, path_type=Path)), multiple=True, help="Also write a report.")
 @_common
 def find_break(tests: tuple[str, ...], good: str | None, bad: str, lookback: int | None,
                test_files: tuple[Path, ...], first_parent: bool, timeout: float | None,
-               max_untestable: int | None, as_json: bool,
+               max_untestable: int | None, setup: str | None, as_json: bool,
                reports: tuple[tuple[str, Path], ...], repo_path: Path,
                history_db: str | None) -> None:
     """Find the commit that broke TESTS (default: every regression at --bad)."""
     from .errors import BisectError
-    from .executors.local import LocalExecutor
-    from .finder import Finder, max_probes
+    from .finder import find_break as run_find_break
     from .reports import bisect as bisect_report
 
     if test_files:
         raise BisectError("--test-file is not supported yet", hint="name tests in the range")
     console = _console()
     err = _console_err()
-    with (
-        _open(repo_path, history_db, lookback) as (repo, store, settings),
-        LocalExecutor(repo, timeout=timeout) as executor,
-    ):
-        finder = Finder(repo, store, executor.run, progress=lambda m: err.print(m, style="dim"))
-        names, good_sha, bad_sha = finder.plan(list(tests), good, bad, settings.lookback)
-        budget = max_untestable
-        if budget is None:
-            span = len(repo.range(good_sha, bad_sha, first_parent=first_parent))
-            budget = 2 * max_probes(span) + 4
-        finder.max_untestable = budget
-        result = finder.run(names, good_sha, bad_sha, first_parent=first_parent)
+    result = run_find_break(
+        repo_path, tests=list(tests), good=good, bad=bad, lookback=lookback,
+        history_db=history_db, first_parent=first_parent, timeout=timeout,
+        max_untestable=max_untestable, setup=setup, progress=lambda m: err.print(m, style="dim"),
+    )
     for kind, path in reports:
         text = (json.dumps(bisect_report.to_json(result), indent=2) if kind == "json"
                 else bisect_report.to_markdown(result))

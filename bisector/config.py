@@ -24,6 +24,7 @@ STORE_FILENAME = "history.db"
 class Settings:
     history_db: str | None = None
     lookback: int = DEFAULT_LOOKBACK
+    setup: str | None = None  # shell command run in each probe before its tests
 
     def store_url(self, root: Path) -> str:
         """The SQLAlchemy URL of the history store; the default is a SQLite file in the repo."""
@@ -90,6 +91,10 @@ def load_settings(
         settings = replace(settings, history_db=_as_url(value, root))
     if "lookback" in section:
         settings = replace(settings, lookback=_lookback(section["lookback"], where))
+    if "setup" in section:
+        if not isinstance(section["setup"], str):
+            raise ConfigError(f"{where}: setup must be a string (a shell command)")
+        settings = replace(settings, setup=section["setup"])
     if env.get("BISECTOR_DB"):
         settings = replace(settings, history_db=_as_url(env["BISECTOR_DB"], here))
     if env.get("BISECTOR_LOOKBACK"):

@@ -9,6 +9,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from pathlib import Path
 
 from . import environment
 from .errors import BisectError, GitError
@@ -243,6 +244,42 @@ class Finder:
                 confirmed=confirmed, note=note, files=tuple(self.repo.changed_files(sha)),
             ))
         return findings
+
+
+def find_break(
+    repo_path: Path,
+    *,
+    tests: list[str],
+    good: str | None = None,
+    bad: str = "HEAD",
+    lookback: int | None = None,
+    history_db: str | None = None,
+    first_parent: bool = True,
+    timeout: float | None = None,
+    max_untestable: int | None = None,
+    setup: str | None = None,
+    progress: Progress | None = None,
+) -> BisectResult:
+    """The whole find-break, as the CLI and the plugin's auto-bisect both run it."""
+    from .config import load_settings
+    from .executors.local import LocalExecutor
+
+    with Repository(repo_path) as repo:
+        root = repo.main_root
+        settings = load_settings(root, history_db=history_db, lookback=lookback)
+        if settings.history_db is None:
+            repo.ensure_excluded()
+        with (
+            HistoryStore.open(settings.store_url(root)) as store,
+            LocalExecutor(repo, timeout=timeout, setup=setup or settings.setup) as executor,
+        ):
+            finder = Finder(repo, store, executor.run, progress=progress)
+            names, good_sha, bad_sha = finder.plan(tests, good, bad, settings.lookback)
+            if max_untestable is None:
+                span = len(repo.range(good_sha, bad_sha, first_parent=first_parent))
+                max_untestable = 2 * max_probes(span) + 4
+            finder.max_untestable = max_untestable
+            return finder.run(names, good_sha, bad_sha, first_parent=first_parent)
 
 
 def _host() -> str:

@@ -43,7 +43,16 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         help="history store: a file path or SQLAlchemy URL "
         "(default: .bisector/history.db in the repository; env BISECTOR_DB).",
     )
+    group.addoption(
+        "--auto-bisect",
+        action="store_true",
+        default=None,
+        dest="auto_bisect",
+        help="with --track-history: after the session, find the commit that broke each test "
+        "that fails now and passed within the lookback window.",
+    )
     parser.addini("track_history", type="bool", default=False, help="always --track-history.")
+    parser.addini("auto_bisect", type="bool", default=False, help="always --auto-bisect.")
     parser.addini("history_db", default="", help="history store path or SQLAlchemy URL.")
 
 
@@ -51,9 +60,14 @@ def _is_xdist_worker(config: pytest.Config) -> bool:
     return hasattr(config, "workerinput")
 
 
+def _flag(config: pytest.Config, name: str) -> bool:
+    """A boolean from the command line, else from the ini file."""
+    flag = config.getoption(name)
+    return bool(flag) if flag is not None else bool(config.getini(name))
+
+
 def _tracking(config: pytest.Config) -> bool:
-    flag = config.getoption("track_history")
-    return bool(flag) if flag is not None else bool(config.getini("track_history"))
+    return _flag(config, "track_history")
 
 
 def pytest_configure(config: pytest.Config) -> None:
@@ -119,8 +133,10 @@ class HistoryRecorder:
         self.started_at = time.time()
         self.tests: dict[str, _Test] = {}
         self.notice: str | None = None
+        self.answer: dict[str, Any] = {}
         self._answered = False
         history_db = config.getoption("history_db") or config.getini("history_db") or None
+        self.history_db = history_db
         self._proc = self._spawn(config.invocation_params.dir, history_db)
 
     @staticmethod
@@ -212,6 +228,7 @@ class HistoryRecorder:
         line = proc.stdout.readline() if ready else ""
         self._answered = True
         answer = _last_json(line)
+        self.answer = answer or {}
         if answer is None:
             if not ready:
                 proc.kill()
@@ -238,6 +255,41 @@ class HistoryRecorder:
         if self.notice:
             warn = self.notice.startswith("warning")
             terminalreporter.write_line(f"bisector: {self.notice}", yellow=warn)
+        if _flag(self.config, "auto_bisect"):
+            self._auto_bisect(terminalreporter)
+
+    def _auto_bisect(self, tr: Any) -> None:
+        """Bisect this session's failures that passed within the lookback window.
+
+        Runs after the results are stored, prints into the summary and never changes the
+        session's exit status: every problem is one line.
+        """
+        failing = sorted(n for n, t in self.tests.items()
+                         if t.outcome in ("failed", "error") and t.phase != "collect")
+        if not failing or not self.answer.get("ok"):
+            return
+        if self.answer.get("dirty"):
+            tr.write_line("bisector: auto-bisect skipped: the working tree is dirty", yellow=True)
+            return
+        from .errors import BisectorError
+        from .finder import find_break
+        from .reports.bisect import summary_lines
+
+        tr.section("bisector: auto-bisect", sep="-")
+        try:
+            result = find_break(
+                self.config.invocation_params.dir, tests=failing, bad=self.answer["sha"],
+                history_db=self.history_db, progress=lambda m: tr.write_line(f"  {m}"),
+            )
+        except BisectorError as exc:
+            tr.write_line(f"bisector: no bisection: {exc.one_line()}")
+            return
+        except Exception as exc:  # never let auto-bisect change the session's outcome
+            tr.write_line(f"bisector: auto-bisect failed: {type(exc).__name__}: {exc}",
+                          red=True)
+            return
+        for line in summary_lines(result):
+            tr.write_line(line)
 
     def pytest_unconfigure(self, config: pytest.Config) -> None:
         if not self._answered and self._proc.poll() is None:

@@ -261,3 +261,50 @@ def test_a_killed_bisection_resumes_without_rerunning_its_probes(calc) -> None:
     assert data["culprits"][0]["commit"]["sha"] == shas[13]
     assert data["probes_reused"] >= done
     assert git(repo, "worktree", "list", "--porcelain").count("worktree ") == 1
+
+
+def test_auto_bisect_names_the_culprit_in_the_summary(calc) -> None:
+    repo, shas = calc
+    git(repo, "checkout", "-q", shas[3])
+    run_pytest(repo, "--track-history", "-p", "no:cacheprovider")
+    git(repo, "checkout", "-q", "main")
+    proc = run_pytest(repo, "--track-history", "--auto-bisect", "-p", "no:cacheprovider")
+    assert proc.returncode == 1  # the tests' own status
+    out = proc.stdout
+    assert "bisector: auto-bisect" in out
+    assert f"culprit {shas[13][:10]} Clamp add() results at zero" in out
+    assert "tests/test_calc.py::test_add_negative: assert 0 == -5 (confirmed)" in out
+    assert git(repo, "worktree", "list", "--porcelain").count("worktree ") == 1
+
+
+def test_auto_bisect_without_a_past_pass_says_so(repo: Path) -> None:
+    commit(repo, {"test_a.py": "def test_a():\n    assert 0\n",
+                  "pytest.ini": "[pytest]\ntrack_history = true\nauto_bisect = true\n"})
+    proc = run_pytest(repo)
+    assert proc.returncode == 1
+    assert "bisector: no bisection: no tracked pass" in proc.stdout
+
+
+def test_setup_runs_in_the_probes_own_environment(tmp_path: Path, repo: Path) -> None:
+    gen = ("import pathlib, sys\n"
+           "v = pathlib.Path('VERSION').read_text().strip()\n"
+           "out = f'VERSION = {v!r}\\nPREFIX = {sys.prefix!r}\\n'\n"
+           "pathlib.Path('_version.py').write_text(out)\n")
+    test = ("import sys\nfrom _version import VERSION, PREFIX\n\n"
+            "def test_version():\n    assert PREFIX == sys.prefix != sys.base_prefix\n"
+            "    assert VERSION.startswith('1.')\n")
+    shas = [commit(repo, {"gen.py": gen, "VERSION": "1.0\n", "test_v.py": test}, "start")]
+    for i in range(1, 9):
+        files = {"VERSION": f"{'2' if i >= 5 else '1'}.{i}\n"}
+        if i == 3:
+            files["gen.py"] = "raise SystemExit('broken generator')\n"
+        if i == 4:
+            files["gen.py"] = gen
+        shas.append(commit(repo, files, f"c{i}"))
+    proc = find_break(repo, "test_v.py::test_version", "--good", shas[0],
+                      "--setup", "python gen.py")
+    assert proc.returncode == 0, proc.stderr
+    data = json.loads(proc.stdout)
+    assert data["culprits"][0]["commit"]["sha"] == shas[5]
+    assert not (repo / "_version.py").exists()
+    assert not any((repo / ".bisector" / "worktrees").iterdir())

@@ -11,7 +11,9 @@ from __future__ import annotations
 import contextlib
 import os
 import secrets
+import shutil
 import signal
+import site
 import subprocess
 import sys
 import tempfile
@@ -58,9 +60,12 @@ class LocalExecutor:
         python: str = sys.executable,
         timeout: float | None = None,
         pytest_args: tuple[str, ...] = (),
+        setup: str | None = None,
     ) -> None:
         self.repo = repo
         self.python = python
+        self.setup = setup
+        self._venv: Path | None = None
         self.timeout = timeout
         self.pytest_args = pytest_args
         self.session = f"{os.getpid()}-{secrets.token_hex(3)}"
@@ -78,6 +83,31 @@ class LocalExecutor:
         if self.tree.exists() or self._checked_out:
             self.repo.remove_worktree(self.tree)
             self._checked_out = False
+        if self._venv is not None:
+            shutil.rmtree(self._venv, ignore_errors=True)
+            self._venv = None
+
+    def _probe_python(self) -> str:
+        """With --setup, probes get a virtual environment of their own to build into.
+
+        The environment bisector runs in stays importable behind it (a .pth adds its site
+        directories), so `pip install --no-deps .` is all a setup needs, and the user's own
+        environment is never installed into.
+        """
+        if not self.setup:
+            return self.python
+        if self._venv is None:
+            venv = self.tree.with_name(self.tree.name + ".venv")
+            self._venv = venv
+            subprocess.run([self.python, "-m", "venv", str(venv)], check=True,
+                           capture_output=True)
+            parents = [p for p in (*site.getsitepackages(), site.getusersitepackages())
+                       if Path(p).is_dir()]
+            [site_dir] = venv.glob("lib/python*/site-packages")
+            (site_dir / "zz_bisector_parent_env.pth").write_text(
+                "".join(f"import site; site.addsitedir({p!r})\n" for p in parents)
+            )
+        return str(self._venv / "bin" / "python")
 
     def _checkout(self, sha: str) -> None:
         if not self._checked_out:
@@ -89,23 +119,39 @@ class LocalExecutor:
 
     def _env(self) -> dict[str, str]:
         env = dict(os.environ)
+        env.pop("PYTEST_ADDOPTS", None)
+        if self._venv is not None:  # the setup installed the commit's code: no path tricks
+            env["VIRTUAL_ENV"] = str(self._venv)
+            env["PATH"] = os.pathsep.join([str(self._venv / "bin"), env.get("PATH", "")])
+            return env
         paths = [str(self.tree / "src")] if (self.tree / "src").is_dir() else []
         paths.append(str(self.tree))
         if env.get("PYTHONPATH"):
             paths.append(env["PYTHONPATH"])
         env["PYTHONPATH"] = os.pathsep.join(paths)
         env["PYTHONDONTWRITEBYTECODE"] = "1"
-        env.pop("PYTEST_ADDOPTS", None)
         return env
 
     def run(self, probe: Probe) -> ProbeOutcome:
         started = time.time()
         self._checkout(probe.sha)
         env_info = environment.current(self.tree)
+        python = self._probe_python()
+        if self.setup:
+            status, log, problem = self._execute(self.setup, shell=True)
+            if problem is None and status != 0:
+                problem = f"setup failed (exit {status}): {_last_line(log) or 'no output'}"
+            if problem is not None:
+                results = {
+                    n: TestResult(n, Outcome.UNTESTABLE, 0.0, None, problem, phase="setup")
+                    for n in probe.nodeids
+                }
+                return ProbeOutcome(probe, results, env_info, started, time.time(), status,
+                                    problem, log)
         with tempfile.TemporaryDirectory(prefix="bisector-probe-") as tmp:
             junit = Path(tmp) / "junit.xml"
             cmd = [
-                self.python, "-m", "pytest", *probe.nodeids, f"--junitxml={junit}",
+                python, "-m", "pytest", *probe.nodeids, f"--junitxml={junit}",
                 "-o", "junit_family=xunit1", "-o", "track_history=false",
                 "-p", "no:cacheprovider", "-q", "--no-header", *self.pytest_args,
             ]
@@ -123,9 +169,10 @@ class LocalExecutor:
                                              phase="collect")
         return ProbeOutcome(probe, results, env_info, started, time.time(), status, problem, log)
 
-    def _execute(self, cmd: list[str]) -> tuple[int | None, str, str | None]:
+    def _execute(self, cmd: list[str] | str, *, shell: bool = False
+                 ) -> tuple[int | None, str, str | None]:
         proc = subprocess.Popen(
-            cmd, cwd=self.tree, env=self._env(), stdout=subprocess.PIPE,
+            cmd, cwd=self.tree, env=self._env(), stdout=subprocess.PIPE, shell=shell,
             stderr=subprocess.STDOUT, text=True, start_new_session=True,
         )
         try:

@@ -86,6 +86,25 @@ def to_markdown(result: BisectResult) -> str:
     return "\n".join(lines)
 
 
+def summary_lines(result: BisectResult) -> list[str]:
+    """Plain lines for pytest's terminal summary."""
+    lines = []
+    for sha, findings in _groups(result):
+        if sha is None:
+            lines += [f"not isolated: {f.nodeid}: {f.note}" for f in findings]
+            continue
+        c = findings[0].culprit
+        assert c is not None
+        lines.append(f"culprit {c.sha[:10]} {c.subject} ({c.author_name} <{c.author_email}>)")
+        for f in findings:
+            state = "confirmed" if f.confirmed else f.note
+            lines.append(f"  {f.nodeid}: {f.message or ''} ({state})")
+    lines += [f"note: {n}" for n in result.notes]
+    lines.append(f"{result.candidates} candidates, {result.probes_run} probes run, "
+                 f"{result.probes_reused} reused, {result.seconds:.1f} s")
+    return lines
+
+
 def render(result: BisectResult, console: Console) -> None:
     for sha, findings in _groups(result):
         if sha is None:
