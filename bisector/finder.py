@@ -149,14 +149,9 @@ class Finder:
     def run(self, tests: list[str], good_sha: str, bad_sha: str, *, first_parent: bool = True
             ) -> BisectResult:
         started = time.monotonic()
-        candidates = self.repo.range(good_sha, bad_sha, first_parent=first_parent)
-        if not candidates or candidates[-1] != bad_sha:
-            raise GitError(f"cannot list commits {good_sha[:10]}..{bad_sha[:10]}",
-                           hint="run `git fetch --unshallow` if this is a shallow clone")
-        self._load_known([good_sha, *candidates], tests)
         notes: list[str] = []
         log = [f"git bisect start {bad_sha} {good_sha}"]
-
+        self._load_known([good_sha, bad_sha], tests)
         at_bad = self._results_at(bad_sha, tests, "check bad end")
         at_good = self._results_at(good_sha, tests, "check good end")
         live = []
@@ -174,8 +169,30 @@ class Finder:
         if not live:
             raise BisectError("nothing to bisect: " + "; ".join(notes))
 
+        candidates, suspects = self._search(live, good_sha, bad_sha, first_parent, log, notes)
+        if first_parent:
+            self._into_merges(live, suspects, log, notes)
+        findings = self._confirm(live, suspects)
+        return BisectResult(
+            good=good_sha, bad=bad_sha, candidates=candidates, findings=tuple(findings),
+            probes_run=self.runs, probes_reused=self.reused,
+            seconds=time.monotonic() - started, bisect_log=tuple(log), notes=tuple(notes),
+        )
+
+    def _search(self, tests: list[str], good_sha: str, bad_sha: str, first_parent: bool,
+                log: list[str], notes: list[str]) -> tuple[int, dict[str, tuple[str, ...]]]:
+        """Bisect good..bad for tests known to pass at good and fail at bad.
+
+        Returns the number of candidates and, per test, the commits still suspected, oldest
+        first: one commit when the culprit is isolated.
+        """
+        candidates = self.repo.range(good_sha, bad_sha, first_parent=first_parent)
+        if not candidates or candidates[-1] != bad_sha:
+            raise GitError(f"cannot list commits {good_sha[:10]}..{bad_sha[:10]}",
+                           hint="run `git fetch --unshallow` if this is a shallow clone")
+        self._load_known(candidates, tests)
         index = {sha: i for i, sha in enumerate(candidates)}
-        search = Bisection(len(candidates), live, max_untestable=self.max_untestable)
+        search = Bisection(len(candidates), tests, max_untestable=self.max_untestable)
         known_commits = set()
         for (nodeid, sha), results in self.evidence.seen.items():
             if nodeid in search.tracks and sha in index and sha != bad_sha:
@@ -195,42 +212,63 @@ class Finder:
         if search.budget_spent:
             notes.append(f"stopped after {search.untestable_probes} untestable probes: "
                          "culprits are bracketed, not isolated")
+        return len(candidates), {
+            t: tuple(candidates[i] for i in search.tracks[t].suspects) for t in tests
+        }
 
-        findings = self._confirm(search, candidates, good_sha, live)
-        return BisectResult(
-            good=good_sha, bad=bad_sha, candidates=len(candidates), findings=tuple(findings),
-            probes_run=self.runs, probes_reused=self.reused,
-            seconds=time.monotonic() - started, bisect_log=tuple(log), notes=tuple(notes),
-        )
+    def _into_merges(self, tests: list[str], suspects: dict[str, tuple[str, ...]],
+                     log: list[str], notes: list[str]) -> None:
+        """A merge found on the first-parent line: look for the culprit inside its branch."""
+        isolated = {s[0] for s in suspects.values() if len(s) == 1}
+        infos = self.repo.commits(sorted(isolated))
+        for sha, info in infos.items():
+            if len(info.parents) < 2:
+                continue
+            group = [t for t in tests if suspects[t] == (sha,)]
+            mainline, branch = info.parents[0], info.parents[1]
+            at_tip = self._results_at(branch, group, "merged branch tip")
+            inside = [t for t in group if verdict_of(at_tip[t]) is Verdict.BAD]
+            alone = [t for t in group if t not in inside]
+            if alone:
+                notes.append(f"merge {sha[:10]} is the culprit of {', '.join(alone)}: its "
+                             "branch passes alone, the combination breaks")
+            if not inside:
+                continue
+            base = self.repo.merge_base(mainline, branch)
+            notes.append(f"merge {sha[:10]} is the first bad commit on the first-parent line; "
+                         f"searched its branch {base[:10]}..{branch[:10]}")
+            _, found = self._search(inside, base, branch, True, log, notes)
+            suspects.update(found)
 
-    def _confirm(self, search: Bisection, candidates: list[str], good_sha: str,
-                 tests: list[str]) -> list[Finding]:
-        by_culprit: dict[int, list[str]] = {}
+    def _confirm(self, tests: list[str], suspects: dict[str, tuple[str, ...]]
+                 ) -> list[Finding]:
+        """Run each culprit and its parent once more; an inconsistency is reported, not hidden."""
+        by_culprit: dict[str, list[str]] = {}
         for t in tests:
-            culprit = search.tracks[t].culprit
-            if culprit is not None:
-                by_culprit.setdefault(culprit, []).append(t)
+            if len(suspects[t]) == 1:
+                by_culprit.setdefault(suspects[t][0], []).append(t)
+        infos = self.repo.commits(sorted(by_culprit))
         confirmations: dict[str, tuple[TestResult, TestResult]] = {}
-        for idx, group in sorted(by_culprit.items()):
-            sha, parent = candidates[idx], candidates[idx - 1] if idx > 0 else good_sha
+        for sha, group in sorted(by_culprit.items()):
             again = self._probe(sha, group, "confirm culprit")
-            before = self._probe(parent, group, "confirm parent")
+            before = self._probe(infos[sha].parents[0], group, "confirm parent")
             for t in group:
                 confirmations[t] = (again[t], before[t])
-        infos = self.repo.commits([candidates[i] for i in by_culprit])
         findings = []
         for t in tests:
-            track = search.tracks[t]
-            suspects = tuple(candidates[i] for i in track.suspects)
-            if track.culprit is None:
+            if len(suspects[t]) != 1:
+                untestable = sum(
+                    1 for s in suspects[t][:-1]
+                    if (r := self.evidence.latest(t, s)) and verdict_of(r) is Verdict.UNTESTABLE
+                )
                 findings.append(Finding(
-                    t, None, suspects,
-                    note=f"culprit is one of {len(suspects)} commits; "
-                         f"{len(track.untestable & set(track.suspects))} of them are untestable",
+                    t, None, suspects[t],
+                    note=f"culprit is one of {len(suspects[t])} commits "
+                         f"{suspects[t][0][:10]}..{suspects[t][-1][:10]}; {untestable} of them "
+                         "are untestable",
                 ))
                 continue
-            sha = candidates[track.culprit]
-            bad_result = self.evidence.latest(t, sha)
+            sha = suspects[t][0]
             again, before = confirmations[t]
             confirmed = verdict_of(again) is Verdict.BAD and verdict_of(before) is Verdict.GOOD
             note = None
@@ -238,10 +276,9 @@ class Finder:
                 note = (f"not confirmed: run again, the culprit gave {again.outcome} and its "
                         f"parent {before.outcome}; the test may be flaky")
             findings.append(Finding(
-                t, infos.get(sha), suspects,
-                signature=bad_result.signature if bad_result else None,
-                message=bad_result.message if bad_result else None,
-                confirmed=confirmed, note=note, files=tuple(self.repo.changed_files(sha)),
+                t, infos.get(sha), suspects[t], signature=again.signature or None,
+                message=again.message, confirmed=confirmed, note=note,
+                files=tuple(self.repo.changed_files(sha)),
             ))
         return findings
 

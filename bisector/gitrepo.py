@@ -226,6 +226,9 @@ class Repository:
             return False
         return True
 
+    def merge_base(self, a: str, b: str) -> str:
+        return self._git("merge-base", a, b)
+
     def range(self, good: str, bad: str, *, first_parent: bool = True) -> list[str]:
         """Commits after `good` up to and including `bad`, oldest first (resolved shas only)."""
         args = ["rev-list", "--reverse"]

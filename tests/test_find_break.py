@@ -308,3 +308,36 @@ def test_setup_runs_in_the_probes_own_environment(tmp_path: Path, repo: Path) ->
     assert data["culprits"][0]["commit"]["sha"] == shas[5]
     assert not (repo / "_version.py").exists()
     assert not any((repo / ".bisector" / "worktrees").iterdir())
+
+
+def test_a_merge_culprit_is_searched_inside_its_branch(repo: Path) -> None:
+    base = commit(repo, {"calc.py": CALC_GOOD, "tests/test_calc.py": TESTS}, "start")
+    for i in range(3):
+        commit(repo, {"main.txt": str(i)}, f"main {i}")
+    git(repo, "checkout", "-q", "-b", "feature", base)
+    branch = [commit(repo, {"f.txt": "1"}, "feature 1"),
+              commit(repo, {"calc.py": CALC_BAD}, "feature breaks add"),
+              commit(repo, {"f.txt": "3"}, "feature 3")]
+    git(repo, "checkout", "-q", "main")
+    git(repo, "merge", "-q", "--no-ff", "--no-edit", "feature")
+    commit(repo, {"main.txt": "after"}, "after merge")
+    data = json.loads(find_break(repo, "tests/test_calc.py::test_add_negative",
+                                 "--good", base).stdout)
+    [group] = data["culprits"]
+    assert group["commit"]["sha"] == branch[1]
+    assert group["tests"][0]["confirmed"] is True
+    assert any("searched its branch" in n for n in data["notes"])
+
+
+def test_a_merge_that_breaks_only_in_combination_is_the_culprit(repo: Path) -> None:
+    test = "import a, b\n\ndef test_one_is_one():\n    assert a.A == 1 or b.B == 1\n"
+    base = commit(repo, {"a.py": "A = 1\n", "b.py": "B = 1\n", "test_ab.py": test}, "start")
+    commit(repo, {"a.py": "A = 2\n"}, "main changes A")
+    git(repo, "checkout", "-q", "-b", "feature", base)
+    commit(repo, {"b.py": "B = 2\n"}, "feature changes B")
+    git(repo, "checkout", "-q", "main")
+    git(repo, "merge", "-q", "--no-ff", "--no-edit", "feature")
+    merge = git(repo, "rev-parse", "HEAD")
+    data = json.loads(find_break(repo, "test_ab.py::test_one_is_one", "--good", base).stdout)
+    assert data["culprits"][0]["commit"]["sha"] == merge
+    assert any("branch passes alone" in n for n in data["notes"])
