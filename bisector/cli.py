@@ -150,18 +150,16 @@ def find_break(tests: tuple[str, ...], good: str | None, bad: str, lookback: int
                reports: tuple[tuple[str, Path], ...], repo_path: Path,
                history_db: str | None) -> None:
     """Find the commit that broke TESTS (default: every regression at --bad)."""
-    from .errors import BisectError
     from .finder import find_break as run_find_break
     from .reports import bisect as bisect_report
 
-    if test_files:
-        raise BisectError("--test-file is not supported yet", hint="name tests in the range")
     console = _console()
     err = _console_err()
     result = run_find_break(
         repo_path, tests=list(tests), good=good, bad=bad, lookback=lookback,
         history_db=history_db, first_parent=first_parent, timeout=timeout,
-        max_untestable=max_untestable, setup=setup, progress=lambda m: err.print(m, style="dim"),
+        max_untestable=max_untestable, setup=setup, test_files=list(test_files),
+        progress=lambda m: err.print(m, style="dim"),
     )
     for kind, path in reports:
         text = (json.dumps(bisect_report.to_json(result), indent=2) if kind == "json"

@@ -295,6 +295,7 @@ def find_break(
     timeout: float | None = None,
     max_untestable: int | None = None,
     setup: str | None = None,
+    test_files: list[Path] | None = None,
     progress: Progress | None = None,
 ) -> BisectResult:
     """The whole find-break, as the CLI and the plugin's auto-bisect both run it."""
@@ -306,17 +307,38 @@ def find_break(
         settings = load_settings(root, history_db=history_db, lookback=lookback)
         if settings.history_db is None:
             repo.ensure_excluded()
+        extra = _read_test_files(repo, test_files or [])
         with (
             HistoryStore.open(settings.store_url(root)) as store,
-            LocalExecutor(repo, timeout=timeout, setup=setup or settings.setup) as executor,
+            LocalExecutor(repo, timeout=timeout, setup=setup or settings.setup,
+                          extra_files=extra) as executor,
         ):
             finder = Finder(repo, store, executor.run, progress=progress)
+            if extra and not tests:
+                tests = executor.collect(repo.resolve(bad), sorted(extra))
+                if not tests:
+                    raise BisectError("no tests collected from " + ", ".join(sorted(extra)),
+                                      hint="check the --test-file paths")
             names, good_sha, bad_sha = finder.plan(tests, good, bad, settings.lookback)
             if max_untestable is None:
                 span = len(repo.range(good_sha, bad_sha, first_parent=first_parent))
                 max_untestable = 2 * max_probes(span) + 4
             finder.max_untestable = max_untestable
             return finder.run(names, good_sha, bad_sha, first_parent=first_parent)
+
+
+def _read_test_files(repo: Repository, paths: list[Path]) -> dict[str, bytes]:
+    """--test-file: the user's file, laid at the same place in every probe's checkout."""
+    out = {}
+    for path in paths:
+        full = path.resolve()
+        try:
+            rel = full.relative_to(repo.root)
+        except ValueError:
+            raise BisectError(f"--test-file {path} is outside the repository",
+                              hint="give a file inside the checkout") from None
+        out[rel.as_posix()] = full.read_bytes()
+    return out
 
 
 def _host() -> str:

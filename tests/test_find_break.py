@@ -341,3 +341,19 @@ def test_a_merge_that_breaks_only_in_combination_is_the_culprit(repo: Path) -> N
     data = json.loads(find_break(repo, "test_ab.py::test_one_is_one", "--good", base).stdout)
     assert data["culprits"][0]["commit"]["sha"] == merge
     assert any("branch passes alone" in n for n in data["notes"])
+
+
+def test_a_test_file_that_did_not_exist_back_then(calc, tmp_path: Path) -> None:
+    repo, shas = calc
+    new = repo / "tests" / "test_new.py"
+    new.write_text("from calc import add\n\n\ndef test_new_negative():\n"
+                   "    assert add(-1, -1) == -2\n\n\ndef test_new_positive():\n"
+                   "    assert add(1, 1) == 2\n")
+    proc = find_break(repo, "--test-file", str(new), "--good", shas[0])
+    assert proc.returncode == 0, proc.stderr
+    data = json.loads(proc.stdout)
+    [group] = data["culprits"]
+    assert group["commit"]["sha"] == shas[13]
+    assert [t["test"] for t in group["tests"]] == ["tests/test_new.py::test_new_negative"]
+    assert any("test_new_positive: does not fail at bad" in n for n in data["notes"])
+    assert git(repo, "status", "--porcelain") == "?? tests/test_new.py"

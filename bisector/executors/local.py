@@ -61,8 +61,11 @@ class LocalExecutor:
         timeout: float | None = None,
         pytest_args: tuple[str, ...] = (),
         setup: str | None = None,
+        extra_files: dict[str, bytes] | None = None,
     ) -> None:
         self.repo = repo
+        # Files laid over every checkout (--test-file): a test that did not exist back then.
+        self.extra_files = dict(extra_files or {})
         self.python = python
         self.setup = setup
         self._venv: Path | None = None
@@ -116,6 +119,18 @@ class LocalExecutor:
             self._checked_out = True
         else:
             self.repo.checkout_worktree(self.tree, sha)
+        for rel, content in self.extra_files.items():
+            target = self.tree / rel
+            target.parent.mkdir(parents=True, exist_ok=True)
+            target.write_bytes(content)
+
+    def collect(self, sha: str, paths: list[str]) -> list[str]:
+        """Node ids pytest collects from these paths at a commit (with the extra files)."""
+        self._checkout(sha)
+        cmd = [self._probe_python(), "-m", "pytest", "--collect-only", "-q", "-p",
+               "no:cacheprovider", "-o", "track_history=false", *paths]
+        _, log, _ = self._execute(cmd)
+        return [line.strip() for line in log.splitlines() if "::" in line and " " not in line]
 
     def _env(self) -> dict[str, str]:
         env = dict(os.environ)

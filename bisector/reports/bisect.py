@@ -2,12 +2,17 @@
 
 from __future__ import annotations
 
+import datetime as dt
 from typing import Any
 
 from rich.console import Console
 
 from ..model import BisectResult, Finding
 from .history import commit_json
+
+
+def _when(ts: int) -> str:
+    return dt.datetime.fromtimestamp(ts, tz=dt.UTC).strftime("%Y-%m-%d %H:%M UTC")
 
 
 def _groups(result: BisectResult) -> list[tuple[str | None, list[Finding]]]:
@@ -64,6 +69,7 @@ def to_markdown(result: BisectResult) -> str:
             f"## Culprit `{c.sha[:10]}` {c.subject}",
             "",
             f"- author: {c.author_name} <{c.author_email}>",
+            f"- date: {_when(c.committed_at)}",
             f"- commit: `{c.sha}`",
             f"- files: {', '.join(f'`{p}`' for p in findings[0].files) or '(none)'}",
             "",
@@ -114,7 +120,7 @@ def render(result: BisectResult, console: Console) -> None:
         c = findings[0].culprit
         assert c is not None
         console.print(f"[bold red]culprit[/] [cyan]{c.sha[:10]}[/] {c.subject}")
-        console.print(f"  author  {c.author_name} <{c.author_email}>")
+        console.print(f"  author  {c.author_name} <{c.author_email}>, {_when(c.committed_at)}")
         console.print(f"  files   {', '.join(findings[0].files) or '(none)'}")
         for f in findings:
             mark = "[green]confirmed[/]" if f.confirmed else f"[yellow]{f.note}[/]"
