@@ -6,16 +6,14 @@ for bad input.
 
 from __future__ import annotations
 
-import contextlib
 import json
 import sys
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import click
 
-from .config import load_settings
 from .errors import BisectorError
 
 EXIT_USAGE = 2
@@ -41,18 +39,10 @@ def _common(func: Callable[..., Any]) -> Callable[..., Any]:
     return func
 
 
-@contextlib.contextmanager
-def _open(repo_path: Path, history_db: str | None, lookback: int | None = None) -> Iterator[Any]:
-    from .gitrepo import Repository
-    from .history import HistoryStore
+def _open(repo_path: Path, history_db: str | None, lookback: int | None = None) -> Any:
+    from .queries import open_history
 
-    with Repository(repo_path) as repo:
-        root = repo.main_root
-        settings = load_settings(root, history_db=history_db, lookback=lookback)
-        if settings.history_db is None:
-            repo.ensure_excluded()
-        with HistoryStore.open(settings.store_url(root)) as store:
-            yield repo, store, settings
+    return open_history(repo_path, history_db, lookback)
 
 
 def _console() -> Any:

@@ -17,7 +17,7 @@ from .executors import Probe, ProbeOutcome
 from .gitrepo import Repository
 from .history import HistoryStore
 from .model import BisectResult, Finding, Outcome, Run, TestResult, Trigger
-from .queries import regressions_at_head
+from .queries import open_history, regressions_at_head
 from .search import Bisection, Verdict, max_probes
 
 Executor = Callable[[Probe], ProbeOutcome]
@@ -299,20 +299,12 @@ def find_break(
     progress: Progress | None = None,
 ) -> BisectResult:
     """The whole find-break, as the CLI and the plugin's auto-bisect both run it."""
-    from .config import load_settings
     from .executors.local import LocalExecutor
 
-    with Repository(repo_path) as repo:
-        root = repo.main_root
-        settings = load_settings(root, history_db=history_db, lookback=lookback)
-        if settings.history_db is None:
-            repo.ensure_excluded()
+    with open_history(repo_path, history_db, lookback) as (repo, store, settings):
         extra = _read_test_files(repo, test_files or [])
-        with (
-            HistoryStore.open(settings.store_url(root)) as store,
-            LocalExecutor(repo, timeout=timeout, setup=setup or settings.setup,
-                          extra_files=extra) as executor,
-        ):
+        with LocalExecutor(repo, timeout=timeout, setup=setup or settings.setup,
+                           extra_files=extra) as executor:
             finder = Finder(repo, store, executor.run, progress=progress)
             if extra and not tests:
                 tests = executor.collect(repo.resolve(bad), sorted(extra))
@@ -346,5 +338,3 @@ def _host() -> str:
 
     return socket.gethostname()
 
-
-__all__ = ["Finder", "max_probes", "verdict_of"]

@@ -6,16 +6,33 @@ is what `bisector history` draws. Both read only clean runs (dirty runs are neve
 
 from __future__ import annotations
 
+import contextlib
 from collections import defaultdict
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
+from pathlib import Path
 
+from .config import Settings, load_settings
 from .gitrepo import Repository
 from .history import HistoryStore, ResultRow
 from .model import Grid, Outcome, RegressionReport
 from .regressions import detect
 
 _PAGE = 512
+
+
+@contextlib.contextmanager
+def open_history(
+    repo_path: Path, history_db: str | None = None, lookback: int | None = None
+) -> Iterator[tuple[Repository, HistoryStore, Settings]]:
+    """The checkout, its history store and the settings that chose it, closed together."""
+    with Repository(repo_path) as repo:
+        root = repo.main_root
+        settings = load_settings(root, history_db=history_db, lookback=lookback)
+        if settings.history_db is None:
+            repo.ensure_excluded()
+        with HistoryStore.open(settings.store_url(root)) as store:
+            yield repo, store, settings
 
 
 @dataclass(frozen=True, slots=True)

@@ -91,28 +91,27 @@ class Prepared:
 
 def serve(invocation_dir: Path, history_db: str | None, stdin: Any, stdout: Any) -> int:
     prepared: Prepared | None = None
-    problem: dict[str, Any] | None = None
+    answer: dict[str, Any] | None = None  # set early only when preparing failed
     try:
         prepared = Prepared(invocation_dir, history_db)
     except GitError as exc:
-        problem = {"ok": False, "skip": True, "message": f"{exc.one_line()}; nothing recorded"}
+        answer = {"ok": False, "skip": True, "message": f"{exc.one_line()}; nothing recorded"}
     except BisectorError as exc:
-        problem = {"ok": False, "message": f"{exc.one_line()}; nothing recorded"}
+        answer = {"ok": False, "message": f"{exc.one_line()}; nothing recorded"}
     try:
         raw = stdin.read()
         if not raw.strip():
             return 0
-        if problem is None:
-            assert prepared is not None
+        if prepared is not None:
             payload = json.loads(raw)
             if payload.get("protocol") != PROTOCOL:
-                problem = {"ok": False, "message": "plugin and recorder versions differ"}
+                answer = {"ok": False, "message": "plugin and recorder versions differ"}
             else:
                 try:
-                    problem = prepared.record(payload)
+                    answer = prepared.record(payload)
                 except BisectorError as exc:
-                    problem = {"ok": False, "message": f"{exc.one_line()}; nothing recorded"}
-        stdout.write(json.dumps(problem) + "\n")
+                    answer = {"ok": False, "message": f"{exc.one_line()}; nothing recorded"}
+        stdout.write(json.dumps(answer) + "\n")
         stdout.flush()
         # The session reads one line and goes on; closing and exiting happen after that.
         stdout.close()
