@@ -192,9 +192,10 @@ class Repository:
                 "rev-parse", "--verify", "--quiet", "--end-of-options", f"{rev}^{{commit}}"
             )
         except GitError:
-            raise GitError(
-                f"unknown revision {rev!r}", hint="check the name with `git log --oneline`"
-            ) from None
+            hint = "check the name with `git log --oneline`"
+            if self.is_shallow():
+                hint = "this is a shallow clone: run `git fetch --unshallow` and try again"
+            raise GitError(f"unknown revision {rev!r}", hint=hint) from None
 
     def first_parent(
         self, rev: str = "HEAD", *, limit: int | None = None, skip: int = 0

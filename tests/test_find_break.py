@@ -357,3 +357,21 @@ def test_a_test_file_that_did_not_exist_back_then(calc, tmp_path: Path) -> None:
     assert [t["test"] for t in group["tests"]] == ["tests/test_new.py::test_new_negative"]
     assert any("test_new_positive: does not fail at bad" in n for n in data["notes"])
     assert git(repo, "status", "--porcelain") == "?? tests/test_new.py"
+
+
+def test_a_test_unknown_at_both_ends(calc) -> None:
+    repo, shas = calc
+    proc = run_cli("find-break", "tests/test_calc.py::test_nope", "--good", shas[0], cwd=repo)
+    assert proc.returncode == 2
+    assert "cannot be run at either end" in proc.stderr and "Traceback" not in proc.stderr
+
+
+def test_a_shallow_clone_missing_the_range_suggests_unshallow(calc, tmp_path: Path) -> None:
+    repo, shas = calc
+    shallow = tmp_path / "shallow"
+    subprocess.run(["git", "clone", "-q", "--depth", "3", f"file://{repo}", str(shallow)],
+                   check=True)
+    proc = run_cli("find-break", "tests/test_calc.py::test_add_negative", "--good", shas[0],
+                   cwd=shallow)
+    assert proc.returncode == 2
+    assert "git fetch --unshallow" in proc.stderr and "Traceback" not in proc.stderr
