@@ -6,6 +6,7 @@ for bad input.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import sys
 from collections.abc import Callable
@@ -122,9 +123,8 @@ def regressions(
               dir_okay=False, path_type=Path),
               help="Run this test file (from your checkout) at every probe, even where the "
                    "commit does not have it.")
-@click.option("--first-parent/--full-dag", default=True, show_default=True,
-              help="Search the first-parent line, or every commit in the range.")
-@click.option("--timeout", type=float, default=None, help="Seconds a probe may take.")
+@click.option("--timeout", type=click.FloatRange(min=0, min_open=True), default=None,
+              help="Seconds a probe may take; a probe that takes longer is untestable.")
 @click.option("--max-untestable", type=int, default=None,
               help="Stop after this many untestable probes (default: 2 x log2 of the range + 4).")
 @click.option("--setup", default=None, metavar="CMD",
@@ -135,26 +135,35 @@ def regressions(
               dir_okay=False, path_type=Path)), multiple=True, help="Also write a report.")
 @_common
 def find_break(tests: tuple[str, ...], good: str | None, bad: str, lookback: int | None,
-               test_files: tuple[Path, ...], first_parent: bool, timeout: float | None,
+               test_files: tuple[Path, ...], timeout: float | None,
                max_untestable: int | None, setup: str | None, as_json: bool,
                reports: tuple[tuple[str, Path], ...], repo_path: Path,
                history_db: str | None) -> None:
     """Find the commit that broke TESTS (default: every regression at --bad)."""
+    from .errors import ConfigError
     from .finder import find_break as run_find_break
     from .reports import bisect as bisect_report
 
+    for _, path in reports:
+        if not path.parent.is_dir():
+            raise ConfigError(f"cannot write the report {path}: no directory {path.parent}",
+                              hint="create it or give another --report path")
     console = _console()
     err = _console_err()
     result = run_find_break(
         repo_path, tests=list(tests), good=good, bad=bad, lookback=lookback,
-        history_db=history_db, first_parent=first_parent, timeout=timeout,
+        history_db=history_db, timeout=timeout,
         max_untestable=max_untestable, setup=setup, test_files=list(test_files),
         progress=lambda m: err.print(m, style="dim"),
     )
     for kind, path in reports:
         text = (json.dumps(bisect_report.to_json(result), indent=2) if kind == "json"
                 else bisect_report.to_markdown(result))
-        path.write_text(text + "\n", encoding="utf-8")
+        try:
+            path.write_text(text + "\n", encoding="utf-8")
+        except OSError as exc:
+            raise ConfigError(f"cannot write the report {path} ({exc.strerror})",
+                              hint="give a writable path to --report") from None
     if as_json:
         click.echo(json.dumps(bisect_report.to_json(result), indent=2))
     else:
@@ -167,7 +176,16 @@ def _console_err() -> Any:
     return Console(stderr=True, highlight=False)
 
 
+def _terminate(signum: int, frame: Any) -> None:
+    """SIGTERM (a cancelled CI job) cleans up like Ctrl-C: probes killed, worktrees removed."""
+    raise KeyboardInterrupt
+
+
 def main(argv: list[str] | None = None) -> int:
+    import signal
+
+    with contextlib.suppress(ValueError):  # not the main thread (embedded use): leave it be
+        signal.signal(signal.SIGTERM, _terminate)
     try:
         cli.main(args=argv, prog_name="bisector", standalone_mode=False)
     except BisectorError as exc:

@@ -37,6 +37,13 @@ def sqlite_url(path: Path) -> str:
     return f"sqlite:///{path}"
 
 
+def sqlite_path(url: str) -> Path | None:
+    """The file of a SQLite store URL (None for other databases and in-memory ones)."""
+    if not url.startswith("sqlite:///") or url in ("sqlite:///", "sqlite:///:memory:"):
+        return None
+    return Path(url[len("sqlite:///") :])
+
+
 def _as_url(value: str, base: Path) -> str:
     value = value.strip()
     if not value:

@@ -49,7 +49,8 @@ class _Evidence:
 
 class Finder:
     def __init__(self, repo: Repository, store: HistoryStore, executor: Executor, *,
-                 progress: Progress | None = None, max_untestable: int | None = None) -> None:
+                 progress: Progress | None = None, max_untestable: int | None = None,
+                 env_extra: str = "") -> None:
         self.repo = repo
         self.store = store
         self.executor = executor
@@ -58,7 +59,7 @@ class Finder:
         self.evidence = _Evidence()
         self.runs = 0
         self.reused = 0
-        self.env_key = environment.current(repo.root).key
+        self.env_key = environment.current(repo.root, extra=env_extra).key
 
     # -- choosing what to bisect ------------------------------------------------------------
 
@@ -109,9 +110,10 @@ class Finder:
         rows = self.store.results_at(shas, env_key=self.env_key, test_ids=wanted)
         rows.sort(key=lambda r: (r.started_at, r.run_id))
         for row in rows:
-            phase = "collect" if row.outcome == Outcome.UNTESTABLE else "call"
+            if row.outcome == Outcome.UNTESTABLE:
+                continue  # a timeout or a broken setup back then may not be one now: run again
             self.evidence.add(TestResult(row.nodeid, Outcome(row.outcome), 0.0, row.signature,
-                                         row.message, row.reruns, phase), row.sha)
+                                         row.message, row.reruns, "call"), row.sha)
 
     def _probe(self, sha: str, tests: list[str], why: str) -> dict[str, TestResult]:
         self.progress(f"probe {self.runs + 1}: {sha[:10]} ({why}), {len(tests)} test(s)")
@@ -217,9 +219,16 @@ class Finder:
         }
 
     def _into_merges(self, tests: list[str], suspects: dict[str, tuple[str, ...]],
-                     log: list[str], notes: list[str]) -> None:
-        """A merge found on the first-parent line: look for the culprit inside its branch."""
-        isolated = {s[0] for s in suspects.values() if len(s) == 1}
+                     log: list[str], notes: list[str], depth: int = 0) -> None:
+        """A merge found on a first-parent line: look for the culprit inside its branch.
+
+        Recursive, so a branch merged into a branch is followed too: every line searched is a
+        first-parent line, on which "fails from the culprit on" holds, unlike a date-ordered
+        list of the whole graph.
+        """
+        if depth > 20:
+            return
+        isolated = {s[0] for t, s in suspects.items() if t in tests and len(s) == 1}
         infos = self.repo.commits(sorted(isolated))
         for sha, info in infos.items():
             if len(info.parents) < 2:
@@ -234,11 +243,16 @@ class Finder:
                              "branch passes alone, the combination breaks")
             if not inside:
                 continue
-            base = self.repo.merge_base(mainline, branch)
+            try:
+                base = self.repo.merge_base(mainline, branch)
+            except GitError:  # unrelated histories (a subtree merge): the merge is the answer
+                notes.append(f"merge {sha[:10]} joins unrelated histories: not searched inside")
+                continue
             notes.append(f"merge {sha[:10]} is the first bad commit on the first-parent line; "
                          f"searched its branch {base[:10]}..{branch[:10]}")
             _, found = self._search(inside, base, branch, True, log, notes)
             suspects.update(found)
+            self._into_merges(inside, suspects, log, notes, depth + 1)
 
     def _confirm(self, tests: list[str], suspects: dict[str, tuple[str, ...]]
                  ) -> list[Finding]:
@@ -303,9 +317,15 @@ def find_break(
 
     with open_history(repo_path, history_db, lookback) as (repo, store, settings):
         extra = _read_test_files(repo, test_files or [])
+        try:  # probes start pytest where the user did, so node ids mean the same
+            subdir = Path(repo_path).resolve().relative_to(repo.root).as_posix()
+        except ValueError:
+            subdir = ""
         with LocalExecutor(repo, timeout=timeout, setup=setup or settings.setup,
-                           extra_files=extra) as executor:
-            finder = Finder(repo, store, executor.run, progress=progress)
+                           extra_files=extra, subdir="" if subdir == "." else subdir
+                           ) as executor:
+            finder = Finder(repo, store, executor.run, progress=progress,
+                            env_extra=executor.fingerprint_extra)
             if extra and not tests:
                 tests = executor.collect(repo.resolve(bad), sorted(extra))
                 if not tests:

@@ -104,10 +104,25 @@ def parse_log(output: str) -> list[CommitInfo]:
     return commits
 
 
+# Variables git sets for hooks (and pre-commit sets for its stash) that would point our git
+# calls, and the probes' worktrees, at the user's index or repository instead of our own.
+LOCAL_GIT_ENV = (
+    "GIT_DIR", "GIT_WORK_TREE", "GIT_INDEX_FILE", "GIT_COMMON_DIR", "GIT_OBJECT_DIRECTORY",
+    "GIT_ALTERNATE_OBJECT_DIRECTORIES", "GIT_PREFIX", "GIT_IMPLICIT_WORK_TREE",
+    "GIT_SHALLOW_FILE", "GIT_GRAFT_FILE",
+)
+
+
 class Repository:
-    """A git checkout, opened once per use and closed with `with`."""
+    """A git checkout, opened once per use and closed with `with`.
+
+    Opening one drops the repository-locating git variables from this process's environment:
+    bisector works on the checkout it is pointed at, never on a hook's GIT_DIR or index.
+    """
 
     def __init__(self, path: str | os.PathLike[str] = ".") -> None:
+        for var in LOCAL_GIT_ENV:
+            os.environ.pop(var, None)
         git = _import_git()
         self._path = Path(path)
         try:
@@ -183,6 +198,19 @@ class Repository:
         with exclude.open("a", encoding="utf-8") as fh:
             fh.write(f"{sep}/{pattern}\n")
 
+    def exclude_store(self, path: Path | None) -> None:
+        """A SQLite store inside the checkout (and its -wal/-shm files) is not dirt."""
+        if path is None:
+            return
+        try:
+            rel = path.resolve().relative_to(self.main_root)
+        except ValueError:
+            return
+        if rel.parts and f"{rel.parts[0]}/" == EXCLUDE_PATTERN:
+            self.ensure_excluded()  # the default place: the whole directory is excluded
+            return
+        self.ensure_excluded(f"{rel.as_posix()}*")
+
     def resolve(self, rev: str) -> str:
         """A commit sha for a user-supplied revision, never letting it be read as an option."""
         if not rev or rev.startswith("-"):
@@ -238,9 +266,9 @@ class Repository:
         return self._git(*args, bad, f"^{good}", "--").split()
 
     def changed_files(self, sha: str) -> list[str]:
-        out = self._git("diff-tree", "--no-commit-id", "--name-only", "-r", "--root", "-m",
-                        "--first-parent", sha)
-        return sorted(set(out.split()))
+        out = self._git("diff-tree", "--no-commit-id", "--name-only", "-z", "-r", "--root",
+                        "-m", "--first-parent", sha, strip_newline_in_stdout=False)
+        return sorted({p for p in out.split("\0") if p.strip()})
 
     def add_worktree(self, path: Path, sha: str) -> None:
         self._git("worktree", "add", "--detach", "--force", str(path), sha)

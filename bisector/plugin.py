@@ -135,7 +135,12 @@ class HistoryRecorder:
         self.notice: str | None = None
         self.answer: dict[str, Any] = {}
         self._answered = False
-        history_db = config.getoption("history_db") or config.getini("history_db") or None
+        history_db = config.getoption("history_db")
+        if not history_db and config.getini("history_db"):
+            # A relative path in the ini file is relative to that file, as pytest's own are.
+            value = str(config.getini("history_db"))
+            base = config.inipath.parent if config.inipath else config.rootpath
+            history_db = value if "://" in value else str(base / value)
         self.history_db = history_db
         self._proc = self._spawn(config.invocation_params.dir, history_db)
 

@@ -12,7 +12,7 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-from .config import Settings, load_settings
+from .config import Settings, load_settings, sqlite_path
 from .gitrepo import Repository
 from .history import HistoryStore, ResultRow
 from .model import Grid, Outcome, RegressionReport
@@ -29,9 +29,9 @@ def open_history(
     with Repository(repo_path) as repo:
         root = repo.main_root
         settings = load_settings(root, history_db=history_db, lookback=lookback)
-        if settings.history_db is None:
-            repo.ensure_excluded()
-        with HistoryStore.open(settings.store_url(root)) as store:
+        url = settings.store_url(root)
+        repo.exclude_store(sqlite_path(url))
+        with HistoryStore.open(url) as store:
             yield repo, store, settings
 
 

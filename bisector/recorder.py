@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from . import environment
-from .config import load_settings
+from .config import load_settings, sqlite_path
 from .errors import BisectorError, GitError
 from .model import Outcome, Run, TestResult, Trigger
 
@@ -34,10 +34,10 @@ class Prepared:
 
         self.repo = Repository(invocation_dir)
         try:
-            self.repo.ensure_excluded()
-            self.state = self.repo.state()
             root = self.repo.main_root
             settings = load_settings(root, history_db=history_db, cwd=invocation_dir)
+            self.repo.exclude_store(sqlite_path(settings.store_url(root)))
+            self.state = self.repo.state()
             self.environment = environment.current(self.repo.root)
             self.commit = self.repo.commits([self.state.sha]).get(self.state.sha)
             self.store = HistoryStore.open(settings.store_url(root), checkpoint_on_commit=False)

@@ -28,7 +28,7 @@ def signature(crash_line: str) -> str:
 
 
 def short_message(text: str) -> str:
-    line = first_line(text)
+    line = first_line(text.replace("\0", ""))
     return line if len(line) <= MESSAGE_LIMIT else line[: MESSAGE_LIMIT - 1] + "…"
 
 

@@ -375,3 +375,56 @@ def test_a_shallow_clone_missing_the_range_suggests_unshallow(calc, tmp_path: Pa
                    cwd=shallow)
     assert proc.returncode == 2
     assert "git fetch --unshallow" in proc.stderr and "Traceback" not in proc.stderr
+
+
+def test_names_with_brackets_are_printed_not_read_as_markup(repo: Path) -> None:
+    test = ('import pytest\nimport m\n\n@pytest.mark.parametrize("path", ["/users", "[b]"])\n'
+            'def test_api(path):\n    assert m.OK\n')
+    shas = [commit(repo, {"m.py": "OK = True\n", "test_api.py": test}, "start [wip]")]
+    for i in range(1, 6):
+        files = {"m.py": "OK = False\n"} if i == 3 else {"n": str(i)}
+        shas.append(commit(repo, files, f"[bold]c{i}[/bold]"))
+    proc = run_cli("find-break", "test_api.py::test_api[/users]", "test_api.py::test_api[[b]]",
+                   "--good", shas[0], cwd=repo)
+    assert proc.returncode == 0, proc.stderr
+    assert "test_api.py::test_api[/users]" in proc.stdout
+    assert "test_api.py::test_api[[b]]" in proc.stdout
+    assert "[bold]c3[/bold]" in proc.stdout
+    run_pytest(repo, "--track-history")
+    hist = run_cli("history", cwd=repo)
+    assert hist.returncode == 0, hist.stderr
+    assert "T1 = test_api.py::test_api[/users]" in hist.stdout
+
+
+def test_a_project_in_a_subdirectory(repo: Path) -> None:
+    shas = [commit(repo, {"py/pyproject.toml": "[tool.pytest.ini_options]\n",
+                          "py/calc.py": CALC_GOOD, "py/tests/test_calc.py": TESTS}, "start")]
+    for i in range(1, 8):
+        files = {"py/calc.py": CALC_BAD} if i == 5 else {"notes": str(i)}
+        shas.append(commit(repo, files, f"c{i}"))
+    proc = run_cli("find-break", "--json", "tests/test_calc.py::test_add_negative",
+                   "--good", shas[0], cwd=repo / "py")
+    assert proc.returncode == 0, proc.stderr
+    assert json.loads(proc.stdout)["culprits"][0]["commit"]["sha"] == shas[5]
+
+
+def test_sigterm_cleans_up_like_ctrl_c(repo: Path) -> None:
+    slow = "import time\n\ndef test_slow():\n    time.sleep(30)\n"
+    shas = [commit(repo, {"test_t.py": slow}, "start")]
+    for i in range(4):
+        shas.append(commit(repo, {"n": str(i)}, f"c{i}"))
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "bisector", "find-break", "test_t.py::test_slow", "--good",
+         shas[0]], cwd=repo, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )
+    wt = repo / ".bisector" / "worktrees"
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline and not (wt.is_dir() and any(wt.iterdir())):
+        time.sleep(0.2)
+    time.sleep(2)
+    proc.terminate()
+    proc.communicate(timeout=60)
+    assert proc.returncode == 130
+    assert not any(wt.iterdir())
+    assert subprocess.run(["pgrep", "-f", "test_t.py::test_slow"], capture_output=True,
+                          text=True).stdout.strip() == ""

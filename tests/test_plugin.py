@@ -335,3 +335,13 @@ def test_four_sessions_at_once_lose_nothing(repo: Path) -> None:
     assert query(db_of(repo), "select outcome, count(*) from results group by outcome") == [
         ("failed", 160), ("passed", 640)
     ]
+
+
+def test_a_store_inside_the_checkout_does_not_make_runs_dirty(repo: Path) -> None:
+    commit(repo, {"test_a.py": "def test_a():\n    pass\n",
+                  "pytest.ini": "[pytest]\nhistory_db = hist/h.db\n"})
+    for _ in range(2):
+        proc = run_pytest(repo, "--track-history")
+    assert "dirty" not in proc.stdout
+    assert query(repo / "hist" / "h.db", "select dirty from runs") == [(0,), (0,)]
+    assert git(repo, "status", "--porcelain") == ""

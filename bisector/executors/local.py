@@ -9,6 +9,7 @@ layout) comes first on `PYTHONPATH`, ahead of any editable install of the user's
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import os
 import secrets
 import shutil
@@ -21,6 +22,7 @@ import time
 from pathlib import Path
 
 from .. import environment
+from ..errors import ExecutorError
 from ..gitrepo import Repository
 from ..junit import results_for
 from ..model import Outcome, TestResult
@@ -62,10 +64,21 @@ class LocalExecutor:
         pytest_args: tuple[str, ...] = (),
         setup: str | None = None,
         extra_files: dict[str, bytes] | None = None,
+        subdir: str = "",
     ) -> None:
         self.repo = repo
+        # Where in the checkout pytest is started: node ids are relative to its rootdir.
+        self.subdir = subdir
         # Files laid over every checkout (--test-file): a test that did not exist back then.
         self.extra_files = dict(extra_files or {})
+        # A probe with a setup or laid-over files is another experiment than a plain run of
+        # the commit: it gets its own environment key, so neither stands in for the other.
+        self.fingerprint_extra = ""
+        if setup or self.extra_files:
+            digest = hashlib.sha256((setup or "").encode())
+            for rel, content in sorted(self.extra_files.items()):
+                digest.update(b"\0" + rel.encode() + b"\0" + content)
+            self.fingerprint_extra = digest.hexdigest()[:16]
         self.python = python
         self.setup = setup
         self._venv: Path | None = None
@@ -102,11 +115,17 @@ class LocalExecutor:
         if self._venv is None:
             venv = self.tree.with_name(self.tree.name + ".venv")
             self._venv = venv
-            subprocess.run([self.python, "-m", "venv", str(venv)], check=True,
-                           capture_output=True)
+            made = subprocess.run([self.python, "-m", "venv", str(venv)], capture_output=True,
+                                  text=True)
+            site_dirs = list(venv.glob("lib/python*/site-packages"))
+            if made.returncode != 0 or len(site_dirs) != 1:
+                raise ExecutorError(
+                    f"cannot create the probes' virtual environment ({_last_line(made.stderr)})",
+                    hint="install the venv module (Debian: apt-get install python3-venv)",
+                )
             parents = [p for p in (*site.getsitepackages(), site.getusersitepackages())
                        if Path(p).is_dir()]
-            [site_dir] = venv.glob("lib/python*/site-packages")
+            [site_dir] = site_dirs
             (site_dir / "zz_bisector_parent_env.pth").write_text(
                 "".join(f"import site; site.addsitedir({p!r})\n" for p in parents)
             )
@@ -114,6 +133,7 @@ class LocalExecutor:
 
     def _checkout(self, sha: str) -> None:
         if not self._checked_out:
+            self.repo.ensure_excluded()  # whatever the store, worktrees live in .bisector/
             self.tree.parent.mkdir(parents=True, exist_ok=True)
             self.repo.add_worktree(self.tree, sha)
             self._checked_out = True
@@ -127,7 +147,13 @@ class LocalExecutor:
     def collect(self, sha: str, paths: list[str]) -> list[str]:
         """Node ids pytest collects from these paths at a commit (with the extra files)."""
         self._checkout(sha)
-        cmd = [self._probe_python(), "-m", "pytest", "--collect-only", "-q", "-p",
+        python = self._probe_python()
+        if self.setup:
+            status, log, problem = self._execute(self.setup, shell=True)
+            if problem or status != 0:
+                raise ExecutorError(f"--setup failed at {sha[:10]} before collecting: "
+                                    f"{problem or _last_line(log)}")
+        cmd = [python, "-m", "pytest", "--collect-only", "-q", "-p",
                "no:cacheprovider", "-o", "track_history=false", *paths]
         _, log, _ = self._execute(cmd)
         return [line.strip() for line in log.splitlines() if "::" in line and " " not in line]
@@ -139,8 +165,11 @@ class LocalExecutor:
             env["VIRTUAL_ENV"] = str(self._venv)
             env["PATH"] = os.pathsep.join([str(self._venv / "bin"), env.get("PATH", "")])
             return env
-        paths = [str(self.tree / "src")] if (self.tree / "src").is_dir() else []
-        paths.append(str(self.tree))
+        paths = []
+        for base in dict.fromkeys([self.tree / self.subdir, self.tree]):
+            if (base / "src").is_dir():
+                paths.append(str(base / "src"))
+            paths.append(str(base))
         if env.get("PYTHONPATH"):
             paths.append(env["PYTHONPATH"])
         env["PYTHONPATH"] = os.pathsep.join(paths)
@@ -150,7 +179,7 @@ class LocalExecutor:
     def run(self, probe: Probe) -> ProbeOutcome:
         started = time.time()
         self._checkout(probe.sha)
-        env_info = environment.current(self.tree)
+        env_info = environment.current(self.tree, extra=self.fingerprint_extra)
         python = self._probe_python()
         if self.setup:
             status, log, problem = self._execute(self.setup, shell=True)
@@ -187,7 +216,7 @@ class LocalExecutor:
     def _execute(self, cmd: list[str] | str, *, shell: bool = False
                  ) -> tuple[int | None, str, str | None]:
         proc = subprocess.Popen(
-            cmd, cwd=self.tree, env=self._env(), stdout=subprocess.PIPE, shell=shell,
+            cmd, cwd=self.tree / self.subdir, env=self._env(), stdout=subprocess.PIPE, shell=shell,
             stderr=subprocess.STDOUT, text=True, start_new_session=True,
         )
         try:

@@ -6,6 +6,7 @@ import datetime as dt
 from typing import Any
 
 from rich.console import Console
+from rich.markup import escape as esc
 
 from ..model import BisectResult, Finding
 from .history import commit_json
@@ -115,18 +116,19 @@ def render(result: BisectResult, console: Console) -> None:
     for sha, findings in _groups(result):
         if sha is None:
             for f in findings:
-                console.print(f"[yellow]not isolated[/] {f.nodeid}: {f.note}")
+                console.print(f"[yellow]not isolated[/] {esc(f.nodeid)}: {esc(f.note or '')}")
             continue
         c = findings[0].culprit
         assert c is not None
-        console.print(f"[bold red]culprit[/] [cyan]{c.sha[:10]}[/] {c.subject}")
-        console.print(f"  author  {c.author_name} <{c.author_email}>, {_when(c.committed_at)}")
-        console.print(f"  files   {', '.join(findings[0].files) or '(none)'}")
+        console.print(f"[bold red]culprit[/] [cyan]{c.sha[:10]}[/] {esc(c.subject)}")
+        console.print(f"  author  {esc(c.author_name)} <{esc(c.author_email)}>, "
+                      f"{_when(c.committed_at)}")
+        console.print(f"  files   {esc(', '.join(findings[0].files)) or '(none)'}")
         for f in findings:
-            mark = "[green]confirmed[/]" if f.confirmed else f"[yellow]{f.note}[/]"
-            console.print(f"  test    {f.nodeid}: {f.message or ''} ({mark})")
+            mark = "[green]confirmed[/]" if f.confirmed else f"[yellow]{esc(f.note or '')}[/]"
+            console.print(f"  test    {esc(f.nodeid)}: {esc(f.message or '')} ({mark})")
     for note in result.notes:
-        console.print(f"[dim]note: {note}[/]")
+        console.print(f"[dim]note: {esc(note)}[/]")
     console.print(
         f"[dim]{result.candidates} candidates, {result.probes_run} probes run, "
         f"{result.probes_reused} reused from history, {result.seconds:.1f} s[/]"

@@ -91,7 +91,7 @@ def render_grid(grid: Grid, console: Console, *, named: bool) -> None:
     if columns:
         console.print()
         for i, nodeid in enumerate(columns, 1):
-            console.print(f"  T{i} = {nodeid}", highlight=False, soft_wrap=True)
+            console.print(Text(f"  T{i} = {nodeid}"), soft_wrap=True)
     if hidden:
         console.print(f"  ({hidden} more tests; name them to see their columns)", style="dim")
     elif not named and grid.tests and not columns:
@@ -175,11 +175,11 @@ def render_regressions(report: RegressionReport, console: Console, lookback: int
     table.add_column("failure", overflow="fold", max_width=60)
     for r in report.regressions:
         table.add_row(
-            r.nodeid,
+            Text(r.nodeid),
             r.last_good[:10],
             r.first_bad[:10],
             str(r.candidates),
-            f"{r.outcome}: {r.message or ''}",
+            Text(f"{r.outcome}: {r.message or ''}"),
         )
     n = len(report.regressions)
     console.print(f"{n} regression{'s' if n != 1 else ''} at {report.head[:10]}:", style="bold")
