@@ -123,6 +123,9 @@ def regressions(
               dir_okay=False, path_type=Path),
               help="Run this test file (from your checkout) at every probe, even where the "
                    "commit does not have it.")
+@click.option("--first-parent/--full-dag", default=True, show_default=True,
+              help="Bisect the first-parent line (following a culprit merge into its branch), "
+                   "or the whole commit graph of the range, as git bisect does.")
 @click.option("--timeout", type=click.FloatRange(min=0, min_open=True), default=None,
               help="Seconds a probe may take; a probe that takes longer is untestable.")
 @click.option("--max-untestable", type=int, default=None,
@@ -135,7 +138,7 @@ def regressions(
               dir_okay=False, path_type=Path)), multiple=True, help="Also write a report.")
 @_common
 def find_break(tests: tuple[str, ...], good: str | None, bad: str, lookback: int | None,
-               test_files: tuple[Path, ...], timeout: float | None,
+               test_files: tuple[Path, ...], first_parent: bool, timeout: float | None,
                max_untestable: int | None, setup: str | None, as_json: bool,
                reports: tuple[tuple[str, Path], ...], repo_path: Path,
                history_db: str | None) -> None:
@@ -152,7 +155,7 @@ def find_break(tests: tuple[str, ...], good: str | None, bad: str, lookback: int
     err = _console_err()
     result = run_find_break(
         repo_path, tests=list(tests), good=good, bad=bad, lookback=lookback,
-        history_db=history_db, timeout=timeout,
+        history_db=history_db, first_parent=first_parent, timeout=timeout,
         max_untestable=max_untestable, setup=setup, test_files=list(test_files),
         progress=lambda m: err.print(m, style="dim"),
     )

@@ -18,7 +18,7 @@ from .gitrepo import Repository
 from .history import HistoryStore
 from .model import BisectResult, Finding, Outcome, Run, TestResult, Trigger
 from .queries import open_history, regressions_at_head
-from .search import Bisection, Verdict, max_probes
+from .search import Bisection, DagBisection, Verdict, max_probes
 
 Executor = Callable[[Probe], ProbeOutcome]
 Progress = Callable[[str], None]
@@ -188,16 +188,24 @@ class Finder:
         Returns the number of candidates and, per test, the commits still suspected, oldest
         first: one commit when the culprit is isolated.
         """
-        candidates = self.repo.range(good_sha, bad_sha, first_parent=first_parent)
+        parents: dict[str, tuple[str, ...]] = {}
+        if first_parent:
+            candidates = self.repo.range(good_sha, bad_sha, first_parent=True)
+        else:
+            candidates, parents = self.repo.graph(good_sha, bad_sha)
         if not candidates or candidates[-1] != bad_sha:
             raise GitError(f"cannot list commits {good_sha[:10]}..{bad_sha[:10]}",
                            hint="run `git fetch --unshallow` if this is a shallow clone")
         self._load_known(candidates, tests)
         index = {sha: i for i, sha in enumerate(candidates)}
-        search = Bisection(len(candidates), tests, max_untestable=self.max_untestable)
+        search: Bisection | DagBisection
+        if first_parent:
+            search = Bisection(len(candidates), tests, max_untestable=self.max_untestable)
+        else:
+            search = DagBisection(candidates, parents, tests, max_untestable=self.max_untestable)
         known_commits = set()
         for (nodeid, sha), results in self.evidence.seen.items():
-            if nodeid in search.tracks and sha in index and sha != bad_sha:
+            if nodeid in tests and sha in index and sha != bad_sha:
                 verdicts = {verdict_of(r) for r in results}
                 if len(verdicts) == 1:  # disagreeing runs (flaky) are not trusted here
                     search.observe(nodeid, index[sha], verdicts.pop())
@@ -214,6 +222,10 @@ class Finder:
         if search.budget_spent:
             notes.append(f"stopped after {search.untestable_probes} untestable probes: "
                          "culprits are bracketed, not isolated")
+        if isinstance(search, DagBisection):
+            return len(candidates), {
+                t: tuple(candidates[i] for i in search.suspect_list(t)) for t in tests
+            }
         return len(candidates), {
             t: tuple(candidates[i] for i in search.tracks[t].suspects) for t in tests
         }

@@ -265,6 +265,17 @@ class Repository:
             args.append("--first-parent")
         return self._git(*args, bad, f"^{good}", "--").split()
 
+    def graph(self, good: str, bad: str) -> tuple[list[str], dict[str, tuple[str, ...]]]:
+        """Commits in good..bad in topological order (parents first), with their parents."""
+        out = self._git("rev-list", "--topo-order", "--reverse", "--parents", bad, f"^{good}",
+                        "--")
+        commits, parents = [], {}
+        for line in out.splitlines():
+            sha, *ps = line.split()
+            commits.append(sha)
+            parents[sha] = tuple(ps)
+        return commits, parents
+
     def changed_files(self, sha: str) -> list[str]:
         out = self._git("diff-tree", "--no-commit-id", "--name-only", "-z", "-r", "--root",
                         "-m", "--first-parent", sha, strip_newline_in_stdout=False)

@@ -140,3 +140,93 @@ class Bisection:
             return None
         widest = max(open_tracks, key=lambda tr: len(tr.unknown()))
         return widest.propose()
+
+
+class DagBisection:
+    """Bisection over a commit graph, the way `git bisect` models it.
+
+    `commits` are in topological order (parents first) with their parents inside the range.
+    A test is bad at a commit iff the culprit is that commit or one of its ancestors, so a bad
+    probe keeps only its ancestors as suspects and a good probe removes its ancestors. Each
+    probe goes where it best halves the suspects of the test with the most left. Ancestor
+    sets are bitmasks, built once in topological order.
+    """
+
+    def __init__(self, commits: list[str], parents: dict[str, tuple[str, ...]],
+                 tests: Iterable[str], *, max_untestable: int | None = None) -> None:
+        self.commits = commits
+        index = {sha: i for i, sha in enumerate(commits)}
+        self.ancestors: list[int] = []
+        for i, sha in enumerate(commits):
+            mask = 1 << i
+            for p in parents.get(sha, ()):
+                if p in index:
+                    mask |= self.ancestors[index[p]]
+            self.ancestors.append(mask)
+        everything = (1 << len(commits)) - 1
+        # the last commit is the bad end: every suspect is one of its ancestors
+        self.suspects = {t: self.ancestors[-1] & everything for t in tests}
+        self.known_bad = {t: 1 << (len(commits) - 1) for t in self.suspects}
+        self.untestable: dict[str, int] = dict.fromkeys(self.suspects, 0)
+        self.max_untestable = max_untestable
+        self.untestable_probes = 0
+        self.probed: set[int] = set()
+
+    def observe(self, test: str, index: int, verdict: Verdict) -> None:
+        bit = 1 << index
+        if verdict is Verdict.UNTESTABLE:
+            self.untestable[test] |= bit
+        elif verdict is Verdict.BAD:
+            self.suspects[test] &= self.ancestors[index]
+            self.known_bad[test] |= bit
+        else:
+            self.suspects[test] &= ~self.ancestors[index]
+
+    def observe_probe(self, index: int, verdicts: dict[str, Verdict]) -> None:
+        self.probed.add(index)
+        if verdicts and all(v is Verdict.UNTESTABLE for v in verdicts.values()):
+            self.untestable_probes += 1
+        for test, verdict in verdicts.items():
+            self.observe(test, index, verdict)
+
+    def _open_points(self, test: str) -> int:
+        return self.suspects[test] & ~self.untestable[test] & ~self.known_bad[test]
+
+    def open_tests(self) -> list[str]:
+        return [t for t in self.suspects
+                if self.suspects[t].bit_count() > 1 and self._open_points(t)]
+
+    @property
+    def budget_spent(self) -> bool:
+        return self.max_untestable is not None and self.untestable_probes >= self.max_untestable
+
+    def next_probe(self) -> int | None:
+        if self.budget_spent:
+            return None
+        tests = self.open_tests()
+        if not tests:
+            return None
+        test = max(tests, key=lambda t: self.suspects[t].bit_count())
+        suspects = self.suspects[test]
+        total = suspects.bit_count()
+        open_points = self._open_points(test)
+        best, best_score = None, -1
+        i = 0
+        while open_points:
+            if open_points & 1:
+                below = (self.ancestors[i] & suspects).bit_count()
+                score = min(below, total - below)
+                if score > best_score:
+                    best, best_score = i, score
+            open_points >>= 1
+            i += 1
+        return best
+
+    def suspect_list(self, test: str) -> list[int]:
+        mask, out, i = self.suspects[test], [], 0
+        while mask:
+            if mask & 1:
+                out.append(i)
+            mask >>= 1
+            i += 1
+        return out

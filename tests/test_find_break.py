@@ -310,7 +310,8 @@ def test_setup_runs_in_the_probes_own_environment(tmp_path: Path, repo: Path) ->
     assert not any((repo / ".bisector" / "worktrees").iterdir())
 
 
-def test_a_merge_culprit_is_searched_inside_its_branch(repo: Path) -> None:
+@pytest.mark.parametrize("mode", ["--first-parent", "--full-dag"])
+def test_a_merge_culprit_is_searched_inside_its_branch(repo: Path, mode: str) -> None:
     base = commit(repo, {"calc.py": CALC_GOOD, "tests/test_calc.py": TESTS}, "start")
     for i in range(3):
         commit(repo, {"main.txt": str(i)}, f"main {i}")
@@ -322,14 +323,16 @@ def test_a_merge_culprit_is_searched_inside_its_branch(repo: Path) -> None:
     git(repo, "merge", "-q", "--no-ff", "--no-edit", "feature")
     commit(repo, {"main.txt": "after"}, "after merge")
     data = json.loads(find_break(repo, "tests/test_calc.py::test_add_negative",
-                                 "--good", base).stdout)
+                                 "--good", base, mode).stdout)
     [group] = data["culprits"]
     assert group["commit"]["sha"] == branch[1]
     assert group["tests"][0]["confirmed"] is True
-    assert any("searched its branch" in n for n in data["notes"])
+    if mode == "--first-parent":
+        assert any("searched its branch" in n for n in data["notes"])
 
 
-def test_a_merge_that_breaks_only_in_combination_is_the_culprit(repo: Path) -> None:
+@pytest.mark.parametrize("mode", ["--first-parent", "--full-dag"])
+def test_a_merge_that_breaks_only_in_combination_is_the_culprit(repo: Path, mode: str) -> None:
     test = "import a, b\n\ndef test_one_is_one():\n    assert a.A == 1 or b.B == 1\n"
     base = commit(repo, {"a.py": "A = 1\n", "b.py": "B = 1\n", "test_ab.py": test}, "start")
     commit(repo, {"a.py": "A = 2\n"}, "main changes A")
@@ -338,9 +341,11 @@ def test_a_merge_that_breaks_only_in_combination_is_the_culprit(repo: Path) -> N
     git(repo, "checkout", "-q", "main")
     git(repo, "merge", "-q", "--no-ff", "--no-edit", "feature")
     merge = git(repo, "rev-parse", "HEAD")
-    data = json.loads(find_break(repo, "test_ab.py::test_one_is_one", "--good", base).stdout)
+    data = json.loads(find_break(repo, "test_ab.py::test_one_is_one", "--good", base,
+                                 mode).stdout)
     assert data["culprits"][0]["commit"]["sha"] == merge
-    assert any("branch passes alone" in n for n in data["notes"])
+    if mode == "--first-parent":
+        assert any("branch passes alone" in n for n in data["notes"])
 
 
 def test_a_test_file_that_did_not_exist_back_then(calc, tmp_path: Path) -> None:

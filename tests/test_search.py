@@ -96,3 +96,51 @@ def test_contradictions_are_kept_not_trusted() -> None:
     track.observe(5, Verdict.BAD)
     track.observe(7, Verdict.GOOD)
     assert track.inconsistent == [(7, Verdict.GOOD)] and track.hi == 5
+
+
+@st.composite
+def dags(draw):
+    """A random commit graph in topological order: each commit has 1 or 2 earlier parents."""
+    n = draw(st.integers(2, 60))
+    parents: dict[str, tuple[str, ...]] = {"c0": ()}
+    for i in range(1, n):
+        first = draw(st.integers(0, i - 1))
+        ps = [f"c{first}"]
+        if i > 1 and draw(st.booleans()):
+            second = draw(st.integers(0, i - 1))
+            if second != first:
+                ps.append(f"c{second}")
+        parents[f"c{i}"] = tuple(ps)
+    commits = [f"c{i}" for i in range(n)]
+    # the bad end must descend from everything in range: add a final merge of all tips
+    tips = set(commits) - {p for ps in parents.values() for p in ps}
+    commits.append("bad")
+    parents["bad"] = tuple(sorted(tips))
+    return commits, parents
+
+
+def _ancestors(parents: dict[str, tuple[str, ...]], sha: str) -> set[str]:
+    seen, todo = set(), [sha]
+    while todo:
+        c = todo.pop()
+        if c not in seen:
+            seen.add(c)
+            todo.extend(parents.get(c, ()))
+    return seen
+
+
+@settings(max_examples=200)
+@given(dags(), st.data())
+def test_dag_bisection_finds_the_culprit_on_any_graph(graph, data) -> None:
+    from bisector.search import DagBisection
+
+    commits, parents = graph
+    culprit = data.draw(st.sampled_from(commits))
+    b = DagBisection(commits, parents, ["t"])
+    probes = 0
+    while (i := b.next_probe()) is not None:
+        probes += 1
+        bad = culprit in _ancestors(parents, commits[i])
+        b.observe_probe(i, {"t": Verdict.BAD if bad else Verdict.GOOD})
+        assert probes <= len(commits)
+    assert [commits[i] for i in b.suspect_list("t")] == [culprit]
