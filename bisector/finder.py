@@ -6,6 +6,8 @@ commits, or the same command after a crash or `kill -9`, reuses it instead of ru
 
 from __future__ import annotations
 
+import hashlib
+import json
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -60,6 +62,7 @@ class Finder:
         self.runs = 0
         self.reused = 0
         self.env_key = environment.current(repo.root, extra=env_extra).key
+        self.journal_id: int | None = None
 
     # -- choosing what to bisect ------------------------------------------------------------
 
@@ -125,7 +128,9 @@ class Finder:
             finished_at=outcome.finished_at, exit_status=outcome.exit_status,
             results=tuple(outcome.results.values()),
         )
-        self.store.record_run(run, commits=self.repo.commits([sha]).values())
+        run_id = self.store.record_run(run, commits=self.repo.commits([sha]).values())
+        if self.journal_id is not None:
+            self.store.add_probe(self.journal_id, run_id, sha, why)
         for result in outcome.results.values():
             self.evidence.add(result, sha)
         return outcome.results
@@ -153,6 +158,29 @@ class Finder:
         started = time.monotonic()
         notes: list[str] = []
         log = [f"git bisect start {bad_sha} {good_sha}"]
+        mode = "first-parent" if first_parent else "full-dag"
+        key = hashlib.sha256(json.dumps([good_sha, bad_sha, sorted(tests), mode,
+                                         self.env_key]).encode()).hexdigest()[:32]
+        self.journal_id, resumed = self.store.start_bisection(
+            key, good_sha, bad_sha, tests, mode, time.time())
+        if resumed:
+            notes.append(f"resumed an interrupted bisection: {resumed} of its probes are reused")
+            self.progress(f"resuming: {resumed} probes of an interrupted run are in the store")
+        try:
+            result = self._run(tests, good_sha, bad_sha, first_parent, notes, log, started)
+        except BaseException as exc:
+            if not isinstance(exc, KeyboardInterrupt):  # Ctrl-C: stays resumable
+                self.store.finish_bisection(self.journal_id, "failed",
+                                            {"error": str(exc)}, time.time())
+            raise
+        self.store.finish_bisection(self.journal_id, "done", {
+            t.nodeid: (t.culprit.sha if t.culprit else list(t.suspects))
+            for t in result.findings
+        }, time.time())
+        return result
+
+    def _run(self, tests: list[str], good_sha: str, bad_sha: str, first_parent: bool,
+             notes: list[str], log: list[str], started: float) -> BisectResult:
         self._load_known([good_sha, bad_sha], tests)
         at_bad = self._results_at(bad_sha, tests, "check bad end")
         at_good = self._results_at(good_sha, tests, "check good end")

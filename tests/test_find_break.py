@@ -260,7 +260,12 @@ def test_a_killed_bisection_resumes_without_rerunning_its_probes(calc) -> None:
                                  "--good", shas[0]).stdout)
     assert data["culprits"][0]["commit"]["sha"] == shas[13]
     assert data["probes_reused"] >= done
+    assert any(n.startswith("resumed an interrupted bisection") for n in data["notes"])
     assert git(repo, "worktree", "list", "--porcelain").count("worktree ") == 1
+    journal = query(db, "select status from bisections order by id")
+    assert journal == [("abandoned",), ("done",)]
+    [(probes,)] = query(db, "select count(*) from probes where bisection_id = 2")
+    assert probes == data["probes_run"]
 
 
 def test_auto_bisect_names_the_culprit_in_the_summary(calc) -> None:

@@ -88,7 +88,7 @@ def test_newer_schema_is_refused(tmp_path: Path) -> None:
     HistoryStore.open(url).close()
     with sqlite3.connect(tmp_path / "h.db") as conn:
         conn.execute("update bisector_meta set value='7'")
-    with pytest.raises(StoreError, match=r"newer bisector \(schema v7; this one reads up to v1\)"):
+    with pytest.raises(StoreError, match=r"newer bisector \(schema v7; this one reads up to v2\)"):
         HistoryStore.open(url)
 
 
@@ -102,11 +102,11 @@ def test_migration_steps_run_once_and_keep_history(tmp_path: Path, monkeypatch) 
         calls.append(1)
         conn.execute(sa.text("ALTER TABLE runs ADD COLUMN note TEXT"))
 
-    monkeypatch.setattr(schema, "SCHEMA_VERSION", 2)
-    monkeypatch.setitem(migrations.STEPS, 2, step2)
+    monkeypatch.setattr(schema, "SCHEMA_VERSION", 3)
+    monkeypatch.setitem(migrations.STEPS, 3, step2)
     for _ in range(2):
         with HistoryStore.open(url) as s:
-            assert s.schema_version() == 2
+            assert s.schema_version() == 3
             assert s.outcome_counts(1) == {"passed": 3}
     assert calls == [1]
 
@@ -153,3 +153,21 @@ def test_concurrent_writers_never_see_database_is_locked(tmp_path: Path) -> None
     with HistoryStore.open(url) as store:
         assert len(store.runs()) == 60
         assert sum(store.outcome_counts(r.id)["passed"] for r in store.runs()) == 3000
+
+
+def test_a_v1_store_is_upgraded_to_the_journal_and_keeps_its_history(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path / 'h.db'}"
+    with HistoryStore.open(url) as s:
+        s.record_run(make_run())
+    with sqlite3.connect(tmp_path / "h.db") as conn:  # make it what a v1 bisector wrote
+        conn.execute("drop table probes")
+        conn.execute("drop table bisections")
+        conn.execute("update bisector_meta set value = '1'")
+    with HistoryStore.open(url) as s:
+        assert s.schema_version() == 2
+        assert s.outcome_counts(1) == {"passed": 3}
+        bid, resumed = s.start_bisection("k", "g", "b", ["t"], "first-parent", 1.0)
+        s.add_probe(bid, 1, "a" * 40, "check bad end")
+        assert resumed == 0
+        assert s.start_bisection("k", "g", "b", ["t"], "first-parent", 2.0)[1] == 1
+        assert [b["status"] for b in s.bisections()] == ["abandoned", "running"]

@@ -16,8 +16,13 @@ from . import schema
 
 Step = Callable[[sa.Connection], None]
 
+def _v2_journal(conn: sa.Connection) -> None:
+    schema.bisections.create(conn, checkfirst=True)
+    schema.probes.create(conn, checkfirst=True)
+
+
 # version -> step from version-1; version 1 is the initial schema, created from `schema`.
-STEPS: dict[int, Step] = {}
+STEPS: dict[int, Step] = {2: _v2_journal}
 
 _MANAGED = {"runs", "tests", "results", "commits"}
 

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import sqlalchemy as sa
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 
 metadata = sa.MetaData()
 
@@ -73,4 +73,30 @@ results = sa.Table(
     # query reaches results through its runs (commit, environment), then the test. A test-major
     # index would touch one page per test on every insert (see docs/adr/0001).
     sqlite_with_rowid=False,
+)
+
+# v2: the journal of bisections. Probes are ordinary runs; these tables say which bisection
+# asked for them and what it concluded, so a resumed bisection can say what it picks up.
+bisections = sa.Table(
+    "bisections",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("key", sa.String(64), nullable=False, index=True),
+    sa.Column("good", sa.String(64), nullable=False),
+    sa.Column("bad", sa.String(64), nullable=False),
+    sa.Column("tests", sa.Text, nullable=False),  # JSON list of node ids
+    sa.Column("mode", sa.String(16), nullable=False),
+    sa.Column("status", sa.String(16), nullable=False),  # running, done, failed
+    sa.Column("started_at", sa.Float, nullable=False),
+    sa.Column("finished_at", sa.Float),
+    sa.Column("result", sa.Text),  # JSON, when done
+)
+
+probes = sa.Table(
+    "probes",
+    metadata,
+    sa.Column("bisection_id", sa.Integer, sa.ForeignKey("bisections.id"), primary_key=True),
+    sa.Column("run_id", sa.Integer, sa.ForeignKey("runs.id"), primary_key=True),
+    sa.Column("sha", sa.String(64), nullable=False),
+    sa.Column("purpose", sa.Text, nullable=False),
 )

@@ -8,6 +8,7 @@ Every database error leaves as a `StoreError` naming the store (password hidden)
 from __future__ import annotations
 
 import contextlib
+import json
 from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import Any, NamedTuple
@@ -354,6 +355,47 @@ class HistoryStore:
             ]
             self._bulk_insert(conn, schema.results, _RESULT_COLUMNS, rows)
         return int(run_id)
+
+    # -- the bisection journal ---------------------------------------------------------------
+
+    def start_bisection(self, key: str, good: str, bad: str, tests: list[str], mode: str,
+                        started_at: float) -> tuple[int, int]:
+        """Open a journal entry; returns (id, probes already stored by an unfinished earlier
+        attempt with the same key), so that a resumed bisection can say what it picks up."""
+        b, p = schema.bisections, schema.probes
+        with self._write() as conn:
+            previous = conn.execute(
+                sa.select(b.c.id).where(b.c.key == key, b.c.status == "running")
+                .order_by(b.c.id.desc()).limit(1)
+            ).scalar()
+            done = 0
+            if previous is not None:
+                done = conn.execute(
+                    sa.select(sa.func.count()).select_from(p).where(p.c.bisection_id == previous)
+                ).scalar() or 0
+                conn.execute(b.update().where(b.c.id == previous).values(status="abandoned"))
+            new_id = conn.execute(b.insert().values(
+                key=key, good=good, bad=bad, tests=json.dumps(tests), mode=mode,
+                status="running", started_at=started_at,
+            )).inserted_primary_key[0]
+        return int(new_id), int(done)
+
+    def add_probe(self, bisection_id: int, run_id: int, sha: str, purpose: str) -> None:
+        with self._write() as conn:
+            conn.execute(schema.probes.insert().values(
+                bisection_id=bisection_id, run_id=run_id, sha=sha, purpose=purpose))
+
+    def finish_bisection(self, bisection_id: int, status: str, result: Any,
+                         finished_at: float) -> None:
+        b = schema.bisections
+        with self._write() as conn:
+            conn.execute(b.update().where(b.c.id == bisection_id).values(
+                status=status, result=json.dumps(result), finished_at=finished_at))
+
+    def bisections(self) -> list[dict[str, Any]]:
+        b = schema.bisections
+        with self._read() as conn:
+            return [dict(row._mapping) for row in conn.execute(sa.select(b).order_by(b.c.id))]
 
     # -- reading ----------------------------------------------------------------------------
 
