@@ -28,6 +28,9 @@ test: lint
 bench: $(STAMP)
 	$(BIN)/python benchmarks/plugin_overhead.py
 	$(BIN)/python benchmarks/store_ingest.py
+	$(BIN)/python benchmarks/find_break_vs_git_bisect.py
+	$(BIN)/python benchmarks/flaky_search_sim.py
+	$(BIN)/python benchmarks/flaky_find_break_vs_git_bisect.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache .hypothesis

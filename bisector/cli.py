@@ -113,6 +113,26 @@ def regressions(
         render_regressions(report, _console(), settings.lookback)
 
 
+@cli.command()
+@click.argument("tests", nargs=-1)
+@click.option("--window", type=click.IntRange(min=1), default=100, show_default=True,
+              help="First-parent commits before HEAD to read.")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+@_common
+def flaky(tests: tuple[str, ...], window: int, as_json: bool, repo_path: Path,
+          history_db: str | None) -> None:
+    """Flaky tests: runs that disagree, with false-failure rates and when they flipped."""
+    from .queries import flaky_tests
+    from .reports.flaky import flaky_json, render_flaky
+
+    with _open(repo_path, history_db) as (repo, store, _settings):
+        found = flaky_tests(repo, store, window, tests)
+    if as_json:
+        click.echo(json.dumps(flaky_json(found, window), indent=2))
+    else:
+        render_flaky(found, _console(), window)
+
+
 @cli.command("find-break")
 @click.argument("tests", nargs=-1)
 @click.option("--good", default=None, help="A commit where the tests passed (default: history).")
@@ -133,13 +153,19 @@ def regressions(
 @click.option("--setup", default=None, metavar="CMD",
               help="Shell command run in each probe's worktree and environment before its "
                    "tests, e.g. 'pip install --no-deps .'; failing makes the commit untestable.")
+@click.option("--confidence", type=click.FloatRange(0.5, 1, max_open=True), default=0.99,
+              show_default=True,
+              help="Stop a flaky test's search when one answer is this likely.")
+@click.option("--max-probes", type=click.IntRange(min=1), default=None,
+              help="Probes a flaky test's search may run (default: 6 x log2 of the range + 10).")
 @click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
 @click.option("--report", "reports", type=(click.Choice(["md", "json"]), click.Path(
               dir_okay=False, path_type=Path)), multiple=True, help="Also write a report.")
 @_common
 def find_break(tests: tuple[str, ...], good: str | None, bad: str, lookback: int | None,
                test_files: tuple[Path, ...], first_parent: bool, timeout: float | None,
-               max_untestable: int | None, setup: str | None, as_json: bool,
+               max_untestable: int | None, setup: str | None, confidence: float,
+               max_probes: int | None, as_json: bool,
                reports: tuple[tuple[str, Path], ...], repo_path: Path,
                history_db: str | None) -> None:
     """Find the commit that broke TESTS (default: every regression at --bad)."""
@@ -157,7 +183,8 @@ def find_break(tests: tuple[str, ...], good: str | None, bad: str, lookback: int
         repo_path, tests=list(tests), good=good, bad=bad, lookback=lookback,
         history_db=history_db, first_parent=first_parent, timeout=timeout,
         max_untestable=max_untestable, setup=setup, test_files=list(test_files),
-        progress=lambda m: err.print(m, style="dim"),
+        progress=lambda m: err.print(m, style="dim"), confidence=confidence,
+        max_probes=max_probes,
     )
     for kind, path in reports:
         text = (json.dumps(bisect_report.to_json(result), indent=2) if kind == "json"

@@ -14,13 +14,20 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from . import environment
+from .bayes import FlakySearch
 from .errors import BisectError, GitError
 from .executors import Probe, ProbeOutcome
+from .flakiness import RATE_FLOOR, Estimate, Rates, estimate, wilson
 from .gitrepo import Repository
 from .history import HistoryStore
 from .model import BisectResult, Finding, Outcome, Run, TestResult, Trigger
 from .queries import open_history, regressions_at_head
-from .search import Bisection, DagBisection, Verdict, max_probes
+from .search import Bisection, DagBisection, Verdict
+from .search import max_probes as plain_probes
+from .signature import exception_type
+
+# History read before the good end to estimate how flaky a test is.
+RATE_WINDOW = 50
 
 Executor = Callable[[Probe], ProbeOutcome]
 Progress = Callable[[str], None]
@@ -52,7 +59,8 @@ class _Evidence:
 class Finder:
     def __init__(self, repo: Repository, store: HistoryStore, executor: Executor, *,
                  progress: Progress | None = None, max_untestable: int | None = None,
-                 env_extra: str = "") -> None:
+                 env_extra: str = "", confidence: float = 0.99,
+                 max_probes: int | None = None) -> None:
         self.repo = repo
         self.store = store
         self.executor = executor
@@ -63,6 +71,13 @@ class Finder:
         self.reused = 0
         self.env_key = environment.current(repo.root, extra=env_extra).key
         self.journal_id: int | None = None
+        self.confidence = confidence
+        self.max_probes = max_probes
+        self.loaded: set[str] = set()
+        self.plan_notes: list[str] = []
+        # per test, the exception type of the failure being bisected (from the bad end)
+        self.reference: dict[str, str | None] = {}
+        self.other_failures: dict[tuple[str, str], str] = {}
 
     # -- choosing what to bisect ------------------------------------------------------------
 
@@ -90,6 +105,13 @@ class Finder:
                     )
                 positions = {sha: i for i, sha in enumerate(report.window)}
                 good = max((r.last_good for r in regs), key=lambda s: positions[s])
+                # only the regressions: a test that never passed in the window has no culprit
+                regressed = {r.nodeid for r in regs}
+                for t in tests:
+                    if t not in regressed:
+                        self.plan_notes.append(f"{t}: not bisected, no tracked pass within "
+                                               f"the last {lookback} tracked commits")
+                tests = [t for t in tests if t in regressed]
         good_sha = self.repo.resolve(good)
         if good_sha == bad_sha:
             raise BisectError("good and bad are the same commit", hint="give an older --good")
@@ -106,9 +128,12 @@ class Finder:
     # -- evidence ---------------------------------------------------------------------------
 
     def _load_known(self, shas: list[str], tests: list[str]) -> None:
+        """Stored results at these commits, each commit loaded once (evidence is counted)."""
+        shas = [s for s in dict.fromkeys(shas) if s not in self.loaded]
+        self.loaded.update(shas)
         ids = self.store.tests()
         wanted = [ids[t] for t in tests if t in ids]
-        if not wanted:
+        if not wanted or not shas:
             return
         rows = self.store.results_at(shas, env_key=self.env_key, test_ids=wanted)
         rows.sort(key=lambda r: (r.started_at, r.run_id))
@@ -156,7 +181,7 @@ class Finder:
     def run(self, tests: list[str], good_sha: str, bad_sha: str, *, first_parent: bool = True
             ) -> BisectResult:
         started = time.monotonic()
-        notes: list[str] = []
+        notes: list[str] = list(self.plan_notes)
         log = [f"git bisect start {bad_sha} {good_sha}"]
         mode = "first-parent" if first_parent else "full-dag"
         key = hashlib.sha256(json.dumps([good_sha, bad_sha, sorted(tests), mode,
@@ -181,12 +206,25 @@ class Finder:
 
     def _run(self, tests: list[str], good_sha: str, bad_sha: str, first_parent: bool,
              notes: list[str], log: list[str], started: float) -> BisectResult:
-        self._load_known([good_sha, bad_sha], tests)
+        # the first-parent line through the range, and some history before it for the rates
+        line_range = self.repo.range(good_sha, bad_sha, first_parent=True)
+        line = list(reversed(self.repo.first_parent(good_sha, limit=RATE_WINDOW))) + line_range
+        self._load_known(line, tests)
         at_bad = self._results_at(bad_sha, tests, "check bad end")
         at_good = self._results_at(good_sha, tests, "check good end")
-        live = []
         for t in tests:
-            vb, vg = verdict_of(at_bad[t]), verdict_of(at_good[t])
+            failing = [r for r in self.evidence.seen.get((t, bad_sha), [])
+                       if verdict_of(r) is Verdict.BAD]
+            self.reference[t] = exception_type(failing[-1].message) if failing else None
+        live, flaky = [], []
+        for t in tests:
+            if self._estimate(t, line).flaky:
+                if self._counts(t, bad_sha)[0]:
+                    flaky.append(t)
+                else:
+                    notes.append(f"{t}: does not fail at bad {bad_sha[:10]}: nothing to find")
+                continue
+            vb, vg = self._verdict(t, at_bad[t], bad_sha), self._verdict(t, at_good[t], good_sha)
             if vb is Verdict.UNTESTABLE and vg is Verdict.UNTESTABLE:
                 notes.append(f"{t}: cannot be run at either end ({at_bad[t].message})")
             elif vb is not Verdict.BAD:
@@ -196,18 +234,180 @@ class Finder:
                 notes.append(f"{t}: already fails at good {good_sha[:10]}: give an older --good")
             else:
                 live.append(t)
-        if not live:
+        if not live and not flaky:
             raise BisectError("nothing to bisect: " + "; ".join(notes))
 
-        candidates, suspects = self._search(live, good_sha, bad_sha, first_parent, log, notes)
-        if first_parent:
-            self._into_merges(live, suspects, log, notes)
-        findings = self._confirm(live, suspects)
+        findings: dict[str, Finding] = {}
+        candidates = len(line_range)
+        if live:
+            candidates, suspects = self._search(live, good_sha, bad_sha, first_parent, log, notes)
+            if first_parent:
+                self._into_merges(live, suspects, log, notes)
+            for f in self._confirm(live, suspects):
+                if f.culprit is not None and not f.confirmed:
+                    notes.append(f"{f.nodeid}: {f.culprit.short} was not confirmed ({f.note}); "
+                                 "searched again as a flaky test")
+                    flaky.append(f.nodeid)
+                else:
+                    findings[f.nodeid] = f
+        if flaky:
+            for f in self._flaky_search(flaky, good_sha, bad_sha, line, log, notes):
+                findings[f.nodeid] = f
+        for (t, sha), message in self.other_failures.items():
+            notes.append(f"another failure seen at {sha[:10]}: {message} ({t}); counted as "
+                         "untestable for this test")
         return BisectResult(
-            good=good_sha, bad=bad_sha, candidates=candidates, findings=tuple(findings),
+            good=good_sha, bad=bad_sha, candidates=candidates,
+            findings=tuple(findings[t] for t in tests if t in findings),
             probes_run=self.runs, probes_reused=self.reused,
             seconds=time.monotonic() - started, bisect_log=tuple(log), notes=tuple(notes),
         )
+
+    # -- evidence for the flake-aware search ------------------------------------------------
+
+    def _verdict(self, test: str, result: TestResult, sha: str) -> Verdict:
+        """verdict_of, where a failure of another kind than the one bisected is untestable:
+        it is evidence of another problem at that commit, not of this culprit."""
+        verdict = verdict_of(result)
+        if verdict is Verdict.BAD:
+            reference = self.reference.get(test)
+            kind = exception_type(result.message)
+            if reference and kind and kind != reference:
+                self.other_failures.setdefault((test, sha), result.message or kind)
+                return Verdict.UNTESTABLE
+        return verdict
+
+    def _observations(self, test: str, result: TestResult, sha: str) -> tuple[int, int]:
+        """(failures, passes) one result stands for; rerun attempts count as failures."""
+        verdict = self._verdict(test, result, sha)
+        if verdict is Verdict.GOOD:
+            return result.reruns, 1
+        if verdict is Verdict.BAD:
+            return 1 + result.reruns, 0
+        return 0, 0
+
+    def _counts(self, test: str, sha: str) -> tuple[int, int]:
+        fails = passes = 0
+        for r in self.evidence.seen.get((test, sha), []):
+            f, p = self._observations(test, r, sha)
+            fails, passes = fails + f, passes + p
+        return fails, passes
+
+    def _estimate(self, test: str, line: list[str]) -> Estimate:
+        return estimate([self._counts(test, sha) for sha in line])
+
+    def _flaky_search(self, tests: list[str], good_sha: str, bad_sha: str, line: list[str],
+                      log: list[str], notes: list[str]) -> list[Finding]:
+        """The flake-aware search over the first-parent line, then its verdicts.
+
+        The culprit and its parent are run once more when the search is sure; if that shakes
+        its confidence the search goes on, within the same probe budget.
+        """
+        candidates = self.repo.range(good_sha, bad_sha, first_parent=True)
+        index = {sha: i for i, sha in enumerate(candidates)}
+        rates = {}
+        for t in tests:
+            est = self._estimate(t, line)
+            rates[t] = est.rates() if est.flaky else Rates(RATE_FLOOR, RATE_FLOOR)
+        search = FlakySearch(len(candidates), tests, rates, confidence=self.confidence,
+                             max_probes=self.max_probes, max_untestable=self.max_untestable)
+        for t in tests:
+            for sha in candidates:
+                f, p = self._counts(t, sha)
+                if f:
+                    search.observe(t, index[sha], True, f)
+                if p:
+                    search.observe(t, index[sha], False, p)
+        self.progress(f"flake-aware search over {len(candidates)} commits for {len(tests)} "
+                      f"test(s), false-failure rates "
+                      + ", ".join(f"{rates[t].false_fail:.2f}" for t in tests))
+
+        def probe(i: int, group: list[str], why: str) -> None:
+            sha = candidates[i]
+            results = self._probe(sha, group, why)
+            outcomes: dict[str, bool | None] = {}
+            for t in group:
+                f, p = self._observations(t, results[t], sha)
+                outcomes[t] = None if not (f or p) else bool(f and not p)
+                if f and p:  # a rerun that passed: its failed attempts count too
+                    search.observe(t, i, True, f)
+            search.observe_probe(i, outcomes)
+            first = outcomes[group[0]]
+            word = "skip" if first is None else ("bad" if first else "good")
+            log.append(f"git bisect {word} {sha}")
+
+        confirmed: set[str] = set()
+        for _ in range(3):
+            while (i := search.next_probe()) is not None:
+                probe(i, search.open_tests(), f"flake-aware, {len(candidates)} candidates")
+            pending: dict[int, list[str]] = {}
+            for t in tests:
+                b = search.belief(t)
+                if b.culprit is not None and b.probability >= self.confidence \
+                        and t not in confirmed:
+                    pending.setdefault(b.culprit, []).append(t)
+            if not pending:
+                break
+            for i, group in sorted(pending.items()):
+                probe(i, group, "confirm culprit")
+                if i > 0:
+                    probe(i - 1, group, "confirm parent")
+                else:
+                    self._probe(good_sha, group, "confirm parent")
+                confirmed.update(group)
+            if all(search.belief(t).probability >= self.confidence for t in tests):
+                break
+        if search.budget_spent:
+            notes.append(f"the flake-aware search spent its budget of {search.max_probes} "
+                         "probes" if search.probes >= search.max_probes else
+                         f"stopped after {search.untestable_probes} untestable probes")
+
+        findings = []
+        for t in tests:
+            b = search.belief(t)
+            est = self._estimate(t, line)
+            interval = est.false_fail_interval()
+            common = dict(confidence=b.probability, false_fail_rate=est.false_fail_rate,
+                          false_fail_interval=(interval.low, interval.high))
+            if b.probability >= self.confidence and b.culprit is not None:
+                sha = candidates[b.culprit]
+                failing = [r for r in self.evidence.seen.get((t, sha), [])
+                           if self._verdict(t, r, sha) is Verdict.BAD]
+                last = failing[-1] if failing else None
+                findings.append(Finding(
+                    t, self.repo.commits([sha]).get(sha), (sha,),
+                    signature=last.signature if last else None,
+                    message=last.message if last else None,
+                    confirmed=t in confirmed, files=tuple(self.repo.changed_files(sha)),
+                    note=f"culprit {sha[:10]} with confidence {b.probability:.3f}",
+                    verdict="culprit", **common,  # type: ignore[arg-type]
+                ))
+            elif b.probability >= self.confidence:
+                fails = runs = 0
+                for sha in line:  # no culprit: every run on the line was on a good commit
+                    f, p = self._counts(t, sha)
+                    fails, runs = fails + f, runs + f + p
+                ci = wilson(fails, runs)
+                rate = fails / runs if runs else 0.0
+                findings.append(Finding(
+                    t, None, (), verdict="flaky", confidence=b.probability,
+                    false_fail_rate=rate, false_fail_interval=(ci.low, ci.high),
+                    note=f"no culprit: test is flaky at both ends (false-failure rate "
+                         f"{rate:.2f}, 95% CI {ci.low:.2f}-{ci.high:.2f}; confidence "
+                         f"{b.probability:.3f})",
+                ))
+            else:
+                hi = min(b.high, len(candidates) - 1)
+                lo = min(b.low, hi)
+                tail = " (or no culprit at all)" if b.high >= len(candidates) else ""
+                findings.append(Finding(
+                    t, None, tuple(candidates[lo:hi + 1]), verdict="inconclusive",
+                    note=f"inconclusive after {search.probes} probes: the range is "
+                         f"{candidates[lo][:10]}..{candidates[hi][:10]}{tail}; the most likely "
+                         f"answer has probability {b.probability:.2f}",
+                    **common,  # type: ignore[arg-type]
+                ))
+        return findings
 
     def _search(self, tests: list[str], good_sha: str, bad_sha: str, first_parent: bool,
                 log: list[str], notes: list[str]) -> tuple[int, dict[str, tuple[str, ...]]]:
@@ -231,19 +431,25 @@ class Finder:
             search = Bisection(len(candidates), tests, max_untestable=self.max_untestable)
         else:
             search = DagBisection(candidates, parents, tests, max_untestable=self.max_untestable)
-        known_commits = set()
+        known_commits: dict[str, Verdict] = {}
         for (nodeid, sha), results in self.evidence.seen.items():
             if nodeid in tests and sha in index and sha != bad_sha:
-                verdicts = {verdict_of(r) for r in results}
+                verdicts = {self._verdict(nodeid, r, sha) for r in results}
                 if len(verdicts) == 1:  # disagreeing runs (flaky) are not trusted here
-                    search.observe(nodeid, index[sha], verdicts.pop())
-                    known_commits.add(sha)
+                    verdict = verdicts.pop()
+                    search.observe(nodeid, index[sha], verdict)
+                    if nodeid == tests[0] or sha not in known_commits:
+                        known_commits[sha] = verdict
+        # what history settled goes into the replayable log too, oldest first
+        for sha in sorted(known_commits, key=index.__getitem__):
+            word = "skip" if known_commits[sha] is Verdict.UNTESTABLE else known_commits[sha]
+            log.append(f"git bisect {word} {sha}")
         self.reused += len(known_commits)
         while (i := search.next_probe()) is not None:
             sha = candidates[i]
             open_tests = search.open_tests()
             results = self._results_at(sha, open_tests, f"{len(candidates)} candidates")
-            verdicts = {t: verdict_of(results[t]) for t in open_tests}
+            verdicts = {t: self._verdict(t, results[t], sha) for t in open_tests}
             search.observe_probe(i, verdicts)
             first = verdicts[open_tests[0]]
             log.append(f"git bisect {'skip' if first is Verdict.UNTESTABLE else first} {sha}")
@@ -276,7 +482,7 @@ class Finder:
             group = [t for t in tests if suspects[t] == (sha,)]
             mainline, branch = info.parents[0], info.parents[1]
             at_tip = self._results_at(branch, group, "merged branch tip")
-            inside = [t for t in group if verdict_of(at_tip[t]) is Verdict.BAD]
+            inside = [t for t in group if self._verdict(t, at_tip[t], branch) is Verdict.BAD]
             alone = [t for t in group if t not in inside]
             if alone:
                 notes.append(f"merge {sha[:10]} is the culprit of {', '.join(alone)}: its "
@@ -320,11 +526,13 @@ class Finder:
                     note=f"culprit is one of {len(suspects[t])} commits "
                          f"{suspects[t][0][:10]}..{suspects[t][-1][:10]}; {untestable} of them "
                          "are untestable",
+                    verdict="bracketed",
                 ))
                 continue
             sha = suspects[t][0]
             again, before = confirmations[t]
-            confirmed = verdict_of(again) is Verdict.BAD and verdict_of(before) is Verdict.GOOD
+            confirmed = (self._verdict(t, again, sha) is Verdict.BAD
+                         and self._verdict(t, before, infos[sha].parents[0]) is Verdict.GOOD)
             note = None
             if not confirmed:
                 note = (f"not confirmed: run again, the culprit gave {again.outcome} and its "
@@ -333,6 +541,7 @@ class Finder:
                 t, infos.get(sha), suspects[t], signature=again.signature or None,
                 message=again.message, confirmed=confirmed, note=note,
                 files=tuple(self.repo.changed_files(sha)),
+                confidence=1.0 if confirmed else None,
             ))
         return findings
 
@@ -351,10 +560,16 @@ def find_break(
     setup: str | None = None,
     test_files: list[Path] | None = None,
     progress: Progress | None = None,
+    confidence: float = 0.99,
+    max_probes: int | None = None,
 ) -> BisectResult:
     """The whole find-break, as the CLI and the plugin's auto-bisect both run it."""
     from .executors.local import LocalExecutor
 
+    with Repository(repo_path) as repo:  # bad revisions fail before a store is created
+        for rev in (bad, good):
+            if rev is not None:
+                repo.resolve(rev)
     with open_history(repo_path, history_db, lookback) as (repo, store, settings):
         extra = _read_test_files(repo, test_files or [])
         try:  # probes start pytest where the user did, so node ids mean the same
@@ -365,7 +580,8 @@ def find_break(
                            extra_files=extra, subdir="" if subdir == "." else subdir
                            ) as executor:
             finder = Finder(repo, store, executor.run, progress=progress,
-                            env_extra=executor.fingerprint_extra)
+                            env_extra=executor.fingerprint_extra, confidence=confidence,
+                            max_probes=max_probes)
             if extra and not tests:
                 tests = executor.collect(repo.resolve(bad), sorted(extra))
                 if not tests:
@@ -374,7 +590,7 @@ def find_break(
             names, good_sha, bad_sha = finder.plan(tests, good, bad, settings.lookback)
             if max_untestable is None:
                 span = len(repo.range(good_sha, bad_sha, first_parent=first_parent))
-                max_untestable = 2 * max_probes(span) + 4
+                max_untestable = 2 * plain_probes(span) + 4
             finder.max_untestable = max_untestable
             return finder.run(names, good_sha, bad_sha, first_parent=first_parent)
 

@@ -147,6 +147,11 @@ class Finding:
     confirmed: bool | None = None  # culprit fails and its parent passes when run again
     note: str | None = None
     files: tuple[str, ...] = ()
+    # culprit | flaky (no culprit: the failure was a flake) | inconclusive | bracketed
+    verdict: str = "culprit"
+    confidence: float | None = None  # posterior of the answer (1.0: every probe agreed)
+    false_fail_rate: float | None = None  # the test's estimated rate, when it is flaky
+    false_fail_interval: tuple[float, float] | None = None  # 95% Wilson interval
 
 
 @dataclass(frozen=True, slots=True)
@@ -160,3 +165,17 @@ class BisectResult:
     seconds: float
     bisect_log: tuple[str, ...] = ()
     notes: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class FlakyTest:
+    """A test whose history in one environment disagrees with itself."""
+
+    nodeid: str
+    env_key: str
+    false_fail_rate: float
+    false_fail_interval: tuple[float, float]  # 95% Wilson
+    false_pass_rate: float
+    runs: int  # results seen in the window
+    last_seen: float  # when it last ran (epoch seconds)
+    flipped: tuple[str, ...]  # commits where its outcomes disagreed, newest first

@@ -13,9 +13,10 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from .config import Settings, load_settings, sqlite_path
+from .flakiness import estimate
 from .gitrepo import Repository
 from .history import HistoryStore, ResultRow
-from .model import Grid, Outcome, RegressionReport
+from .model import FlakyTest, Grid, Outcome, RegressionReport
 from .regressions import detect
 
 _PAGE = 512
@@ -148,3 +149,53 @@ def history_grid(
         cells=dict(cells),
         runs={sha: len(ids_) for sha, ids_ in run_ids.items()},
     )
+
+
+def counts_of(rows: Iterable[ResultRow]) -> tuple[int, int]:
+    """(failures, passes) a commit's results stand for; rerun attempts count as failures."""
+    fails = passes = 0
+    for row in rows:
+        outcome = Outcome(row.outcome)
+        if outcome is Outcome.PASSED:
+            fails, passes = fails + row.reruns, passes + 1
+        elif outcome.is_bad:
+            fails += 1 + row.reruns
+    return fails, passes
+
+
+def flaky_tests(
+    repo: Repository, store: HistoryStore, window: int, patterns: Iterable[str] = (),
+    rev: str = "HEAD",
+) -> list[FlakyTest]:
+    """Tests whose clean runs along the last `window` first-parent commits disagree.
+
+    Each (test, environment) is read separately: the same test may be flaky on one platform
+    and not on another.
+    """
+    shas = repo.first_parent(rev, limit=window)  # newest first
+    patterns = list(patterns)
+    ids = None
+    if patterns:
+        known = store.tests()
+        ids = [known[n] for n in select_tests(known, patterns)]
+    by_test: dict[tuple[str, str], dict[str, list[ResultRow]]] = defaultdict(
+        lambda: defaultdict(list))
+    for row in store.results_at(shas, test_ids=ids):
+        by_test[(row.nodeid, row.env_key)][row.sha].append(row)
+    out = []
+    oldest_first = list(reversed(shas))
+    for (nodeid, env_key), per_sha in by_test.items():
+        line = [sha for sha in oldest_first if sha in per_sha]
+        est = estimate([counts_of(per_sha[sha]) for sha in line])
+        if not est.flaky:
+            continue
+        ci = est.false_fail_interval()
+        rows = [r for sha in line for r in per_sha[sha]]
+        out.append(FlakyTest(
+            nodeid=nodeid, env_key=env_key, false_fail_rate=est.false_fail_rate,
+            false_fail_interval=(ci.low, ci.high), false_pass_rate=est.false_pass_rate,
+            runs=len(rows), last_seen=max(r.started_at for r in rows),
+            flipped=tuple(line[i] for i in reversed(est.flipped)),
+        ))
+    out.sort(key=lambda f: (-f.false_fail_rate, f.nodeid))
+    return out

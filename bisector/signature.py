@@ -27,6 +27,27 @@ def signature(crash_line: str) -> str:
     return hashlib.sha1(f"{exc_type.strip()}\0{message.strip()}".encode()).hexdigest()[:16]
 
 
+_TYPE = re.compile(r"([A-Za-z_][\w.]*)\s*(?::|$)")
+
+
+def exception_type(message: str | None) -> str | None:
+    """The exception type a failure message names, or None when it names none.
+
+    pytest shortens a rewritten assertion's crash line to `assert ...`; that is an
+    AssertionError. Used to tell "another failure" from the one being bisected: the message
+    of the same failure drifts from commit to commit (`assert 3 == 4`, `assert 5 == 4`), its
+    type does not.
+    """
+    line = first_line(message or "")
+    if line.startswith("assert ") or line == "assert":
+        return "AssertionError"
+    found = _TYPE.match(line)
+    if found is None or found.group(1) in {"E", "assert"}:
+        return None
+    name = found.group(1).rsplit(".", 1)[-1]
+    return name if name[:1].isupper() else None
+
+
 def short_message(text: str) -> str:
     line = first_line(text.replace("\0", ""))
     return line if len(line) <= MESSAGE_LIMIT else line[: MESSAGE_LIMIT - 1] + "…"

@@ -71,6 +71,12 @@ def test_second_bisection_reuses_history(calc) -> None:
     assert second["culprits"][0]["commit"]["sha"] == shas[13]
     assert second["probes_run"] == 2  # only the confirmation runs
     assert second["probes_reused"] >= first["probes_run"] - 2
+    # what history settled is in the log, so `git bisect replay` reaches the same culprit
+    log = tmp_log = repo.parent / "replay.log"
+    tmp_log.write_text("\n".join(second["bisect_log"]) + "\n")
+    git(repo, "bisect", "replay", str(log))
+    assert git(repo, "rev-parse", "refs/bisect/bad") == shas[13]
+    git(repo, "bisect", "reset")
 
 
 def test_defaults_come_from_the_regressions_in_history(calc) -> None:
@@ -198,6 +204,8 @@ def test_bad_input_is_one_line_and_exit_2(calc, args: list[str], message: str) -
     assert "Traceback" not in proc.stderr
     assert not Path("/tmp/bisector-pwned").exists()
     assert git(repo, "worktree", "list", "--porcelain").count("worktree ") == 1
+    if "unknown revision" in message:  # refused before any store was created
+        assert not (repo / ".bisector").exists()
 
 
 def test_good_already_failing(calc) -> None:
@@ -438,3 +446,30 @@ def test_sigterm_cleans_up_like_ctrl_c(repo: Path) -> None:
     assert not any(wt.iterdir())
     assert subprocess.run(["pgrep", "-f", "test_t.py::test_slow"], capture_output=True,
                           text=True).stdout.strip() == ""
+
+
+def test_a_new_failing_test_does_not_spoil_the_probes_of_a_regression(repo: Path) -> None:
+    """pytest refuses a whole run when one node id is missing; probes must not inherit that."""
+    base = {"m.py": "A = 1\n", "test_m.py": "import m\n\ndef test_a():\n    assert m.A == 1\n"}
+    shas = [commit(repo, base, "start")]
+    for i in range(1, 10):
+        files = {"n.txt": str(i)}
+        if i == 6:
+            files["m.py"] = "A = 2\n"
+            files["test_new.py"] = "def test_new():\n    assert False\n"
+        shas.append(commit(repo, files, f"c{i}"))
+    for sha in (shas[0], shas[-1]):
+        git(repo, "checkout", "-q", sha)
+        run_pytest(repo, "--track-history", "-p", "no:cacheprovider")
+    git(repo, "checkout", "-q", "main")
+    # auto-bisect: test_new never passed, so only test_a is bisected
+    proc = run_pytest(repo, "--track-history", "--auto-bisect", "-p", "no:cacheprovider")
+    assert f"culprit {shas[6][:10]} c6" in proc.stdout
+    assert "test_new.py::test_new: not bisected, no tracked pass" in proc.stdout
+    # named together with an explicit range, each gets its own answer
+    data = json.loads(find_break(repo, "test_m.py::test_a", "test_new.py::test_new",
+                                 "--good", shas[0]).stdout)
+    named = {t["test"]: g["commit"]["sha"] if g["commit"] else None
+             for g in data["culprits"] for t in g["tests"]}
+    # test_new cannot run before it existed: bracketed, never blamed on an older commit
+    assert named == {"test_m.py::test_a": shas[6], "test_new.py::test_new": None}

@@ -192,17 +192,15 @@ class LocalExecutor:
                 }
                 return ProbeOutcome(probe, results, env_info, started, time.time(), status,
                                     problem, log)
-        with tempfile.TemporaryDirectory(prefix="bisector-probe-") as tmp:
-            junit = Path(tmp) / "junit.xml"
-            cmd = [
-                python, "-m", "pytest", *probe.nodeids, f"--junitxml={junit}",
-                "-o", "junit_family=xunit1", "-o", "track_history=false",
-                "-p", "no:cacheprovider", "-q", "--no-header", *self.pytest_args,
-            ]
-            status, log, problem = self._execute(cmd)
-            results: dict[str, TestResult] = {}
-            if problem is None and junit.exists():
-                results = results_for(junit, list(probe.nodeids))
+        status, log, problem, results = self._pytest(python, list(probe.nodeids))
+        if status == 4 and problem is None and not results and len(probe.nodeids) > 1:
+            # pytest refuses the whole run when one node id does not exist at this commit:
+            # run the others, so one new test does not make the commit untestable for all
+            missing = [n for n in probe.nodeids if _reported_missing(n, log)]
+            rest = [n for n in probe.nodeids if n not in missing]
+            if missing and rest:
+                status, more, problem, results = self._pytest(python, rest)
+                log += more
         if problem is None and status not in (0, 1) and not results:
             problem = f"pytest exited {status}: " + (_last_line(log) or "no output")
         for nodeid in probe.nodeids:
@@ -212,6 +210,21 @@ class LocalExecutor:
                 results[nodeid] = TestResult(nodeid, Outcome.UNTESTABLE, 0.0, None, reason,
                                              phase="collect")
         return ProbeOutcome(probe, results, env_info, started, time.time(), status, problem, log)
+
+    def _pytest(self, python: str, nodeids: list[str]
+                ) -> tuple[int | None, str, str | None, dict[str, TestResult]]:
+        with tempfile.TemporaryDirectory(prefix="bisector-probe-") as tmp:
+            junit = Path(tmp) / "junit.xml"
+            cmd = [
+                python, "-m", "pytest", *nodeids, f"--junitxml={junit}",
+                "-o", "junit_family=xunit1", "-o", "track_history=false",
+                "-p", "no:cacheprovider", "-q", "--no-header", *self.pytest_args,
+            ]
+            status, log, problem = self._execute(cmd)
+            results: dict[str, TestResult] = {}
+            if problem is None and junit.exists():
+                results = results_for(junit, nodeids)
+        return status, log, problem, results
 
     def _execute(self, cmd: list[str] | str, *, shell: bool = False
                  ) -> tuple[int | None, str, str | None]:
@@ -236,6 +249,17 @@ class LocalExecutor:
 def _kill_group(proc: subprocess.Popen[str]) -> None:
     with contextlib.suppress(ProcessLookupError, PermissionError):
         os.killpg(proc.pid, signal.SIGKILL)
+
+
+def _reported_missing(nodeid: str, log: str) -> bool:
+    """Whether pytest's usage error names this node id (or its file) as not found."""
+    file = nodeid.split("::", 1)[0]
+    for line in log.splitlines():
+        if "not found:" in line:
+            named = line.split("not found:", 1)[1].strip()
+            if named.endswith(nodeid) or (named.endswith(file) and "::" not in named):
+                return True
+    return False
 
 
 def _last_line(text: str) -> str:

@@ -42,7 +42,11 @@ def read_version(conn: sa.Connection) -> int | None:
     ).first()
     if row is None:
         raise StoreError("the store has no schema version", hint="restore it from a backup")
-    return int(row[0])
+    try:
+        return int(row[0])
+    except (TypeError, ValueError):
+        raise StoreError(f"the store's schema version {row[0]!r} is not a number",
+                         hint="restore it from a backup") from None
 
 
 def _stamp(conn: sa.Connection, version: int, *, insert: bool) -> None:

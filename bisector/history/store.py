@@ -37,6 +37,7 @@ class ResultRow(NamedTuple):
     reruns: int
     signature: str | None
     message: str | None
+    env_key: str = ""
 
 
 class RunRow(NamedTuple):
@@ -470,6 +471,7 @@ class HistoryStore:
                 res.c.reruns,
                 res.c.signature,
                 res.c.message,
+                r.c.env_key,
             )
             .select_from(res.join(r, r.c.id == res.c.run_id).join(t, t.c.id == res.c.test_id))
             .where(r.c.dirty.is_(False))

@@ -24,6 +24,25 @@ def _groups(result: BisectResult) -> list[tuple[str | None, list[Finding]]]:
     return sorted(groups.items(), key=lambda kv: kv[0] is None)
 
 
+def _confidence(f: Finding) -> str:
+    if f.confidence is None:
+        return "-"
+    text = f"{f.confidence:.3f}"
+    if f.false_fail_rate is not None and f.false_fail_interval is not None:
+        low, high = f.false_fail_interval
+        text += (f" (flaky: false-failure rate {f.false_fail_rate:.2f}, "
+                 f"95% CI {low:.2f}-{high:.2f})")
+    return text
+
+
+def verdict_line(f: Finding) -> str:
+    """The one sentence a user acts on."""
+    if f.culprit is not None:
+        conf = f" with confidence {f.confidence:.3f}" if f.confidence is not None else ""
+        return f"culprit {f.culprit.short}{conf}"
+    return f.note or f.verdict
+
+
 def to_json(result: BisectResult) -> dict[str, Any]:
     return {
         "good": result.good,
@@ -43,6 +62,12 @@ def to_json(result: BisectResult) -> dict[str, Any]:
                         "message": f.message,
                         "confirmed": f.confirmed,
                         "suspects": list(f.suspects) if not sha else [sha],
+                        "verdict": f.verdict,
+                        "confidence": None if f.confidence is None else round(f.confidence, 4),
+                        "false_fail_rate": None if f.false_fail_rate is None
+                        else round(f.false_fail_rate, 4),
+                        "false_fail_interval": None if f.false_fail_interval is None
+                        else [round(x, 4) for x in f.false_fail_interval],
                         "note": f.note,
                     }
                     for f in findings
@@ -59,7 +84,7 @@ def to_markdown(result: BisectResult) -> str:
     lines = [f"# bisector: {result.good[:10]}..{result.bad[:10]}", ""]
     for sha, findings in _groups(result):
         if sha is None:
-            lines.append("## Not isolated")
+            lines.append("## No culprit named")
             for f in findings:
                 lines.append(f"- `{f.nodeid}`: {f.note}")
             lines.append("")
@@ -74,12 +99,12 @@ def to_markdown(result: BisectResult) -> str:
             f"- commit: `{c.sha}`",
             f"- files: {', '.join(f'`{p}`' for p in findings[0].files) or '(none)'}",
             "",
-            "| test | failure | signature | confirmed |",
-            "| --- | --- | --- | --- |",
+            "| test | failure | signature | confidence | confirmed |",
+            "| --- | --- | --- | --- | --- |",
         ]
         for f in findings:
             msg = (f.message or "").replace("|", "\\|")
-            lines.append(f"| `{f.nodeid}` | {msg} | `{f.signature}` | "
+            lines.append(f"| `{f.nodeid}` | {msg} | `{f.signature}` | {_confidence(f)} | "
                          f"{'yes' if f.confirmed else 'NO: ' + (f.note or '')} |")
         lines.append("")
     lines += [
@@ -98,7 +123,7 @@ def summary_lines(result: BisectResult) -> list[str]:
     lines = []
     for sha, findings in _groups(result):
         if sha is None:
-            lines += [f"not isolated: {f.nodeid}: {f.note}" for f in findings]
+            lines += [f"{f.nodeid}: {f.note}" for f in findings]
             continue
         c = findings[0].culprit
         assert c is not None
@@ -106,6 +131,7 @@ def summary_lines(result: BisectResult) -> list[str]:
         for f in findings:
             state = "confirmed" if f.confirmed else f.note
             lines.append(f"  {f.nodeid}: {f.message or ''} ({state})")
+            lines.append(f"    confidence {_confidence(f)}")
     lines += [f"note: {n}" for n in result.notes]
     lines.append(f"{result.candidates} candidates, {result.probes_run} probes run, "
                  f"{result.probes_reused} reused, {result.seconds:.1f} s")
@@ -116,7 +142,9 @@ def render(result: BisectResult, console: Console) -> None:
     for sha, findings in _groups(result):
         if sha is None:
             for f in findings:
-                console.print(f"[yellow]not isolated[/] {esc(f.nodeid)}: {esc(f.note or '')}")
+                label = {"flaky": "no culprit", "inconclusive": "inconclusive"}.get(
+                    f.verdict, "not isolated")
+                console.print(f"[yellow]{label}[/] {esc(f.nodeid)}: {esc(f.note or '')}")
             continue
         c = findings[0].culprit
         assert c is not None
@@ -127,6 +155,7 @@ def render(result: BisectResult, console: Console) -> None:
         for f in findings:
             mark = "[green]confirmed[/]" if f.confirmed else f"[yellow]{esc(f.note or '')}[/]"
             console.print(f"  test    {esc(f.nodeid)}: {esc(f.message or '')} ({mark})")
+            console.print(f"          confidence {esc(_confidence(f))}")
     for note in result.notes:
         console.print(f"[dim]note: {esc(note)}[/]")
     console.print(

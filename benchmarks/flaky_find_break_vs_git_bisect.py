@@ -1,0 +1,137 @@
+"""Flake-aware find-break vs `git bisect run`, end to end, with real pytest probes.
+
+A generated repository of 200 commits whose test fails falsely with probability f = 0.2 on
+good commits (random.random(), a real flake) and always from the planted culprit on. Each
+trial plants the culprit at a random position and runs both tools on the same repository, side
+by side. bisector gets what a team's history would hold: the tracked suite ran 10 times on
+the good end (the nightly, or CI reruns), from which it estimates the test's flakiness.
+
+    python benchmarks/flaky_find_break_vs_git_bisect.py [--trials 10] [--commits 200] [--f 0.2]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import random
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+TEST = "tests/test_m.py::test_value"
+ENV = {**os.environ, "GIT_AUTHOR_NAME": "Bench", "GIT_AUTHOR_EMAIL": "bench@example.invalid",
+       "GIT_COMMITTER_NAME": "Bench", "GIT_COMMITTER_EMAIL": "bench@example.invalid"}
+
+
+def git(repo: Path, *args: str) -> str:
+    return subprocess.run(["git", *args], cwd=repo, check=True, capture_output=True,
+                          text=True, env=ENV).stdout.strip()
+
+
+def build(repo: Path, commits: int, culprit: int, f: float) -> list[str]:
+    """One commit per version of m.py and notes, written with git fast-import (fast)."""
+    repo.mkdir()
+    git(repo, "init", "-q", "-b", "main")
+    test = (f"import random\nimport m\n\ndef test_value():\n"
+            f"    assert random.random() >= {f}, 'flaked'\n    assert m.value() == 1\n")
+    stream = []
+    for i in range(commits):
+        files = {"tests/test_m.py": test, "notes.txt": f"{i}\n",
+                 "m.py": f"def value():\n    return {2 if i >= culprit else 1}\n"}
+        msg = f"c{i}" if i != culprit else "Change value()"
+        stream.append(f"commit refs/heads/main\nmark :{i + 1}\n"
+                      f"committer Bench <bench@example.invalid> {1700000000 + i * 60} +0000\n"
+                      f"data {len(msg)}\n{msg}\n")
+        if i:
+            stream.append(f"from :{i}\n")
+        for name, text in files.items():
+            data = text.encode()
+            stream.append(f"M 100644 inline {name}\ndata {len(data)}\n{text}\n")
+    subprocess.run(["git", "fast-import", "--quiet"], cwd=repo, input="".join(stream),
+                   text=True, check=True, env=ENV)
+    git(repo, "checkout", "-q", "main")
+    return git(repo, "rev-list", "--reverse", "main").split()
+
+
+def git_bisect(repo: Path, good: str, bad: str, tmp: Path) -> tuple[str, int, float]:
+    counter = tmp / "gb-count"
+    counter.write_text("")
+    script = tmp / "probe.sh"
+    script.write_text(f"#!/bin/sh\necho x >> {counter}\nexec {sys.executable} -m pytest -q "
+                      f"-p no:cacheprovider -p no:bisector {TEST}\n")
+    script.chmod(0o755)
+    start = time.perf_counter()
+    git(repo, "bisect", "start", bad, good)
+    out = git(repo, "bisect", "run", str(script))
+    elapsed = time.perf_counter() - start
+    git(repo, "bisect", "reset")
+    culprit = next(line.split()[0] for line in out.splitlines()
+                   if "is the first bad commit" in line)
+    return culprit, len(counter.read_text().split()), elapsed
+
+
+def find_break(repo: Path, db: Path, good: str) -> tuple[str | None, str, int, float]:
+    start = time.perf_counter()
+    proc = subprocess.run([sys.executable, "-m", "bisector", "find-break", "--json",
+                           "--history-db", str(db), TEST, "--good", good],
+                          cwd=repo, capture_output=True, text=True, env=ENV)
+    elapsed = time.perf_counter() - start
+    if proc.returncode != 0:
+        return None, "error: " + proc.stderr.strip()[-200:], 0, elapsed
+    data = json.loads(proc.stdout)
+    named = [g["commit"]["sha"] for g in data["culprits"] if g["commit"]]
+    verdicts = [t["verdict"] for g in data["culprits"] for t in g["tests"]]
+    return (named[0] if named else None), verdicts[0], data["probes_run"], elapsed
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--trials", type=int, default=10)
+    ap.add_argument("--commits", type=int, default=200)
+    ap.add_argument("--f", type=float, default=0.2)
+    ap.add_argument("--seed", type=int, default=1)
+    args = ap.parse_args()
+    rng = random.Random(args.seed)
+    rows = []
+    for trial in range(args.trials):
+        culprit = rng.randrange(1, args.commits)
+        with tempfile.TemporaryDirectory(prefix="bisector-flaky-bench-") as tmpdir:
+            tmp = Path(tmpdir)
+            repo = tmp / "repo"
+            shas = build(repo, args.commits, culprit, args.f)
+            good, bad = shas[0], shas[-1]
+            gb_sha, gb_runs, gb_time = git_bisect(repo, good, bad, tmp)
+            db = tmp / "history.db"
+            git(repo, "checkout", "-q", good)
+            for _ in range(10):
+                subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider",
+                                "--track-history", f"--history-db={db}"], cwd=repo,
+                               capture_output=True, check=False, env=ENV)
+            git(repo, "checkout", "-q", "main")
+            fb_sha, verdict, fb_runs, fb_time = find_break(repo, db, good)
+            row = {"culprit": culprit, "gb_right": gb_sha == shas[culprit], "gb_runs": gb_runs,
+                   "gb_time": gb_time, "fb_right": fb_sha == shas[culprit], "verdict": verdict,
+                   "fb_runs": fb_runs, "fb_time": fb_time}
+            rows.append(row)
+            print(f"trial {trial + 1:>2}: culprit {culprit:>3}  git bisect "
+                  f"{'right' if row['gb_right'] else 'WRONG'} ({gb_runs} runs, {gb_time:.1f}s)  "
+                  f"bisector {'right' if row['fb_right'] else 'WRONG'} [{verdict}] "
+                  f"({fb_runs} probes, {fb_time:.1f}s)", flush=True)
+    t = len(rows)
+    print()
+    print(f"{args.commits} commits, f = {args.f}, {t} trials, same repositories, one run")
+    print(f"{'tool':<22} {'right':>7} {'mean runs':>10} {'mean wall s':>12}")
+    for name, key in (("git bisect run", "gb"), ("bisector find-break", "fb")):
+        right = sum(r[f"{key}_right"] for r in rows)
+        runs = statistics.mean(r[f"{key}_runs"] for r in rows)
+        wall = statistics.mean(r[f"{key}_time"] for r in rows)
+        print(f"{name:<22} {right:>3}/{t:<3} {runs:>10.1f} {wall:>12.1f}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,206 @@
+"""Flake-aware culprit finding: a posterior over the commits, pure, no I/O.
+
+After Henderson et al., "Flake Aware Culprit Finding" (ICST 2023). Candidates are indexed
+0..n-1, oldest first (n-1 is the bad end; the good end, -1, is taken as good). Hypothesis h in
+0..n-1 says "commit h is the culprit: commits >= h are bad, older ones good"; hypothesis n says
+"no culprit: every commit is good and the failures were flakes". A run at commit c fails with
+probability 1 - false_pass when c is bad under h, and false_fail when it is good.
+
+Every observation multiplies a prefix of the hypotheses by one factor and the rest by another,
+so the posterior is constant between observed commits: it is kept as the observed commits'
+counts and evaluated per segment in O(observed commits), whatever n is.
+
+Where to probe: a probe at c splits the hypotheses into h <= c (c bad) and h > c (c good). The
+search looks where the cumulative posterior crosses 1/2 (i/(k+1) for k probes at once) and takes
+whichever of the two commits beside the crossing has the more informative outcome (mutual
+information of the probe's result with the split). The pure median rule gets stuck once the
+culprit is likely: re-running the culprit cannot tell it from its parent, only the parent can.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+
+from .flakiness import Rates
+from .search import _offsets
+
+
+def _h(p: float) -> float:
+    """Binary entropy in bits."""
+    if p <= 0.0 or p >= 1.0:
+        return 0.0
+    return -(p * math.log2(p) + (1 - p) * math.log2(1 - p))
+
+
+@dataclass(frozen=True, slots=True)
+class Belief:
+    """The search's answer for one test: `culprit` index, or None for "no culprit"."""
+
+    culprit: int | None
+    probability: float
+    low: int  # the smallest range of candidates holding `confidence` of the mass
+    high: int
+
+
+@dataclass
+class Posterior:
+    n: int
+    rates: Rates
+    prior_flake: float = 0.5
+    counts: dict[int, list[int]] = field(default_factory=dict)  # index -> [fails, passes]
+
+    def observe(self, index: int, failed: bool, times: int = 1) -> None:
+        if not 0 <= index < self.n:
+            raise ValueError(f"index {index} outside 0..{self.n - 1}")
+        self.counts.setdefault(index, [0, 0])[0 if failed else 1] += times
+
+    def segments(self) -> list[tuple[int, int, float]]:
+        """(first h, last h, probability of each h in it), covering 0..n, normalised."""
+        ff = min(max(self.rates.false_fail, 1e-12), 1 - 1e-12)
+        fp = min(max(self.rates.false_pass, 1e-12), 1 - 1e-12)
+        lg_ff, lg_tf = math.log(ff), math.log1p(-ff)  # fail / pass at a good commit
+        lg_tp, lg_fp = math.log1p(-fp), math.log(fp)  # fail / pass at a bad commit
+        points = sorted(self.counts)
+        good_ll = [f * lg_ff + p * lg_tf for f, p in (self.counts[i] for i in points)]
+        bad_ll = [f * lg_tp + p * lg_fp for f, p in (self.counts[i] for i in points)]
+        # segment j holds h in (points[j-1], points[j]]: observed points < j good, rest bad
+        total_bad = sum(bad_ll)
+        prefix_good, prefix_bad = 0.0, 0.0
+        raw: list[tuple[int, int, float]] = []  # (first, last, log-weight of each)
+        lo = 0
+        log_each = math.log((1 - self.prior_flake) / self.n)
+        for j, point in enumerate([*points, self.n - 1]):
+            if point >= lo:
+                ll = prefix_good + (total_bad - prefix_bad)
+                raw.append((lo, point, log_each + ll))
+                lo = point + 1
+            if j < len(points):
+                prefix_good += good_ll[j]
+                prefix_bad += bad_ll[j]
+        raw.append((self.n, self.n, math.log(self.prior_flake) + prefix_good))
+        top = max(w for _, _, w in raw)
+        weights = [(a, b, math.exp(w - top)) for a, b, w in raw]
+        total = sum((b - a + 1) * w for a, b, w in weights)
+        return [(a, b, w / total) for a, b, w in weights]
+
+    def belief(self, confidence: float) -> Belief:
+        segs = self.segments()
+        first, _, p = max(segs, key=lambda s: (s[2], -s[0]))
+        low, high = self._credible(segs, confidence)
+        return Belief(None if first == self.n else first, p, low, high)
+
+    def _credible(self, segs: list[tuple[int, int, float]], mass: float) -> tuple[int, int]:
+        """The commits between the (1-mass)/2 and (1+mass)/2 quantiles of the culprit."""
+        tail = (1 - mass) / 2
+        return self.quantile(tail, segs), self.quantile(1 - tail, segs)
+
+    def cumulative(self, c: int, segs: list[tuple[int, int, float]] | None = None) -> float:
+        """P(h <= c): the probability that commit c is bad."""
+        segs = segs if segs is not None else self.segments()
+        return sum((min(b, c) - a + 1) * w for a, b, w in segs if a <= c)
+
+    def quantile(self, q: float, segs: list[tuple[int, int, float]] | None = None) -> int:
+        """The first commit c with P(h <= c) >= q (n for the no-culprit end)."""
+        segs = segs if segs is not None else self.segments()
+        acc = 0.0
+        for a, b, w in segs:
+            size = b - a + 1
+            if acc + size * w >= q - 1e-15:
+                need = max(0, math.ceil((q - acc) / w - 1e-9) - 1) if w > 0 else 0
+                return min(b, a + need)
+            acc += size * w
+        return self.n
+
+    def information(self, c: int, segs: list[tuple[int, int, float]] | None = None) -> float:
+        """Bits a run at commit c is expected to tell about whether c is bad."""
+        a = self.cumulative(c, segs)
+        ff, fp = self.rates.false_fail, self.rates.false_pass
+        p_fail = a * (1 - fp) + (1 - a) * ff
+        return _h(p_fail) - a * _h(fp) - (1 - a) * _h(ff)
+
+    def propose(self, q: float = 0.5) -> int:
+        """The commit beside the q-crossing whose outcome is the more informative."""
+        segs = self.segments()
+        at = min(self.quantile(q, segs), self.n - 1)
+        options = [c for c in (at - 1, at) if 0 <= c < self.n]
+        return max(options, key=lambda c: (self.information(c, segs), c))
+
+
+# A probe expected to tell less than this is not worth running (a deterministic test's commit
+# whose outcome is already known tells ~1e-8 bits).
+MIN_BITS = 1e-4
+
+
+class FlakySearch:
+    """Several tests, each with its own posterior, probed together.
+
+    Stops a test when one hypothesis reaches `confidence`; stops everything when `max_probes`
+    probes were run or `max_untestable` of them could not run any test.
+    """
+
+    def __init__(self, n: int, tests: Iterable[str], rates: dict[str, Rates], *,
+                 confidence: float = 0.99, max_probes: int | None = None,
+                 max_untestable: int | None = None, prior_flake: float = 0.5) -> None:
+        self.n = n
+        self.confidence = confidence
+        self.posteriors = {t: Posterior(n, rates[t], prior_flake) for t in tests}
+        self.untestable: dict[str, set[int]] = {t: set() for t in self.posteriors}
+        self.max_probes = max_probes if max_probes is not None else default_budget(n)
+        self.max_untestable = max_untestable
+        self.probes = 0
+        self.untestable_probes = 0
+
+    def observe(self, test: str, index: int, failed: bool | None, times: int = 1) -> None:
+        """A known outcome: failed (True), passed (False) or could not tell (None)."""
+        if failed is None:
+            self.untestable[test].add(index)
+        else:
+            self.posteriors[test].observe(index, failed, times)
+
+    def observe_probe(self, index: int, outcomes: dict[str, bool | None]) -> None:
+        self.probes += 1
+        if outcomes and all(v is None for v in outcomes.values()):
+            self.untestable_probes += 1
+        for test, failed in outcomes.items():
+            self.observe(test, index, failed)
+
+    def belief(self, test: str) -> Belief:
+        return self.posteriors[test].belief(self.confidence)
+
+    def open_tests(self) -> list[str]:
+        return [t for t in self.posteriors if self.belief(t).probability < self.confidence]
+
+    @property
+    def budget_spent(self) -> bool:
+        return self.probes >= self.max_probes or (
+            self.max_untestable is not None and self.untestable_probes >= self.max_untestable)
+
+    def next_probe(self) -> int | None:
+        """Where to run next, for the least certain test that a testable commit can still
+        inform; None when every test is decided, stuck behind untestable commits, or the
+        budget is spent."""
+        if self.budget_spent:
+            return None
+        for test in sorted(self.open_tests(), key=lambda t: self.belief(t).probability):
+            point = self._hop(test, self.posteriors[test].propose())
+            if point is not None and self.posteriors[test].information(point) >= MIN_BITS:
+                return point
+        return None
+
+    def _hop(self, test: str, target: int) -> int | None:
+        """The target, or the nearest commit to it not known untestable, doubling outward."""
+        skip = self.untestable[test]
+        for offset in _offsets():
+            if abs(offset) > self.n:
+                break
+            if 0 <= target + offset < self.n and target + offset not in skip:
+                return target + offset
+        left = [i for i in range(self.n) if i not in skip]
+        return min(left, key=lambda i: (abs(i - target), i)) if left else None
+
+
+def default_budget(n: int) -> int:
+    """Probes a flaky search may spend: room for a 0.3 false-failure rate at n = 2000."""
+    return 6 * max(1, math.ceil(math.log2(n + 1))) + 10

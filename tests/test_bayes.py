@@ -1,0 +1,89 @@
+"""The flake-aware search against simulated oracles: right, sure, and no slower than needed."""
+
+from __future__ import annotations
+
+import math
+import random
+
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from bisector.bayes import FlakySearch, Posterior
+from bisector.flakiness import RATE_FLOOR, Rates
+
+
+def run(n: int, culprit: int | None, f: float, rng: random.Random,
+        untestable: frozenset[int] = frozenset(), **kw) -> FlakySearch:
+    rates = Rates(max(f, RATE_FLOOR), RATE_FLOOR) if f else Rates.deterministic()
+    search = FlakySearch(n, ["t"], {"t": rates}, **kw)
+    search.observe("t", n - 1, True)  # the failure that started the bisection
+    while (c := search.next_probe()) is not None:
+        if c in untestable:
+            search.observe_probe(c, {"t": None})
+            continue
+        bad = culprit is not None and c >= culprit
+        search.observe_probe(c, {"t": True if bad else rng.random() < f})
+    return search
+
+
+@given(st.integers(1, 500).flatmap(lambda n: st.tuples(st.just(n), st.integers(0, n - 1))))
+@settings(max_examples=300, deadline=None)
+def test_a_deterministic_test_keeps_plain_bisections_probe_count(case) -> None:
+    n, culprit = case
+    search = run(n, culprit, 0.0, random.Random(0))
+    belief = search.belief("t")
+    assert belief.culprit == culprit and belief.probability >= 0.99
+    assert search.probes <= (math.ceil(math.log2(n)) if n > 1 else 0)
+
+
+def test_finds_the_culprit_when_a_fifth_of_good_runs_fail() -> None:
+    rng = random.Random(7)
+    right = 0
+    for _ in range(200):
+        culprit = rng.randrange(200)
+        belief = run(200, culprit, 0.2, rng).belief("t")
+        right += belief.culprit == culprit and belief.probability >= 0.99
+    assert right >= 194  # >= 97%; plain bisection gets about a third of these right
+
+
+def test_a_failure_that_was_only_a_flake_names_no_culprit() -> None:
+    rng = random.Random(3)
+    verdicts = [run(200, None, 0.2, rng).belief("t") for _ in range(100)]
+    assert sum(b.culprit is None and b.probability >= 0.99 for b in verdicts) >= 97
+
+
+def test_a_budget_ends_in_an_honest_range() -> None:
+    search = run(2000, 1234, 0.3, random.Random(1), max_probes=6)
+    belief = search.belief("t")
+    assert search.probes == 6 and belief.probability < 0.99
+    assert belief.low <= 1234 <= belief.high
+
+
+def test_untestable_commits_are_hopped_over() -> None:
+    blocked = frozenset(range(40, 80))
+    search = run(200, 60, 0.0, random.Random(0), untestable=blocked)
+    belief = search.belief("t")
+    # the culprit sits inside the untestable stretch: it cannot be isolated, only bracketed
+    assert belief.probability < 0.99 and belief.low <= 60 <= belief.high
+    assert search.probes < 30  # not a linear walk through the stretch
+    search = run(200, 120, 0.0, random.Random(0), untestable=blocked)
+    assert search.belief("t").culprit == 120
+
+
+def test_several_tests_keep_their_own_posteriors() -> None:
+    search = FlakySearch(100, ["a", "b"], {"a": Rates.deterministic(),
+                                           "b": Rates.deterministic()})
+    culprits = {"a": 20, "b": 70}
+    for t in culprits:
+        search.observe(t, 99, True)
+    while (c := search.next_probe()) is not None:
+        search.observe_probe(c, {t: c >= culprits[t] for t in search.open_tests()})
+    assert {t: search.belief(t).culprit for t in culprits} == culprits
+
+
+def test_the_probe_goes_beside_the_crossing_where_it_tells_most() -> None:
+    post = Posterior(10, Rates(0.2, 0.01))
+    for _ in range(5):
+        post.observe(5, True)  # commit 5 fails again and again: is 4 bad too?
+    post.observe(3, False)
+    assert post.propose() == 4  # the parent, not the culprit once more

@@ -1,0 +1,104 @@
+"""Flake-aware find-break and `bisector flaky`, end to end with a deterministically flaky test.
+
+The test under bisection counts its own runs in a file outside the repository and fails every
+fourth run on a good commit, so a flaky history is reproducible and these tests are not.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from .conftest import commit, git, run_cli, run_pytest
+
+TEST_ID = "test_m.py::test_value"
+
+
+def flaky_test(counter: Path, every: int = 4) -> str:
+    return (
+        "import pathlib\nimport m\n\n"
+        f"COUNTER = pathlib.Path({str(counter)!r})\n\n"
+        "def test_value():\n"
+        "    n = int(COUNTER.read_text()) if COUNTER.exists() else 0\n"
+        "    COUNTER.write_text(str(n + 1))\n"
+        f"    assert n % {every} != {every - 1}, 'flaked'\n"
+        "    assert m.value() == 1\n"
+    )
+
+
+def build(repo: Path, counter: Path, *, n: int = 24, culprit: int | None = 15,
+          keyerror: range = range(0)) -> list[str]:
+    shas = [commit(repo, {"m.py": "def value():\n    return 1\n",
+                          "test_m.py": flaky_test(counter)}, "start")]
+    for i in range(1, n):
+        files = {"notes.txt": f"{i}\n"}
+        if culprit is not None and i == culprit:
+            files["m.py"] = "def value():\n    return 2\n"
+        if i == keyerror.start:
+            files["m.py"] = "def value():\n    return {}['missing']\n"
+        if keyerror and i == keyerror.stop:
+            files["m.py"] = "def value():\n    return 1\n"
+        shas.append(commit(repo, files, f"c{i}"))
+    return shas
+
+
+def track(repo: Path, times: int = 1) -> None:
+    for _ in range(times):
+        run_pytest(repo, "--track-history", "-p", "no:cacheprovider")
+
+
+def test_a_flaky_test_still_gets_the_right_culprit(repo: Path, tmp_path: Path) -> None:
+    counter = tmp_path / "runs"
+    shas = build(repo, counter)
+    git(repo, "checkout", "-q", shas[0])
+    track(repo, 4)  # history: three passes and a false failure on the good end
+    git(repo, "checkout", "-q", "main")
+    proc = run_cli("find-break", "--json", TEST_ID, "--good", shas[0], cwd=repo)
+    assert proc.returncode == 0, proc.stderr
+    data = json.loads(proc.stdout)
+    [group] = data["culprits"]
+    assert group["commit"]["sha"] == shas[15]
+    [t] = group["tests"]
+    assert t["verdict"] == "culprit" and t["confidence"] >= 0.99
+    assert t["false_fail_rate"] > 0 and t["false_fail_interval"][0] <= t["false_fail_rate"]
+    assert t["confirmed"] is True
+    assert "flake-aware" in proc.stderr
+
+    md = tmp_path / "r.md"
+    run_cli("find-break", TEST_ID, "--good", shas[0], "--report", "md", str(md), cwd=repo)
+    assert "flaky: false-failure rate" in md.read_text()
+
+    listed = json.loads(run_cli("flaky", "--json", cwd=repo).stdout)["flaky"]
+    [entry] = listed
+    assert entry["test"] == TEST_ID and entry["runs"] >= 4 and 0 < entry["false_fail_rate"] < 1
+    assert shas[0] in entry["flipped"]
+    text = run_cli("flaky", cwd=repo).stdout
+    assert "1 flaky test" in text and TEST_ID in text
+
+
+def test_a_failure_that_was_a_flake_gets_a_flake_verdict(repo: Path, tmp_path: Path) -> None:
+    counter = tmp_path / "runs"
+    shas = build(repo, counter, n=12, culprit=None)
+    for sha, times in ((shas[4], 2), (shas[8], 1)):  # three passing runs
+        git(repo, "checkout", "-q", sha)
+        track(repo, times)
+    git(repo, "checkout", "-q", "main")
+    # the fourth run flakes at HEAD: a plain bisection would blame HEAD
+    proc = run_pytest(repo, "--track-history", "--auto-bisect", "-p", "no:cacheprovider")
+    assert proc.returncode == 1  # the session's own status: its test failed
+    assert "no culprit: test is flaky at both ends (false-failure rate" in proc.stdout
+    assert "culprit " + shas[-1][:10] not in proc.stdout
+
+
+def test_another_failure_is_reported_and_not_blamed(repo: Path, tmp_path: Path) -> None:
+    counter = tmp_path / "runs"
+    counter.write_text("0")
+    shas = build(repo, counter, n=20, culprit=14, keyerror=range(5, 11))
+    # this history never flakes: every fourth run is avoided by resetting the counter
+    proc = run_cli("find-break", "--json", TEST_ID, "--good", shas[0], cwd=repo,
+                   env={"PYTHONHASHSEED": "0"})
+    data = json.loads(proc.stdout)
+    assert any(n.startswith("another failure seen at") and "KeyError" in n
+               for n in data["notes"]), data["notes"]
+    shas_named = [g["commit"]["sha"] for g in data["culprits"] if g["commit"]]
+    assert shas[5] not in shas_named
