@@ -294,9 +294,19 @@ class Repository:
 
         try:
             self._git("worktree", "remove", "--force", "--force", str(path))
+            return
         except GitError:
             shutil.rmtree(path, ignore_errors=True)
-        self._git("worktree", "prune")
+        # Drop git's record of this worktree only: `git worktree prune` would also drop the
+        # records of the user's own worktrees whose directories are away (an unmounted disk).
+        ours = (Path(path).resolve() / ".git").as_posix()
+        for admin in (self.common_dir / "worktrees").glob("*"):
+            try:
+                target = Path((admin / "gitdir").read_text().strip()).as_posix()
+            except OSError:
+                continue
+            if target == ours:
+                shutil.rmtree(admin, ignore_errors=True)
 
     def is_shallow(self) -> bool:
         return self._git("rev-parse", "--is-shallow-repository") == "true"

@@ -473,3 +473,27 @@ def test_a_new_failing_test_does_not_spoil_the_probes_of_a_regression(repo: Path
              for g in data["culprits"] for t in g["tests"]}
     # test_new cannot run before it existed: bracketed, never blamed on an older commit
     assert named == {"test_m.py::test_a": shas[6], "test_new.py::test_new": None}
+
+
+@pytest.mark.parametrize("kind", ["timeout", "setup"])
+def test_a_timeout_or_a_failed_setup_is_untestable_never_bad(repo: Path, kind: str) -> None:
+    slow = "import time\nimport m\n\ndef test_a():\n    time.sleep(30)\n    assert m.A == 1\n"
+    fast = "import m\n\ndef test_a():\n    assert m.A == 1\n"
+    shas = [commit(repo, {"m.py": "A = 1\n", "test_m.py": fast}, "start")]
+    for i in range(1, 13):
+        files = {"n.txt": str(i)}
+        if i == 5:  # commits 5..7 hang (timeout) or carry a marker their build refuses
+            files.update({"test_m.py": slow} if kind == "timeout" else {"broken": "1"})
+        if i == 8:
+            files["test_m.py"] = fast
+            if kind == "setup":
+                git(repo, "rm", "-q", "broken")
+        if i == 10:
+            files["m.py"] = "A = 2\n"
+        shas.append(commit(repo, files, f"c{i}"))
+    extra = ["--timeout", "3"] if kind == "timeout" else ["--setup", "test ! -f broken"]
+    data = json.loads(find_break(repo, "test_m.py::test_a", "--good", shas[0], *extra).stdout)
+    assert data["culprits"][0]["commit"]["sha"] == shas[10]
+    skipped = [line.split()[-1] for line in data["bisect_log"] if "bisect skip" in line]
+    assert skipped and set(skipped) <= set(shas[5:8])
+    assert git(repo, "worktree", "list", "--porcelain").count("worktree ") == 1

@@ -107,3 +107,25 @@ def test_ensure_excluded_is_idempotent(repo: Path) -> None:
     (repo / ".bisector").mkdir()
     (repo / ".bisector" / "history.db").write_text("x")
     assert git(repo, "status", "--porcelain") == ""
+
+
+def test_removing_our_worktree_keeps_the_users_away_worktree(repo: Path, tmp_path: Path) -> None:
+    """`git worktree prune` would forget a user's worktree whose directory is away."""
+    import shutil
+
+    from bisector.gitrepo import Repository
+
+    (repo / "f").write_text("x")
+    git(repo, "add", "f")
+    git(repo, "commit", "-qm", "c")
+    users = tmp_path / "users-wt"
+    git(repo, "worktree", "add", "-q", "--detach", str(users))
+    shutil.move(str(users), str(tmp_path / "elsewhere"))  # e.g. on a disk not mounted now
+    ours = tmp_path / "ours"
+    with Repository(repo) as r:
+        r.add_worktree(ours, git(repo, "rev-parse", "HEAD"))
+        shutil.rmtree(ours / "sub", ignore_errors=True)
+        (ours / ".git").unlink()  # broken: `git worktree remove` refuses it
+        r.remove_worktree(ours)
+    listed = git(repo, "worktree", "list", "--porcelain")
+    assert str(users) in listed and str(ours) not in listed
