@@ -440,8 +440,12 @@ class Finder:
                     search.observe(nodeid, index[sha], verdict)
                     if nodeid == tests[0] or sha not in known_commits:
                         known_commits[sha] = verdict
-        # what history settled goes into the replayable log too, oldest first
-        for sha in sorted(known_commits, key=index.__getitem__):
+        # What history settled goes into the replayable log too: good and skip oldest first,
+        # bad newest first, since `git bisect bad X` moves refs/bisect/bad to X even when an
+        # older commit is already bad.
+        settled = sorted(known_commits, key=index.__getitem__)
+        bads = [sha for sha in settled if known_commits[sha] is Verdict.BAD]
+        for sha in [s for s in settled if s not in bads] + bads[::-1]:
             word = "skip" if known_commits[sha] is Verdict.UNTESTABLE else known_commits[sha]
             log.append(f"git bisect {word} {sha}")
         self.reused += len(known_commits)
