@@ -24,7 +24,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 
 from .flakiness import Rates
-from .search import _offsets
+from .search import hop
 
 
 def _h(p: float) -> float:
@@ -40,8 +40,8 @@ class Belief:
 
     culprit: int | None
     probability: float
-    low: int  # the smallest range of candidates holding `confidence` of the mass
-    high: int
+    low: int  # the central range of hypotheses holding `confidence` of the mass
+    high: int  # (n: "no culprit" is inside it)
 
 
 @dataclass
@@ -183,22 +183,13 @@ class FlakySearch:
         budget is spent."""
         if self.budget_spent:
             return None
-        for test in sorted(self.open_tests(), key=lambda t: self.belief(t).probability):
-            point = self._hop(test, self.posteriors[test].propose())
-            if point is not None and self.posteriors[test].information(point) >= MIN_BITS:
+        sure = {t: self.belief(t).probability for t in self.posteriors}
+        for test in sorted((t for t in sure if sure[t] < self.confidence), key=sure.__getitem__):
+            posterior = self.posteriors[test]
+            point = hop(posterior.propose(), -1, self.n, self.untestable[test])
+            if point is not None and posterior.information(point) >= MIN_BITS:
                 return point
         return None
-
-    def _hop(self, test: str, target: int) -> int | None:
-        """The target, or the nearest commit to it not known untestable, doubling outward."""
-        skip = self.untestable[test]
-        for offset in _offsets():
-            if abs(offset) > self.n:
-                break
-            if 0 <= target + offset < self.n and target + offset not in skip:
-                return target + offset
-        left = [i for i in range(self.n) if i not in skip]
-        return min(left, key=lambda i: (abs(i - target), i)) if left else None
 
 
 def default_budget(n: int) -> int:

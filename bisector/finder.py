@@ -6,6 +6,7 @@ commits, or the same command after a crash or `kill -9`, reuses it instead of ru
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import time
@@ -17,11 +18,11 @@ from . import environment
 from .bayes import FlakySearch
 from .errors import BisectError, GitError
 from .executors import Probe, ProbeOutcome
-from .flakiness import RATE_FLOOR, Estimate, Rates, estimate, wilson
+from .flakiness import RATE_FLOOR, Estimate, Rates, estimate, tally, wilson
 from .gitrepo import Repository
 from .history import HistoryStore
 from .model import BisectResult, Finding, Outcome, Run, TestResult, Trigger
-from .queries import open_history, regressions_at_head
+from .queries import open_store, regressions_at_head
 from .search import Bisection, DagBisection, Verdict
 from .search import max_probes as plain_probes
 from .signature import exception_type
@@ -251,7 +252,7 @@ class Finder:
                 else:
                     findings[f.nodeid] = f
         if flaky:
-            for f in self._flaky_search(flaky, good_sha, bad_sha, line, log, notes):
+            for f in self._flaky_search(flaky, good_sha, line_range, line, log, notes):
                 findings[f.nodeid] = f
         for (t, sha), message in self.other_failures.items():
             notes.append(f"another failure seen at {sha[:10]}: {message} ({t}); counted as "
@@ -277,33 +278,25 @@ class Finder:
                 return Verdict.UNTESTABLE
         return verdict
 
-    def _observations(self, test: str, result: TestResult, sha: str) -> tuple[int, int]:
-        """(failures, passes) one result stands for; rerun attempts count as failures."""
+    def _failed(self, test: str, result: TestResult, sha: str) -> bool | None:
+        """The flake-aware search's reading of a result: failed, passed, or None (untestable)."""
         verdict = self._verdict(test, result, sha)
-        if verdict is Verdict.GOOD:
-            return result.reruns, 1
-        if verdict is Verdict.BAD:
-            return 1 + result.reruns, 0
-        return 0, 0
+        return None if verdict is Verdict.UNTESTABLE else verdict is Verdict.BAD
 
     def _counts(self, test: str, sha: str) -> tuple[int, int]:
-        fails = passes = 0
-        for r in self.evidence.seen.get((test, sha), []):
-            f, p = self._observations(test, r, sha)
-            fails, passes = fails + f, passes + p
-        return fails, passes
+        return tally((self._failed(test, r, sha), r.reruns)
+                     for r in self.evidence.seen.get((test, sha), []))
 
     def _estimate(self, test: str, line: list[str]) -> Estimate:
         return estimate([self._counts(test, sha) for sha in line])
 
-    def _flaky_search(self, tests: list[str], good_sha: str, bad_sha: str, line: list[str],
-                      log: list[str], notes: list[str]) -> list[Finding]:
+    def _flaky_search(self, tests: list[str], good_sha: str, candidates: list[str],
+                      line: list[str], log: list[str], notes: list[str]) -> list[Finding]:
         """The flake-aware search over the first-parent line, then its verdicts.
 
         The culprit and its parent are run once more when the search is sure; if that shakes
         its confidence the search goes on, within the same probe budget.
         """
-        candidates = self.repo.range(good_sha, bad_sha, first_parent=True)
         index = {sha: i for i, sha in enumerate(candidates)}
         rates = {}
         for t in tests:
@@ -325,13 +318,11 @@ class Finder:
         def probe(i: int, group: list[str], why: str) -> None:
             sha = candidates[i]
             results = self._probe(sha, group, why)
-            outcomes: dict[str, bool | None] = {}
-            for t in group:
-                f, p = self._observations(t, results[t], sha)
-                outcomes[t] = None if not (f or p) else bool(f and not p)
-                if f and p:  # a rerun that passed: its failed attempts count too
-                    search.observe(t, i, True, f)
+            outcomes = {t: self._failed(t, results[t], sha) for t in group}
             search.observe_probe(i, outcomes)
+            for t in group:  # failed rerun attempts count too, as in `_counts`
+                if outcomes[t] is not None and results[t].reruns:
+                    search.observe(t, i, True, results[t].reruns)
             first = outcomes[group[0]]
             word = "skip" if first is None else ("bad" if first else "good")
             log.append(f"git bisect {word} {sha}")
@@ -570,33 +561,34 @@ def find_break(
     """The whole find-break, as the CLI and the plugin's auto-bisect both run it."""
     from .executors.local import LocalExecutor
 
-    with Repository(repo_path) as repo:  # bad revisions fail before a store is created
-        for rev in (bad, good):
+    with contextlib.ExitStack() as stack:
+        repo = stack.enter_context(Repository(repo_path))
+        for rev in (bad, good):  # bad revisions fail before a store is created
             if rev is not None:
                 repo.resolve(rev)
-    with open_history(repo_path, history_db, lookback) as (repo, store, settings):
+        store, settings = stack.enter_context(open_store(repo, history_db, lookback))
         extra = _read_test_files(repo, test_files or [])
         try:  # probes start pytest where the user did, so node ids mean the same
             subdir = Path(repo_path).resolve().relative_to(repo.root).as_posix()
         except ValueError:
             subdir = ""
-        with LocalExecutor(repo, timeout=timeout, setup=setup or settings.setup,
-                           extra_files=extra, subdir="" if subdir == "." else subdir
-                           ) as executor:
-            finder = Finder(repo, store, executor.run, progress=progress,
-                            env_extra=executor.fingerprint_extra, confidence=confidence,
-                            max_probes=max_probes)
-            if extra and not tests:
-                tests = executor.collect(repo.resolve(bad), sorted(extra))
-                if not tests:
-                    raise BisectError("no tests collected from " + ", ".join(sorted(extra)),
-                                      hint="check the --test-file paths")
-            names, good_sha, bad_sha = finder.plan(tests, good, bad, settings.lookback)
-            if max_untestable is None:
-                span = len(repo.range(good_sha, bad_sha, first_parent=first_parent))
-                max_untestable = 2 * plain_probes(span) + 4
-            finder.max_untestable = max_untestable
-            return finder.run(names, good_sha, bad_sha, first_parent=first_parent)
+        executor = stack.enter_context(LocalExecutor(
+            repo, timeout=timeout, setup=setup or settings.setup, extra_files=extra,
+            subdir="" if subdir == "." else subdir))
+        finder = Finder(repo, store, executor.run, progress=progress,
+                        env_extra=executor.fingerprint_extra, confidence=confidence,
+                        max_probes=max_probes)
+        if extra and not tests:
+            tests = executor.collect(repo.resolve(bad), sorted(extra))
+            if not tests:
+                raise BisectError("no tests collected from " + ", ".join(sorted(extra)),
+                                  hint="check the --test-file paths")
+        names, good_sha, bad_sha = finder.plan(tests, good, bad, settings.lookback)
+        if max_untestable is None:
+            span = len(repo.range(good_sha, bad_sha, first_parent=first_parent))
+            max_untestable = 2 * plain_probes(span) + 4
+        finder.max_untestable = max_untestable
+        return finder.run(names, good_sha, bad_sha, first_parent=first_parent)
 
 
 def _read_test_files(repo: Repository, paths: list[Path]) -> dict[str, bytes]:

@@ -15,7 +15,7 @@ Rates come with a Wilson score interval, which stays honest for small counts and
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
 # A flaky test's rates are never taken below this: a few clean runs are no proof of zero.
@@ -85,14 +85,24 @@ class Estimate:
     def false_fail_interval(self) -> Interval:
         return wilson(self.false_fails, self.good_runs)
 
-    def false_pass_interval(self) -> Interval:
-        return wilson(self.false_passes, self.bad_runs)
-
     def rates(self, floor: float = RATE_FLOOR) -> Rates:
         """The likelihoods to search with: floored when flaky, near-zero when not."""
         if not self.flaky:
             return Rates.deterministic()
         return Rates(max(floor, self.false_fail_rate), max(floor, self.false_pass_rate))
+
+
+def tally(results: Iterable[tuple[bool | None, int]]) -> tuple[int, int]:
+    """(failures, passes) that a commit's results stand for, each given as (failed, rerun
+    attempts): a result that could not tell (None) stands for nothing, and every failed
+    attempt pytest-rerunfailures made before the final outcome is a failure."""
+    fails = passes = 0
+    for failed, reruns in results:
+        if failed is None:
+            continue
+        fails += reruns + failed
+        passes += not failed
+    return fails, passes
 
 
 def estimate(commits: Sequence[tuple[int, int]]) -> Estimate:

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from .config import Settings, load_settings, sqlite_path
-from .flakiness import estimate
+from .flakiness import estimate, tally
 from .gitrepo import Repository
 from .history import HistoryStore, ResultRow
 from .model import FlakyTest, Grid, Outcome, RegressionReport
@@ -27,13 +27,22 @@ def open_history(
     repo_path: Path, history_db: str | None = None, lookback: int | None = None
 ) -> Iterator[tuple[Repository, HistoryStore, Settings]]:
     """The checkout, its history store and the settings that chose it, closed together."""
-    with Repository(repo_path) as repo:
-        root = repo.main_root
-        settings = load_settings(root, history_db=history_db, lookback=lookback)
-        url = settings.store_url(root)
-        repo.exclude_store(sqlite_path(url))
-        with HistoryStore.open(url) as store:
-            yield repo, store, settings
+    with Repository(repo_path) as repo, open_store(repo, history_db, lookback) as (
+            store, settings):
+        yield repo, store, settings
+
+
+@contextlib.contextmanager
+def open_store(
+    repo: Repository, history_db: str | None = None, lookback: int | None = None
+) -> Iterator[tuple[HistoryStore, Settings]]:
+    """The store of an open checkout (created if missing), with the settings that chose it."""
+    root = repo.main_root
+    settings = load_settings(root, history_db=history_db, lookback=lookback)
+    url = settings.store_url(root)
+    repo.exclude_store(sqlite_path(url))
+    with HistoryStore.open(url) as store:
+        yield store, settings
 
 
 @dataclass(frozen=True, slots=True)
@@ -152,15 +161,10 @@ def history_grid(
 
 
 def counts_of(rows: Iterable[ResultRow]) -> tuple[int, int]:
-    """(failures, passes) a commit's results stand for; rerun attempts count as failures."""
-    fails = passes = 0
-    for row in rows:
-        outcome = Outcome(row.outcome)
-        if outcome is Outcome.PASSED:
-            fails, passes = fails + row.reruns, passes + 1
-        elif outcome.is_bad:
-            fails += 1 + row.reruns
-    return fails, passes
+    """(failures, passes) a commit's stored results stand for (see `flakiness.tally`)."""
+    outcomes = ((row, Outcome(row.outcome)) for row in rows)
+    return tally((o.is_bad if o.is_good or o.is_bad else None, row.reruns)
+                 for row, o in outcomes)
 
 
 def flaky_tests(

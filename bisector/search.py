@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import enum
 import math
-from collections.abc import Iterable, Iterator
+from collections.abc import Container, Iterable, Iterator
 from dataclasses import dataclass, field
 
 
@@ -37,6 +37,22 @@ def _offsets() -> Iterator[int]:
         yield step
         yield -step
         step *= 2
+
+
+def hop(target: int, lo: int, hi: int, blocked: Container[int]) -> int | None:
+    """The target, or the point nearest it strictly inside (lo, hi) that is not blocked.
+
+    Doubling offsets first, so a blocked stretch of L commits costs O(log L) probes to get
+    past; they leave gaps only inside long stretches, so the nearest open point comes last.
+    """
+    for offset in _offsets():
+        point = target + offset
+        if offset > 0 and point >= hi and target - offset <= lo:
+            break
+        if lo < point < hi and point not in blocked:
+            return point
+    left = [i for i in range(lo + 1, hi) if i not in blocked]
+    return min(left, key=lambda i: (abs(i - target), i)) if left else None
 
 
 @dataclass
@@ -88,15 +104,7 @@ class Track:
         """The midpoint, or the nearest point to it that hops over known-untestable commits."""
         if self.done:
             return None
-        mid = (self.lo + self.hi) // 2
-        for offset in _offsets():
-            point = mid + offset
-            if offset > 0 and point >= self.hi and mid - offset <= self.lo:
-                break
-            if self.lo < point < self.hi and point not in self.untestable:
-                return point
-        # Doubling offsets left gaps only inside long untestable stretches: take the nearest.
-        return min(self.unknown(), key=lambda i: (abs(i - mid), i))
+        return hop((self.lo + self.hi) // 2, self.lo, self.hi, self.untestable)
 
 
 class Bisection:

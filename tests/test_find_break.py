@@ -72,8 +72,8 @@ def test_second_bisection_reuses_history(calc) -> None:
     assert second["probes_run"] == 2  # only the confirmation runs
     assert second["probes_reused"] >= first["probes_run"] - 2
     # what history settled is in the log, so `git bisect replay` reaches the same culprit
-    log = tmp_log = repo.parent / "replay.log"
-    tmp_log.write_text("\n".join(second["bisect_log"]) + "\n")
+    log = repo.parent / "replay.log"
+    log.write_text("\n".join(second["bisect_log"]) + "\n")
     git(repo, "bisect", "replay", str(log))
     assert git(repo, "rev-parse", "refs/bisect/bad") == shas[13]
     git(repo, "bisect", "reset")

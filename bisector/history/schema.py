@@ -86,7 +86,7 @@ bisections = sa.Table(
     sa.Column("bad", sa.String(64), nullable=False),
     sa.Column("tests", sa.Text, nullable=False),  # JSON list of node ids
     sa.Column("mode", sa.String(16), nullable=False),
-    sa.Column("status", sa.String(16), nullable=False),  # running, done, failed
+    sa.Column("status", sa.String(16), nullable=False),  # running, done, failed, abandoned
     sa.Column("started_at", sa.Float, nullable=False),
     sa.Column("finished_at", sa.Float),
     sa.Column("result", sa.Text),  # JSON, when done

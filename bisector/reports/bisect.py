@@ -35,14 +35,6 @@ def _confidence(f: Finding) -> str:
     return text
 
 
-def verdict_line(f: Finding) -> str:
-    """The one sentence a user acts on."""
-    if f.culprit is not None:
-        conf = f" with confidence {f.confidence:.3f}" if f.confidence is not None else ""
-        return f"culprit {f.culprit.short}{conf}"
-    return f.note or f.verdict
-
-
 def to_json(result: BisectResult) -> dict[str, Any]:
     return {
         "good": result.good,
