@@ -1,10 +1,12 @@
-"""Flake-aware find-break vs `git bisect run`, end to end, with real pytest probes.
+"""Flake-aware find-break vs `git bisect run` and `git bayesect run`, end to end.
 
 A generated repository of 200 commits whose test fails falsely with probability f = 0.2 on
 good commits (random.random(), a real flake) and always from the planted culprit on. Each
 trial plants the culprit at a random position and runs both tools on the same repository, side
 by side. bisector gets what a team's history would hold: the tracked suite ran 10 times on
 the good end (the nightly, or CI reruns), from which it estimates the test's flakiness.
+git-bayesect (PyPI, `pip install -e '.[bench]'`) runs at its default confidence 0.95 and at
+0.99 when it is installed; it knows no history and probes in the checkout, one at a time.
 
     python benchmarks/flaky_find_break_vs_git_bisect.py [--trials 10] [--commits 200] [--f 0.2]
 """
@@ -15,6 +17,7 @@ import argparse
 import json
 import os
 import random
+import shutil
 import statistics
 import subprocess
 import sys
@@ -74,6 +77,34 @@ def git_bisect(repo: Path, good: str, bad: str, tmp: Path) -> tuple[str, int, fl
     return culprit, len(counter.read_text().split()), elapsed
 
 
+def bayesect_command() -> str | None:
+    """git-bayesect's script, beside this interpreter first (the venv), then on PATH."""
+    here = Path(sys.executable).parent / "git-bayesect"
+    return str(here) if here.exists() else shutil.which("git-bayesect")
+
+
+def bayesect(command: str, repo: Path, good: str, bad: str, tmp: Path,
+             confidence: float) -> tuple[str | None, int, float]:
+    """`git bayesect run` to its own stopping rule; the culprit it converged to, and its runs."""
+    counter = tmp / "bs-count"
+    counter.write_text("")
+    script = tmp / "probe.sh"
+    script.write_text(f"#!/bin/sh\necho x >> {counter}\nexec {sys.executable} -m pytest -q "
+                      f"-p no:cacheprovider -p no:bisector {TEST}\n")
+    script.chmod(0o755)
+    start = time.perf_counter()
+    subprocess.run([command, "start", "--old", good, "--new", bad], cwd=repo, check=True,
+                   capture_output=True, env=ENV)
+    proc = subprocess.run([command, "run", "--confidence", str(confidence), str(script)],
+                          cwd=repo, capture_output=True, text=True, env=ENV, check=True)
+    elapsed = time.perf_counter() - start
+    subprocess.run([command, "reset"], cwd=repo, check=True, capture_output=True, env=ENV)
+    git(repo, "checkout", "-q", "main")
+    named = [line.split()[3] for line in proc.stdout.splitlines()
+             if line.startswith("Bisection converged to ")]
+    return (named[-1] if named else None), len(counter.read_text().split()), elapsed
+
+
 def find_break(repo: Path, db: Path, good: str) -> tuple[str | None, str, int, float]:
     start = time.perf_counter()
     proc = subprocess.run([sys.executable, "-m", "bisector", "find-break", "--json",
@@ -96,6 +127,9 @@ def main() -> int:
     ap.add_argument("--seed", type=int, default=1)
     args = ap.parse_args()
     rng = random.Random(args.seed)
+    command = bayesect_command()
+    if command is None:
+        print("git-bayesect is not installed (pip install -e '.[bench]'): its rows are left out")
     rows = []
     for trial in range(args.trials):
         culprit = rng.randrange(1, args.commits)
@@ -116,20 +150,31 @@ def main() -> int:
             row = {"culprit": culprit, "gb_right": gb_sha == shas[culprit], "gb_runs": gb_runs,
                    "gb_time": gb_time, "fb_right": fb_sha == shas[culprit], "verdict": verdict,
                    "fb_runs": fb_runs, "fb_time": fb_time}
+            line = (f"trial {trial + 1:>2}: culprit {culprit:>3}  git bisect "
+                    f"{'right' if row['gb_right'] else 'WRONG'} ({gb_runs} runs)  bisector "
+                    f"{'right' if row['fb_right'] else 'WRONG'} [{verdict}] ({fb_runs} probes)")
+            if command is not None:
+                for key, confidence in (("b95", 0.95), ("b99", 0.99)):
+                    sha, runs, wall = bayesect(command, repo, good, bad, tmp, confidence)
+                    right = sha is not None and shas[culprit].startswith(sha)
+                    row |= {f"{key}_right": right, f"{key}_runs": runs, f"{key}_time": wall}
+                    line += (f"  bayesect@{confidence} {'right' if right else 'WRONG'} "
+                             f"({runs} runs)")
             rows.append(row)
-            print(f"trial {trial + 1:>2}: culprit {culprit:>3}  git bisect "
-                  f"{'right' if row['gb_right'] else 'WRONG'} ({gb_runs} runs, {gb_time:.1f}s)  "
-                  f"bisector {'right' if row['fb_right'] else 'WRONG'} [{verdict}] "
-                  f"({fb_runs} probes, {fb_time:.1f}s)", flush=True)
+            print(line, flush=True)
     t = len(rows)
     print()
     print(f"{args.commits} commits, f = {args.f}, {t} trials, same repositories, one run")
-    print(f"{'tool':<22} {'right':>7} {'mean runs':>10} {'mean wall s':>12}")
-    for name, key in (("git bisect run", "gb"), ("bisector find-break", "fb")):
+    print(f"{'tool':<24} {'right':>7} {'mean runs':>10} {'p95 runs':>9} {'mean wall s':>12}")
+    tools = [("git bisect run", "gb"), ("bisector find-break", "fb")]
+    if command is not None:
+        tools += [("git bayesect run @0.95", "b95"), ("git bayesect run @0.99", "b99")]
+    for name, key in tools:
         right = sum(r[f"{key}_right"] for r in rows)
         runs = statistics.mean(r[f"{key}_runs"] for r in rows)
         wall = statistics.mean(r[f"{key}_time"] for r in rows)
-        print(f"{name:<22} {right:>3}/{t:<3} {runs:>10.1f} {wall:>12.1f}")
+        p95 = sorted(r[f"{key}_runs"] for r in rows)[max(0, -(-95 * t // 100) - 1)]
+        print(f"{name:<24} {right:>3}/{t:<3} {runs:>10.1f} {p95:>9} {wall:>12.1f}")
     return 0
 
 
