@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-test
 PYTEST_ARGS ?=
 
-.PHONY: demo test lint bench clean
+.PHONY: demo test lint bench clean base-image
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -22,15 +22,22 @@ lint: $(STAMP)
 
 # pytest exits 5 when it collected no test: say so and do not count it as a failure.
 test: lint
-	@status=0; $(BIN)/python -m pytest -n 2 $(PYTEST_ARGS) || status=$$?; \
+	@status=0; $(BIN)/python -m pytest -n 2 --dist loadgroup $(PYTEST_ARGS) || status=$$?; \
 	if [ $$status -eq 5 ]; then echo "pytest collected no tests"; exit 0; fi; exit $$status
 
 bench: $(STAMP)
+	$(BIN)/python -m pip install --quiet -e '.[test,bench]'
 	$(BIN)/python benchmarks/plugin_overhead.py
 	$(BIN)/python benchmarks/store_ingest.py
 	$(BIN)/python benchmarks/find_break_vs_git_bisect.py
 	$(BIN)/python benchmarks/flaky_search_sim.py
 	$(BIN)/python benchmarks/flaky_find_break_vs_git_bisect.py
+	scripts/build-base-image bisector/base:bookworm
+	$(BIN)/python benchmarks/docker_overhead.py
+
+# The Debian base image of the shipped suites, built locally (debootstrap; no registry).
+base-image:
+	scripts/build-base-image bisector/base:bookworm
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache .hypothesis

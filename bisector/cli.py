@@ -158,6 +158,12 @@ def flaky(tests: tuple[str, ...], window: int, as_json: bool, repo_path: Path,
               help="Stop a flaky test's search when one answer is this likely.")
 @click.option("--max-probes", type=click.IntRange(min=1), default=None,
               help="Probes a flaky test's search may run (default: 6 x log2 of the range + 10).")
+@click.option("--executor", type=click.Choice(["local", "docker"]), default=None,
+              help="Where probes run: a worktree and this interpreter (local, the default), or "
+                   "a fresh container of --suite per probe (docker).")
+@click.option("--suite", default=None, metavar="NAME",
+              help="The suite (suites/NAME.toml, .bisector/suites/NAME.toml or "
+                   "[tool.bisector.suites.NAME]) the Docker executor runs; implies it.")
 @click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
 @click.option("--report", "reports", type=(click.Choice(["md", "json"]), click.Path(
               dir_okay=False, path_type=Path)), multiple=True, help="Also write a report.")
@@ -165,8 +171,8 @@ def flaky(tests: tuple[str, ...], window: int, as_json: bool, repo_path: Path,
 def find_break(tests: tuple[str, ...], good: str | None, bad: str, lookback: int | None,
                test_files: tuple[Path, ...], first_parent: bool, timeout: float | None,
                max_untestable: int | None, setup: str | None, confidence: float,
-               max_probes: int | None, as_json: bool,
-               reports: tuple[tuple[str, Path], ...], repo_path: Path,
+               max_probes: int | None, executor: str | None, suite: str | None,
+               as_json: bool, reports: tuple[tuple[str, Path], ...], repo_path: Path,
                history_db: str | None) -> None:
     """Find the commit that broke TESTS (default: every regression at --bad)."""
     from .errors import ConfigError
@@ -177,6 +183,9 @@ def find_break(tests: tuple[str, ...], good: str | None, bad: str, lookback: int
         if not path.parent.is_dir():
             raise ConfigError(f"cannot write the report {path}: no directory {path.parent}",
                               hint="create it or give another --report path")
+    if suite and executor == "local":
+        raise ConfigError("--suite runs probes in containers, not with --executor local",
+                          hint="drop --executor local or --suite")
     console = _console()
     err = _console_err()
     result = run_find_break(
@@ -184,7 +193,8 @@ def find_break(tests: tuple[str, ...], good: str | None, bad: str, lookback: int
         history_db=history_db, first_parent=first_parent, timeout=timeout,
         max_untestable=max_untestable, setup=setup, test_files=list(test_files),
         progress=lambda m: err.print(m, style="dim"), confidence=confidence,
-        max_probes=max_probes,
+        max_probes=max_probes, suite=suite,
+        executor=executor or ("docker" if suite else "local"),
     )
     for kind, path in reports:
         text = (json.dumps(bisect_report.to_json(result), indent=2) if kind == "json"
@@ -198,6 +208,62 @@ def find_break(tests: tuple[str, ...], good: str | None, bad: str, lookback: int
         click.echo(json.dumps(bisect_report.to_json(result), indent=2))
     else:
         bisect_report.render(result, console)
+
+
+@cli.command("import")
+@click.argument("files", nargs=-1, required=True, type=click.Path(path_type=Path))
+@click.option("--commit", required=True, metavar="REV",
+              help="The commit the tests ran at (any revision git understands).")
+@click.option("--dialect", type=click.Choice(["pytest", "generic"]), default="pytest",
+              show_default=True,
+              help="pytest: map cases to pytest node ids; generic: key them classname::name "
+                   "(Surefire, jest-junit, gotestsum, ...).")
+@click.option("--environment", "environment_name", default="imported", show_default=True,
+              metavar="NAME",
+              help="Where the tests ran; runs are compared only with runs of the same name.")
+@click.option("--dirty", is_flag=True,
+              help="The tests ran on uncommitted changes: recorded, never used as evidence.")
+@_common
+def import_(files: tuple[Path, ...], commit: str, dialect: str, environment_name: str,
+            dirty: bool, repo_path: Path, history_db: str | None) -> None:
+    """Record JUnit XML FILES (one run) as results of --commit."""
+    from .importer import import_files
+
+    done = import_files(repo_path, list(files), commit=commit, dialect=dialect,
+                        environment_name=environment_name, dirty=dirty, history_db=history_db)
+    click.echo(f"imported {done.results} results at {done.short} (run #{done.run_id})")
+
+
+@cli.command()
+@click.option("--docker/--no-docker", default=True, show_default=True,
+              help="Also sweep containers, networks and volumes (needs a Docker engine).")
+@click.option("--repo", "-C", "repo_path", type=click.Path(file_okay=False, path_type=Path),
+              default=Path("."), show_default=True, help="The git checkout to look at.")
+def gc(docker: bool, repo_path: Path) -> None:
+    """Remove what a killed bisector left: worktrees, and labelled containers and networks.
+
+    Only what belongs to a process that is gone is removed; a running bisection keeps its own.
+    """
+    from .executors.worktree import sweep as sweep_worktrees
+    from .gitrepo import Repository
+
+    with Repository(repo_path) as repo:
+        trees = sweep_worktrees(repo)
+    click.echo(f"removed {len(trees)} worktree(s)")
+    if not docker:
+        return
+    from .errors import ExecutorError
+    from .executors.docker import connect
+    from .executors.docker import sweep as sweep_docker
+
+    try:
+        client = connect()
+    except ExecutorError as exc:
+        click.echo(f"docker: skipped ({exc.one_line()})")
+        return
+    swept = sweep_docker(client)
+    click.echo(f"removed {len(swept.containers)} container(s), {len(swept.networks)} "
+               f"network(s), {len(swept.volumes)} volume(s)")
 
 
 def _console_err() -> Any:

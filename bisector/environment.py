@@ -29,7 +29,7 @@ LOCKFILES = (
 )
 
 
-def _digest(*parts: str) -> str:
+def digest(*parts: str) -> str:
     return hashlib.sha256("\0".join(parts).encode()).hexdigest()[:16]
 
 
@@ -53,11 +53,11 @@ def current(root: Path, *, extra: str = "") -> Environment:
     python = f"{sys.implementation.name}-{platform.python_version()}"
     plat = f"{sys.platform}-{platform.machine()}"
     deps = deps_hash(root)
-    key = _digest(python, plat, extra)
+    key = digest(python, plat, extra)
     return Environment(
         python=python,
         platform=plat,
         deps_hash=deps,
         key=key,
-        fingerprint=_digest(key, deps),
+        fingerprint=digest(key, deps),
     )

@@ -13,11 +13,16 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from . import environment
 from .bayes import FlakySearch
-from .errors import BisectError, GitError
+from .errors import BisectError, ConfigError, GitError
 from .executors import Probe, ProbeOutcome
+
+if TYPE_CHECKING:
+    from .executors.docker import DockerExecutor
+    from .executors.local import LocalExecutor
 from .flakiness import RATE_FLOOR, Estimate, Rates, estimate, tally, wilson
 from .gitrepo import Repository
 from .history import HistoryStore
@@ -61,7 +66,7 @@ class Finder:
     def __init__(self, repo: Repository, store: HistoryStore, executor: Executor, *,
                  progress: Progress | None = None, max_untestable: int | None = None,
                  env_extra: str = "", confidence: float = 0.99,
-                 max_probes: int | None = None) -> None:
+                 max_probes: int | None = None, env_key: str | None = None) -> None:
         self.repo = repo
         self.store = store
         self.executor = executor
@@ -70,7 +75,9 @@ class Finder:
         self.evidence = _Evidence()
         self.runs = 0
         self.reused = 0
-        self.env_key = environment.current(repo.root, extra=env_extra).key
+        # Which stored runs are comparable: the executor's environment (an interpreter, or a
+        # suite's container) decides; the local one by default.
+        self.env_key = env_key or environment.current(repo.root, extra=env_extra).key
         self.journal_id: int | None = None
         self.confidence = confidence
         self.max_probes = max_probes
@@ -557,8 +564,14 @@ def find_break(
     progress: Progress | None = None,
     confidence: float = 0.99,
     max_probes: int | None = None,
+    executor: str = "local",
+    suite: str | None = None,
 ) -> BisectResult:
-    """The whole find-break, as the CLI and the plugin's auto-bisect both run it."""
+    """The whole find-break, as the CLI and the plugin's auto-bisect both run it.
+
+    `executor` is `local` (a worktree and this interpreter) or `docker` (a container of the
+    named `suite` per probe).
+    """
     from .executors.local import LocalExecutor
 
     with contextlib.ExitStack() as stack:
@@ -572,14 +585,33 @@ def find_break(
             subdir = Path(repo_path).resolve().relative_to(repo.root).as_posix()
         except ValueError:
             subdir = ""
-        executor = stack.enter_context(LocalExecutor(
-            repo, timeout=timeout, setup=setup or settings.setup, extra_files=extra,
-            subdir="" if subdir == "." else subdir))
-        finder = Finder(repo, store, executor.run, progress=progress,
-                        env_extra=executor.fingerprint_extra, confidence=confidence,
+        subdir = "" if subdir == "." else subdir
+        probes: LocalExecutor | DockerExecutor
+        if executor == "docker":
+            from .executors.docker import DockerExecutor
+            from .suites import available, load_suite
+
+            if suite is None:
+                names = ", ".join(available(repo.root)) or "none defined"
+                raise ConfigError("the Docker executor needs a suite",
+                                  hint=f"give --suite NAME (available: {names})")
+            if setup:
+                raise ConfigError("--setup is for the local executor",
+                                  hint="put setup commands in the suite's setup key")
+            probes = stack.enter_context(DockerExecutor(
+                repo, load_suite(suite, repo.root), timeout=timeout, extra_files=extra,
+                subdir=subdir, output=None))
+        elif executor == "local":
+            probes = stack.enter_context(LocalExecutor(
+                repo, timeout=timeout, setup=setup or settings.setup, extra_files=extra,
+                subdir=subdir))
+        else:
+            raise ConfigError(f"unknown executor {executor!r}", hint="use local or docker")
+        finder = Finder(repo, store, probes.run, progress=progress,
+                        env_key=probes.env_key, confidence=confidence,
                         max_probes=max_probes)
         if extra and not tests:
-            tests = executor.collect(repo.resolve(bad), sorted(extra))
+            tests = probes.collect(repo.resolve(bad), sorted(extra))
             if not tests:
                 raise BisectError("no tests collected from " + ", ".join(sorted(extra)),
                                   hint="check the --test-file paths")

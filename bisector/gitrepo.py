@@ -281,6 +281,46 @@ class Repository:
                         "-m", "--first-parent", sha, strip_newline_in_stdout=False)
         return sorted({p for p in out.split("\0") if p.strip()})
 
+    def files(self, sha: str) -> set[str]:
+        """Every file path in a commit's tree."""
+        out = self._git("ls-tree", "-r", "--full-tree", "-z", "--name-only", sha,
+                        strip_newline_in_stdout=False)
+        return {p for p in out.split("\0") if p}
+
+    def tree_id(self, sha: str, path: str = ".") -> str:
+        """Git's hash of a directory at a commit: equal ids, equal contents (a build cache key)."""
+        spec = f"{sha}^{{tree}}" if path in (".", "") else f"{sha}:{path.strip('/')}"
+        return self._git("rev-parse", "--verify", "--quiet", spec)
+
+    def working_tree_id(self, path: str = ".") -> str:
+        """`tree_id` of the working tree as it is now, tracked and untracked files alike.
+
+        Written through a temporary index and a temporary object directory (the repository's
+        objects are read through it), so neither the user's index nor their object store gets
+        anything.
+        """
+        import shutil
+        import tempfile
+
+        with tempfile.TemporaryDirectory(prefix="bisector-index-") as tmp:
+            index = Path(tmp) / "index"
+            objects = Path(tmp) / "objects"
+            objects.mkdir()
+            real = self.common_dir / "index" if self.root == self.main_root else None
+            own = Path(self._git("rev-parse", "--git-path", "index"))
+            own = own if own.is_absolute() else self.root / own
+            for candidate in (own, real):
+                if candidate is not None and candidate.is_file():
+                    shutil.copyfile(candidate, index)
+                    break
+            env = {**os.environ, "GIT_INDEX_FILE": str(index), "GIT_OBJECT_DIRECTORY": str(objects),
+                   "GIT_ALTERNATE_OBJECT_DIRECTORIES": str(self.common_dir / "objects")}
+            self._git("-C", str(self.root), "add", "-A", "--", ".", env=env)
+            tree = self._git("-C", str(self.root), "write-tree", env=env)
+            if path in (".", ""):
+                return tree
+            return self._git("rev-parse", f"{tree}:{path.strip('/')}", env=env)
+
     def add_worktree(self, path: Path, sha: str) -> None:
         self._git("worktree", "add", "--detach", "--force", str(path), sha)
 

@@ -51,6 +51,14 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         help="with --track-history: after the session, find the commit that broke each test "
         "that fails now and passed within the lookback window.",
     )
+    group.addoption(
+        "--container",
+        metavar="SUITE",
+        default=None,
+        dest="container",
+        help="run this invocation's tests inside the suite's container (Docker) for the "
+        "working tree, with live output; with --track-history, record them.",
+    )
     parser.addini("track_history", type="bool", default=False, help="always --track-history.")
     parser.addini("auto_bisect", type="bool", default=False, help="always --auto-bisect.")
     parser.addini("history_db", default="", help="history store path or SQLAlchemy URL.")
@@ -70,7 +78,33 @@ def _tracking(config: pytest.Config) -> bool:
     return _flag(config, "track_history")
 
 
+@pytest.hookimpl(tryfirst=True)
+def pytest_cmdline_main(config: pytest.Config) -> int | None:
+    """--container: the whole invocation runs in the suite's container instead of here."""
+    name = config.getoption("container", None)
+    if not name or _is_xdist_worker(config):
+        return None
+    from .container_session import run
+
+    return run(name, config.invocation_params.args, config.invocation_params.dir,
+               track=_tracking(config), history_db=_history_db(config),
+               auto_bisect=_flag(config, "auto_bisect"))
+
+
+def _history_db(config: pytest.Config) -> str | None:
+    """--history-db, else the ini key: a relative path there is relative to the ini file, as
+    pytest's own paths are."""
+    history_db = config.getoption("history_db")
+    if not history_db and config.getini("history_db"):
+        value = str(config.getini("history_db"))
+        base = config.inipath.parent if config.inipath else config.rootpath
+        history_db = value if "://" in value else str(base / value)
+    return history_db or None
+
+
 def pytest_configure(config: pytest.Config) -> None:
+    if config.getoption("container", None):
+        return  # the tests run in the container; pytest_cmdline_main records them
     if _is_xdist_worker(config) or not _tracking(config):
         return
     config.pluginmanager.register(HistoryRecorder(config), "bisector-recorder")
@@ -135,12 +169,7 @@ class HistoryRecorder:
         self.notice: str | None = None
         self.answer: dict[str, Any] = {}
         self._answered = False
-        history_db = config.getoption("history_db")
-        if not history_db and config.getini("history_db"):
-            # A relative path in the ini file is relative to that file, as pytest's own are.
-            value = str(config.getini("history_db"))
-            base = config.inipath.parent if config.inipath else config.rootpath
-            history_db = value if "://" in value else str(base / value)
+        history_db = _history_db(config)
         self.history_db = history_db
         self._proc = self._spawn(config.invocation_params.dir, history_db)
 

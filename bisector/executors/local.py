@@ -1,7 +1,6 @@
 """The local executor: each probe in a `git worktree` of ours, tests run by this interpreter.
 
-The worktree lives under `.bisector/worktrees/`, named after the owning process, and is removed
-on success, error and Ctrl-C; one left by a killed process is swept at the next start. The
+The worktree (see `worktree.py`) is removed on success, error and Ctrl-C. The
 probe imports the commit's code, not an installed copy: the worktree (and its `src/`, for a src
 layout) comes first on `PYTHONPATH`, ahead of any editable install of the user's checkout.
 """
@@ -27,32 +26,9 @@ from ..gitrepo import Repository
 from ..junit import results_for
 from ..model import Outcome, TestResult
 from . import Probe, ProbeOutcome
+from .worktree import WORKTREES, Worktree, alive, sweep
 
-WORKTREES = Path(".bisector") / "worktrees"
-
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
-
-
-def sweep(repo: Repository) -> list[Path]:
-    """Remove worktrees whose owning process is gone (a `kill -9` leaves them)."""
-    base = repo.main_root / WORKTREES
-    removed = []
-    if base.is_dir():
-        for path in sorted(base.iterdir()):
-            pid = path.name.split("-", 1)[0]
-            if pid.isdigit() and not _alive(int(pid)):
-                repo.remove_worktree(path)
-                removed.append(path)
-    return removed
-
+__all__ = ["WORKTREES", "LocalExecutor", "alive", "sweep"]
 
 class LocalExecutor:
     def __init__(
@@ -85,9 +61,13 @@ class LocalExecutor:
         self.timeout = timeout
         self.pytest_args = pytest_args
         self.session = f"{os.getpid()}-{secrets.token_hex(3)}"
-        sweep(repo)
-        self.tree = repo.main_root / WORKTREES / self.session
-        self._checked_out = False
+        self.worktree = Worktree(repo, self.session, self.extra_files)
+        self.tree = self.worktree.path
+
+    @property
+    def env_key(self) -> str:
+        """The key of the runs this executor's probes are comparable with."""
+        return environment.current(self.repo.root, extra=self.fingerprint_extra).key
 
     def __enter__(self) -> LocalExecutor:
         return self
@@ -96,9 +76,7 @@ class LocalExecutor:
         self.close()
 
     def close(self) -> None:
-        if self.tree.exists() or self._checked_out:
-            self.repo.remove_worktree(self.tree)
-            self._checked_out = False
+        self.worktree.close()
         if self._venv is not None:
             shutil.rmtree(self._venv, ignore_errors=True)
             self._venv = None
@@ -132,17 +110,7 @@ class LocalExecutor:
         return str(self._venv / "bin" / "python")
 
     def _checkout(self, sha: str) -> None:
-        if not self._checked_out:
-            self.repo.ensure_excluded()  # whatever the store, worktrees live in .bisector/
-            self.tree.parent.mkdir(parents=True, exist_ok=True)
-            self.repo.add_worktree(self.tree, sha)
-            self._checked_out = True
-        else:
-            self.repo.checkout_worktree(self.tree, sha)
-        for rel, content in self.extra_files.items():
-            target = self.tree / rel
-            target.parent.mkdir(parents=True, exist_ok=True)
-            target.write_bytes(content)
+        self.worktree.checkout(sha)
 
     def collect(self, sha: str, paths: list[str]) -> list[str]:
         """Node ids pytest collects from these paths at a commit (with the extra files)."""
@@ -196,7 +164,7 @@ class LocalExecutor:
         if status == 4 and problem is None and not results and len(probe.nodeids) > 1:
             # pytest refuses the whole run when one node id does not exist at this commit:
             # run the others, so one new test does not make the commit untestable for all
-            missing = [n for n in probe.nodeids if _reported_missing(n, log)]
+            missing = [n for n in probe.nodeids if reported_missing(n, log)]
             rest = [n for n in probe.nodeids if n not in missing]
             if missing and rest:
                 status, more, problem, results = self._pytest(python, rest)
@@ -251,7 +219,7 @@ def _kill_group(proc: subprocess.Popen[str]) -> None:
         os.killpg(proc.pid, signal.SIGKILL)
 
 
-def _reported_missing(nodeid: str, log: str) -> bool:
+def reported_missing(nodeid: str, log: str) -> bool:
     """Whether pytest's usage error names this node id (or its file) as not found."""
     file = nodeid.split("::", 1)[0]
     for line in log.splitlines():

@@ -1,0 +1,540 @@
+"""The Docker executor: each probe in a fresh container, through the docker SDK.
+
+A probe's container gets the commit's tree mounted read-only at /src (a writable copy at /work
+when the suite asks for scratch), its services on a private network of its own, and nothing
+else: never privileged, never the host's network, no Docker socket, a pids, memory and CPU
+limit. Everything created is labelled with the session and the owning process, removed on
+success, error, timeout and Ctrl-C, and swept at the next start (and by `bisector gc`) when a
+`kill -9` left it. The SDK is imported here only, lazily (`pip install 'bisector[docker]'`).
+"""
+
+from __future__ import annotations
+
+import codecs
+import contextlib
+import io
+import os
+import re
+import secrets
+import shlex
+import socket
+import tarfile
+import tempfile
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from .. import environment
+from ..errors import ConfigError, ExecutorError
+from ..gitrepo import Repository
+from ..junit import read_results, results_for
+from ..model import Environment, Outcome, TestResult
+from ..suites import RESULTS_DIR, SCRATCH_DIR, SOURCE_DIR, Service, Suite
+from . import Probe, ProbeOutcome
+from .local import reported_missing
+from .worktree import Worktree, alive
+
+LABEL_SESSION = "io.bisector.session"
+LABEL_PID = "io.bisector.pid"
+LABEL_HOST = "io.bisector.host"
+LABEL_SUITE = "io.bisector.suite"
+SETUP_FAILED = "bisector-setup-failed"
+ENGINE_HINT = ("start one (systemctl start docker, or run dockerd as root) or point DOCKER_HOST "
+               "at one")
+
+Output = Callable[[str], None]
+
+
+def connect() -> Any:
+    """A client of a live engine, or one line saying how to get one."""
+    try:
+        import docker
+        from docker.errors import DockerException
+    except ImportError:
+        raise ExecutorError("the Docker executor needs the docker SDK",
+                            hint="pip install 'bisector[docker]'") from None
+    try:
+        client = docker.from_env(timeout=120)
+        client.ping()
+    except DockerException as exc:
+        cause: BaseException | None = exc
+        while cause is not None and not isinstance(cause, OSError):
+            cause = cause.__cause__ or cause.__context__
+        if isinstance(cause, PermissionError):
+            raise ExecutorError("the Docker engine refused this user (permission denied)",
+                                hint="join the docker group or run as root") from None
+        reason = (cause.strerror if isinstance(cause, OSError) and cause.strerror
+                  else str(exc).split("(")[0].strip().rstrip(":")) or type(exc).__name__
+        raise ExecutorError(f"no Docker engine is reachable ({reason[:120]})",
+                            hint=ENGINE_HINT) from None
+    return client
+
+
+@dataclass
+class Swept:
+    containers: list[str] = field(default_factory=list)
+    networks: list[str] = field(default_factory=list)
+    volumes: list[str] = field(default_factory=list)
+
+    def __len__(self) -> int:
+        return len(self.containers) + len(self.networks) + len(self.volumes)
+
+
+def _orphaned(labels: dict[str, str] | None, host: str) -> bool:
+    labels = labels or {}
+    pid = labels.get(LABEL_PID, "")
+    if labels.get(LABEL_HOST) != host or not pid.isdigit():
+        return False  # another machine's, or not ours to judge
+    return not alive(int(pid))
+
+
+def sweep(client: Any, *, session: str | None = None) -> Swept:
+    """Remove what a dead bisector process on this host left (or all of one `session`)."""
+    from docker.errors import APIError, NotFound
+
+    host = socket.gethostname()
+    swept = Swept()
+    # Filtered by the engine: one session's objects, or this host's (never another's).
+    label = f"{LABEL_SESSION}={session}" if session is not None else f"{LABEL_HOST}={host}"
+
+    def mine(labels: dict[str, str] | None) -> bool:
+        if session is not None:
+            return (labels or {}).get(LABEL_SESSION) == session
+        return _orphaned(labels, host)
+
+    try:
+        # sparse: no inspect per container, so one removed meanwhile (by its own bisector's
+        # cleanup) is not an error
+        for container in client.containers.list(all=True, sparse=True,
+                                                filters={"label": label}):
+            if mine(container.attrs.get("Labels")):
+                with contextlib.suppress(NotFound, APIError):
+                    container.remove(force=True, v=True)
+                    swept.containers.append(container.id[:12])
+        for network in client.networks.list(filters={"label": label}):
+            if mine(network.attrs.get("Labels")):
+                with contextlib.suppress(NotFound, APIError):
+                    network.remove()
+                    swept.networks.append(network.name)
+        for volume in client.volumes.list(filters={"label": label}):
+            if mine(volume.attrs.get("Labels")):
+                with contextlib.suppress(NotFound, APIError):
+                    volume.remove(force=True)
+                    swept.volumes.append(volume.name)
+    except (APIError, requests_errors()) as exc:
+        raise ExecutorError(f"cannot list bisector's containers ({exc})",
+                            hint="check the Docker engine (docker ps)") from None
+    return swept
+
+
+def requests_errors() -> type[Exception]:
+    import requests.exceptions
+
+    return requests.exceptions.RequestException
+
+
+@dataclass(frozen=True, slots=True)
+class ContainerRun:
+    status: int | None
+    log: str
+    problem: str | None  # why the run tells nothing about the tests, if it does not
+    junit: bytes | None
+    image_ref: str
+    image_id: str
+
+
+def _last_line(text: str) -> str:
+    lines = [line.strip() for line in text.splitlines() if line.strip()]
+    return lines[-1] if lines else ""
+
+
+def suite_digest(suite: Suite) -> str:
+    """What makes two containers of a suite the same experiment (not its timeout or text)."""
+    parts = [suite.name, suite.image or "", suite.dockerfile or "", suite.context,
+             *suite.setup, suite.command, suite.junit, suite.dialect, str(suite.scratch),
+             *(f"{k}={v}" for k, v in sorted(suite.env.items())),
+             *(f"{s.name}:{s.image}:{sorted(s.env.items())}:{s.command}" for s in suite.services)]
+    return environment.digest(*parts)
+
+
+class SuiteRunner:
+    """Runs a suite's command in a fresh container over a directory of the host."""
+
+    def __init__(self, client: Any, suite: Suite, session: str, *,
+                 timeout: float | None = None, output: Output | None = None) -> None:
+        self.client = client
+        self.suite = suite
+        self.session = session
+        self.timeout = timeout or suite.timeout
+        self.output = output
+        self.labels = {LABEL_SESSION: session, LABEL_PID: str(os.getpid()),
+                       LABEL_HOST: socket.gethostname(), LABEL_SUITE: suite.name}
+        self._count = 0
+
+    # -- images -----------------------------------------------------------------------------
+
+    def image(self, tree: Path, context_id: str | None) -> tuple[str, str]:
+        """(reference, id) of the image for this tree: the suite's, or built from its Dockerfile.
+
+        Built images are tagged with the git hash of the build context, so a commit whose
+        context did not change reuses the image of an earlier one.
+        """
+        from docker.errors import BuildError, ImageNotFound
+
+        suite = self.suite
+        if suite.image is not None:
+            try:
+                return suite.image, self.client.images.get(suite.image).id
+            except ImageNotFound:
+                raise ExecutorError(
+                    f"suite {suite.name}: image {suite.image} is not on this Docker engine",
+                    hint="build or pull it first (no registry is assumed), e.g. "
+                         "make base-image for bisector/base:bookworm") from None
+        assert suite.dockerfile is not None
+        context = tree / suite.context
+        dockerfile = tree / suite.dockerfile
+        try:
+            rel = dockerfile.relative_to(context).as_posix()
+        except ValueError:
+            raise ConfigError(f"{suite.source}: dockerfile must be inside the build context "
+                              f"({suite.context})") from None
+        if not dockerfile.is_file():
+            raise _Untestable(f"no {suite.dockerfile} at this commit")
+        key = context_id or environment.digest(str(time.time()), secrets.token_hex(4))
+        repository = re.sub(r"[^a-z0-9]+", "-", suite.name.lower()).strip("-") or "suite"
+        ref = f"bisector-build/{repository}:{key[:20]}"
+        with contextlib.suppress(ImageNotFound):
+            return ref, self.client.images.get(ref).id
+        try:
+            image, _ = self.client.images.build(
+                path=str(context), dockerfile=rel, tag=ref, rm=True, forcerm=True,
+                labels={LABEL_SUITE: suite.name}, pull=False, timeout=int(self.timeout) + 60)
+        except BuildError as exc:
+            lines = [str(c.get("stream") or c.get("error") or "") for c in exc.build_log]
+            raise _Untestable(f"image build failed: {_last_line(''.join(lines)) or exc.msg}"
+                              ) from None
+        return ref, image.id
+
+    def check_images(self) -> None:
+        """Every image the suite names (its own, its services') is on the engine, or one line."""
+        from docker.errors import ImageNotFound
+
+        names = [s.image for s in self.suite.services]
+        if self.suite.image is not None:
+            names.insert(0, self.suite.image)
+        for name in names:
+            try:
+                self.client.images.get(name)
+            except ImageNotFound:
+                raise ExecutorError(
+                    f"suite {self.suite.name}: image {name} is not on this Docker engine",
+                    hint="build or pull it first (no registry is assumed), e.g. "
+                         "make base-image for bisector/base:bookworm") from None
+
+    # -- containers -------------------------------------------------------------------------
+
+    def _name(self, what: str) -> str:
+        return f"bisector-{self.session}-{self._count}-{what}"
+
+    def _limits(self) -> dict[str, Any]:
+        return {
+            "mem_limit": self.suite.memory,
+            "nano_cpus": int(self.suite.cpus * 1e9),
+            "pids_limit": self.suite.pids,
+            "privileged": False,
+            "security_opt": ["no-new-privileges"],
+            "labels": self.labels,
+        }
+
+    def _script(self, selection: list[str], subdir: str) -> str:
+        suite = self.suite
+        lines = ["set -e", f"mkdir -p {RESULTS_DIR} {shlex.quote(os.path.dirname(suite.junit))}"]
+        if suite.scratch:  # the tree, not its git database or bisector's own files
+            lines.append(f"mkdir -p {SCRATCH_DIR} && tar -C {SOURCE_DIR} --exclude=./.git "
+                         f"--exclude=./.bisector -cf - . | tar -C {SCRATCH_DIR} -xf -")
+        lines.append(f"cd {shlex.quote(os.path.join(suite.workdir, subdir))}")
+        for step in suite.setup:
+            lines.append(f"sh -c {shlex.quote(step)} || {{ rc=$?; echo "
+                         f"\"{SETUP_FAILED} (exit $rc): \"{shlex.quote(step)} >&2; exit 97; }}")
+        # {tests} is replaced literally (not str.format): shell ${...} stays the shell's
+        command = suite.command.replace("{tests}", shlex.join(selection))
+        lines.append(f"exec sh -c {shlex.quote(command)}")
+        return "\n".join(lines) + "\n"
+
+    def _quiet_plugin(self) -> dict[str, str]:
+        """bisector installed in the image must not record or bisect from inside the probe."""
+        return {"PYTEST_ADDOPTS": "-p no:bisector"} if self.suite.dialect == "pytest" else {}
+
+    def _start_service(self, service: Service, network: str, made: list[Any]) -> Any:
+        endpoint = self.client.api.create_endpoint_config(aliases=[service.name])
+        container = self.client.containers.create(
+            service.image, command=list(service.command) if service.command else None,
+            name=self._name(service.name), environment=service.env, detach=True,
+            network=network, networking_config={network: endpoint}, **self._limits())
+        made.append(container)
+        container.start()
+        return container
+
+    def _wait_ready(self, service: Service, container: Any, deadline: float) -> None:
+        from docker.errors import APIError
+
+        ready_by = min(deadline, time.monotonic() + service.ready_timeout)
+        while True:
+            container.reload()
+            if container.status not in ("created", "running"):
+                log = container.logs(tail=5).decode("utf-8", "replace")
+                raise _Untestable(f"service {service.name} exited before it was ready "
+                                  f"({_last_line(log) or container.status})")
+            if service.ready is None:
+                if container.status == "running":
+                    return
+            else:
+                budget = max(1, int(ready_by - time.monotonic()) + 1)
+                try:  # the service may exit meanwhile: the next reload() says so
+                    code, _ = container.exec_run(
+                        ["timeout", str(budget), "sh", "-c", service.ready])
+                except APIError:
+                    code = -1
+                if code == 0:
+                    return
+            if time.monotonic() > ready_by:
+                raise _Untestable(f"service {service.name} not ready after "
+                                  f"{service.ready_timeout:g}s (ready: {service.ready})")
+            time.sleep(0.2)
+
+    def _follow(self, container: Any, chunks: list[str]) -> threading.Thread:
+        def pump() -> None:
+            decoder = codecs.getincrementaldecoder("utf-8")("replace")  # split characters
+            with contextlib.suppress(Exception):  # the container went away: the log ends
+                for raw in container.logs(stream=True, follow=True):
+                    text = decoder.decode(raw)
+                    chunks.append(text)
+                    if self.output is not None and text:
+                        self.output(text)
+            tail = decoder.decode(b"", final=True)
+            if tail:
+                chunks.append(tail)
+                if self.output is not None:
+                    self.output(tail)
+
+        thread = threading.Thread(target=pump, daemon=True)
+        thread.start()
+        return thread
+
+    def run(self, tree: Path, selection: list[str], *, subdir: str = "",
+            context_id: str | None = None, env: dict[str, str] | None = None) -> ContainerRun:
+        """The suite's command over `tree`, in a container that is gone when this returns."""
+        import requests.exceptions
+        from docker.errors import DockerException, ImageNotFound
+        from docker.types import Mount
+
+        self._count += 1
+        made: list[Any] = []
+        network = None
+        image_ref, image_id = self.suite.image or "", ""
+        chunks: list[str] = []
+        deadline = time.monotonic() + self.timeout
+        try:
+            image_ref, image_id = self.image(tree, context_id)
+            if self.suite.services:
+                network = self.client.networks.create(
+                    self._name("net"), driver="bridge", internal=True, labels=self.labels)
+                services = [(s, self._start_service(s, network.name, made))
+                            for s in self.suite.services]
+                for service, container in services:
+                    self._wait_ready(service, container, deadline)
+            container = self.client.containers.create(
+                image_id, command=["sh", "-c", self._script(selection, subdir)],
+                name=self._name("probe"), detach=True,
+                environment={**self._quiet_plugin(), **self.suite.env, **(env or {})},
+                mounts=[Mount(SOURCE_DIR, str(tree), type="bind", read_only=True)],
+                network=network.name if network is not None else None,
+                network_mode=None if network is not None else "none",
+                **self._limits())
+            made.append(container)
+            container.start()
+            follower = self._follow(container, chunks)
+            remaining = max(1.0, deadline - time.monotonic())
+            try:
+                status = int(container.wait(timeout=remaining)["StatusCode"])
+            except (requests.exceptions.ReadTimeout, requests.exceptions.ConnectionError):
+                with contextlib.suppress(Exception):
+                    container.kill()
+                follower.join(timeout=5)
+                return ContainerRun(None, "".join(chunks), f"timed out after {self.timeout:g}s",
+                                    None, image_ref, image_id)
+            follower.join(timeout=max(5.0, deadline - time.monotonic()))
+            log = "".join(chunks)
+            if status == 97 and SETUP_FAILED in log:
+                line = next(ln for ln in log.splitlines() if SETUP_FAILED in ln)
+                return ContainerRun(status, log, "setup failed" + line.split(SETUP_FAILED, 1)[1],
+                                    None, image_ref, image_id)
+            return ContainerRun(status, log, None, self._read(container, self.suite.junit),
+                                image_ref, image_id)
+        except _Untestable as exc:
+            return ContainerRun(None, "".join(chunks), str(exc), None, image_ref, image_id)
+        except ImageNotFound as exc:
+            raise ExecutorError(f"suite {self.suite.name}: an image is not on this Docker "
+                                f"engine ({exc.explanation or exc})",
+                                hint="build or pull it first (no registry is assumed)") from None
+        except (DockerException, requests.exceptions.RequestException) as exc:
+            # the engine failed this probe (a network pool exhausted, a vanished service):
+            # it tells nothing about the tests
+            reason = getattr(exc, "explanation", None) or str(exc)
+            return ContainerRun(None, "".join(chunks), f"docker: {_last_line(str(reason))}",
+                                None, image_ref, image_id)
+        finally:
+            self._remove(made, network)
+
+    def _read(self, container: Any, path: str) -> bytes | None:
+        from docker.errors import NotFound
+
+        try:
+            stream, _ = container.get_archive(path)
+        except NotFound:
+            return None
+        with tarfile.open(fileobj=io.BytesIO(b"".join(stream))) as tar:
+            member = next((m for m in tar.getmembers() if m.isfile()), None)
+            handle = tar.extractfile(member) if member is not None else None
+            return handle.read() if handle is not None else None
+
+    def _remove(self, made: list[Any], network: Any) -> None:
+        from docker.errors import APIError, NotFound
+
+        for container in reversed(made):
+            with contextlib.suppress(NotFound, APIError):
+                container.remove(force=True, v=True)
+        if network is not None:
+            with contextlib.suppress(NotFound, APIError):
+                network.remove()
+
+
+def context_key(context_tree: str, dockerfile_blob: str, extra: str = "") -> str:
+    """The build cache key: the same for a commit and a working tree with the same context."""
+    return environment.digest(context_tree, dockerfile_blob, extra)
+
+
+class _Untestable(Exception):
+    """Raised inside a run: this commit cannot be tested (a build, a service), say why."""
+
+
+def container_environment(suite: Suite, image_ref: str, image_id: str, root: Path,
+                          extra: str = "") -> Environment:
+    """The key (suite and image reference) decides which runs compare, across commits and for
+    reuse; the fingerprint adds the image digest, so the store can tell a rebuilt tag apart."""
+    key = environment.digest("container", suite_digest(suite),
+                             image_ref if suite.image else f"dockerfile:{suite.dockerfile}", extra)
+    deps = environment.deps_hash(root)
+    return Environment(python=f"container:{suite.name}", platform=image_ref or "?",
+                       deps_hash=deps, key=key,
+                       fingerprint=environment.digest(key, image_id, deps))
+
+
+class DockerExecutor:
+    """Probes of find-break, each in a fresh container over a worktree of the commit."""
+
+    def __init__(self, repo: Repository, suite: Suite, *, timeout: float | None = None,
+                 extra_files: dict[str, bytes] | None = None, subdir: str = "",
+                 output: Output | None = None, client: Any = None) -> None:
+        self.repo = repo
+        self.suite = suite
+        self.subdir = subdir
+        self.client = client or connect()
+        swept = sweep(self.client)  # what a killed bisector left
+        self.swept = len(swept)
+        self.session = f"{os.getpid()}-{secrets.token_hex(3)}"
+        self.extra_files = dict(extra_files or {})
+        self.fingerprint_extra = ""
+        if self.extra_files:
+            self.fingerprint_extra = environment.digest(
+                *(f"{k}\0{v.hex()}" for k, v in sorted(self.extra_files.items())))
+        self.worktree = Worktree(repo, self.session, self.extra_files)
+        self.runner = SuiteRunner(self.client, suite, self.session, timeout=timeout,
+                                  output=output)
+        self.runner.check_images()  # a missing image fails now, not after the first probe
+
+    @property
+    def env_key(self) -> str:
+        """The key of the runs this executor's probes are comparable with (any image digest)."""
+        return container_environment(self.suite, self.suite.image or "", "", self.repo.root,
+                                     self.fingerprint_extra).key
+
+    def __enter__(self) -> DockerExecutor:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def close(self) -> None:
+        try:
+            sweep(self.client, session=self.session)
+        finally:
+            self.worktree.close()
+
+    def collect(self, sha: str, paths: list[str]) -> list[str]:
+        from ..errors import BisectError
+
+        raise BisectError("the Docker executor runs the tests it is given",
+                          hint="name the tests (node ids) along with --test-file")
+
+    def _context_id(self, sha: str) -> str | None:
+        if self.suite.dockerfile is None:
+            return None
+        return context_key(self.repo.tree_id(sha, self.suite.context),
+                           self.repo.tree_id(sha, self.suite.dockerfile), self.fingerprint_extra)
+
+    def run(self, probe: Probe) -> ProbeOutcome:
+        started = time.time()
+        tree = self.worktree.checkout(probe.sha)
+        try:
+            context_id = self._context_id(probe.sha)
+        except Exception:  # no context directory at this commit: the build says so
+            context_id = None
+        outcome = self.runner.run(tree, list(probe.nodeids), subdir=self.subdir,
+                                  context_id=context_id)
+        nodeids = list(probe.nodeids)
+        if (self.suite.dialect == "pytest" and outcome.status == 4 and outcome.junit is None
+                and len(nodeids) > 1):
+            # pytest refuses the whole run when one node id does not exist at this commit:
+            # run the others, so one new test does not make the commit untestable for all
+            missing = [n for n in nodeids if reported_missing(n, outcome.log)]
+            rest = [n for n in nodeids if n not in missing]
+            if missing and rest:
+                outcome = self.runner.run(tree, rest, subdir=self.subdir, context_id=context_id)
+        env_info = container_environment(self.suite, outcome.image_ref, outcome.image_id, tree,
+                                         self.fingerprint_extra)
+        results = parse_results(self.suite, outcome, list(probe.nodeids))
+        problem = outcome.problem
+        if problem is None and not results:
+            problem = (f"no JUnit XML at {self.suite.junit} (exit {outcome.status}): "
+                       f"{_last_line(outcome.log) or 'no output'}") if outcome.junit is None \
+                else f"exit {outcome.status}: {_last_line(outcome.log) or 'no output'}"
+        for nodeid in probe.nodeids:
+            if nodeid not in results:
+                reason = problem or f"{nodeid} not found at this commit"
+                results[nodeid] = TestResult(nodeid, Outcome.UNTESTABLE, 0.0, None, reason,
+                                             phase="collect")
+        return ProbeOutcome(probe, results, env_info, started, time.time(), outcome.status,
+                            problem, outcome.log)
+
+
+def parse_results(suite: Suite, outcome: ContainerRun, nodeids: list[str] | None,
+                  files: set[str] | None = None) -> dict[str, TestResult]:
+    """The run's JUnit XML as results by node id (only `nodeids`, when given)."""
+    if outcome.junit is None:
+        return {}
+    with tempfile.TemporaryDirectory(prefix="bisector-junit-") as tmp:
+        path = Path(tmp) / "junit.xml"
+        path.write_bytes(outcome.junit)
+        try:
+            if nodeids is not None and suite.dialect == "pytest":
+                return results_for(path, nodeids)
+            found = read_results(path, suite.dialect, files=files)
+        except ExecutorError:
+            return {}
+    if nodeids is None:
+        return found
+    return {n: found[n] for n in nodeids if n in found}

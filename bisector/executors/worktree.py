@@ -1,0 +1,73 @@
+"""The probe's checkout: one `git worktree` of ours per executor, moved from commit to commit.
+
+It lives under `.bisector/worktrees/`, named after the owning process, and is removed on
+success, error and Ctrl-C; one left by a killed process (`kill -9`) is swept at the next start
+and by `bisector gc`. Files laid over every checkout (`--test-file`) are written after each
+move, so a test that did not exist back then still runs there.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+from pathlib import Path
+
+from ..gitrepo import Repository
+
+WORKTREES = Path(".bisector") / "worktrees"
+
+
+def alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def sweep(repo: Repository) -> list[Path]:
+    """Remove worktrees whose owning process is gone (a `kill -9` leaves them)."""
+    base = repo.main_root / WORKTREES
+    removed = []
+    if base.is_dir():
+        for path in sorted(base.iterdir()):
+            pid = path.name.split("-", 1)[0]
+            if not pid.isdigit() or alive(int(pid)):
+                continue
+            if path.name.endswith(".venv"):  # the probes' virtual environment (--setup)
+                shutil.rmtree(path, ignore_errors=True)
+            else:
+                repo.remove_worktree(path)
+            removed.append(path)
+    return removed
+
+
+class Worktree:
+    def __init__(self, repo: Repository, session: str,
+                 extra_files: dict[str, bytes] | None = None) -> None:
+        self.repo = repo
+        self.extra_files = dict(extra_files or {})
+        sweep(repo)
+        self.path = repo.main_root / WORKTREES / session
+        self._checked_out = False
+
+    def checkout(self, sha: str) -> Path:
+        if not self._checked_out:
+            self.repo.ensure_excluded()  # whatever the store, worktrees live in .bisector/
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            self.repo.add_worktree(self.path, sha)
+            self._checked_out = True
+        else:
+            self.repo.checkout_worktree(self.path, sha)
+        for rel, content in self.extra_files.items():
+            target = self.path / rel
+            target.parent.mkdir(parents=True, exist_ok=True)
+            target.write_bytes(content)
+        return self.path
+
+    def close(self) -> None:
+        if self.path.exists() or self._checked_out:
+            self.repo.remove_worktree(self.path)
+            self._checked_out = False

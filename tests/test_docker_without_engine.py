@@ -1,0 +1,81 @@
+"""Without a Docker engine, `--executor docker` and `--container` fail in one line, exit 2.
+
+These run everywhere: DOCKER_HOST points at a socket nobody listens on.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from bisector.container_session import container_args
+
+from .conftest import commit, run_cli, run_pytest
+
+NO_ENGINE = {"DOCKER_HOST": "unix:///nonexistent/bisector-docker.sock"}
+
+
+def _two_commits(repo: Path) -> str:
+    sha = commit(repo, {"tests/test_t.py": "def test_t():\n    pass\n"})
+    commit(repo, {"notes.txt": "1\n"})
+    return sha
+
+
+def test_find_break_docker_without_engine(repo: Path) -> None:
+    good = _two_commits(repo)
+    proc = run_cli("find-break", "tests/test_t.py::test_t", "--good", good,
+                   "--executor", "docker", "--suite", "python-pytest", cwd=repo, env=NO_ENGINE)
+    assert proc.returncode == 2
+    [line] = proc.stderr.splitlines()
+    assert line.startswith("bisector: error: no Docker engine is reachable")
+    assert "start one" in line and "DOCKER_HOST" in line
+    assert not (repo / ".bisector" / "worktrees").exists() or not any(
+        (repo / ".bisector" / "worktrees").iterdir())
+
+
+def test_pytest_container_without_engine(repo: Path) -> None:
+    _two_commits(repo)
+    proc = run_pytest(repo, "--container", "python-pytest", env=NO_ENGINE)
+    assert proc.returncode == 2
+    assert "Traceback" not in proc.stdout + proc.stderr
+    [line] = [ln for ln in proc.stdout.splitlines() if ln.startswith("bisector:")]
+    assert "no Docker engine is reachable" in line and "start one" in line
+
+
+def test_docker_executor_needs_a_suite(repo: Path) -> None:
+    good = _two_commits(repo)
+    proc = run_cli("find-break", "tests/test_t.py::test_t", "--good", good,
+                   "--executor", "docker", cwd=repo, env=NO_ENGINE)
+    assert proc.returncode == 2
+    assert "give --suite NAME (available: " in proc.stderr
+    assert "python-pytest" in proc.stderr
+
+
+def test_unknown_suite_lists_the_known_ones(repo: Path) -> None:
+    good = _two_commits(repo)
+    proc = run_cli("find-break", "tests/test_t.py::test_t", "--good", good, "--suite", "nope",
+                   cwd=repo, env=NO_ENGINE)
+    assert proc.returncode == 2
+    assert "no suite named 'nope'" in proc.stderr
+
+
+def test_gc_without_engine_still_sweeps_worktrees(repo: Path) -> None:
+    _two_commits(repo)
+    proc = run_cli("gc", cwd=repo, env=NO_ENGINE)
+    assert proc.returncode == 0
+    assert "removed 0 worktree(s)" in proc.stdout
+    assert "docker: skipped (no Docker engine is reachable" in proc.stdout
+
+
+@pytest.mark.parametrize(("args", "expected"), [
+    (["--container", "py", "-x", "tests"], ["-x", "tests"]),
+    (["--container=py", "--track-history", "--history-db", "h.db", "-k", "a"], ["-k", "a"]),
+    (["--history-db=h.db", "--auto-bisect", "tests/test_a.py::test_b"],
+     ["tests/test_a.py::test_b"]),
+    (["/repo/tests/test_a.py::test_b[1]", "/elsewhere/x"],
+     ["/src/tests/test_a.py::test_b[1]", "/elsewhere/x"]),
+    (["/repo"], ["/src"]),
+])
+def test_container_args(args: list[str], expected: list[str]) -> None:
+    assert container_args(args, Path("/repo")) == expected
