@@ -192,6 +192,37 @@ class FlakySearch:
         return None
 
 
+    def next_probes(self, k: int = 1) -> list[int]:
+        """One round of k probes: for the least certain test, the commits beside the points
+        where its cumulative posterior crosses i/(k+1), i = 1..k (k = 1: the 1/2 crossing)."""
+        if k <= 1:
+            point = self.next_probe()
+            return [] if point is None else [point]
+        if self.budget_spent:
+            return []
+        room = self.max_probes - self.probes
+        sure = {t: self.belief(t).probability for t in self.posteriors}
+        for test in sorted((t for t in sure if sure[t] < self.confidence), key=sure.__getitem__):
+            posterior = self.posteriors[test]
+            segs = posterior.segments()
+            points: list[int] = []
+            for i in range(1, k + 1):
+                at = min(posterior.quantile(i / (k + 1), segs), self.n - 1)
+                blocked = self.untestable[test] | set(points)
+                # beside the crossing, whichever side tells more, as `propose` does
+                options = [c for c in (at - 1, at) if 0 <= c < self.n and c not in blocked]
+                if not options:
+                    hopped = hop(at, -1, self.n, blocked)
+                    options = [] if hopped is None else [hopped]
+                if options:
+                    point = max(options, key=lambda c: (posterior.information(c, segs), c))
+                    if posterior.information(point, segs) >= MIN_BITS:
+                        points.append(point)
+            if points:
+                return sorted(points)[:room]
+        return []
+
+
 def default_budget(n: int) -> int:
     """Probes a flaky search may spend: room for a 0.3 false-failure rate at n = 2000."""
     return 6 * max(1, math.ceil(math.log2(n + 1))) + 10

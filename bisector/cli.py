@@ -158,12 +158,23 @@ def flaky(tests: tuple[str, ...], window: int, as_json: bool, repo_path: Path,
               help="Stop a flaky test's search when one answer is this likely.")
 @click.option("--max-probes", type=click.IntRange(min=1), default=None,
               help="Probes a flaky test's search may run (default: 6 x log2 of the range + 10).")
-@click.option("--executor", type=click.Choice(["local", "docker"]), default=None,
-              help="Where probes run: a worktree and this interpreter (local, the default), or "
-                   "a fresh container of --suite per probe (docker).")
+@click.option("--executor", type=click.Choice(["local", "docker", "dask"]), default=None,
+              help="Where probes run: a worktree and this interpreter (local, the default), "
+                   "a fresh container of --suite per probe (docker), or tasks on the Dask "
+                   "cluster at --scheduler (dask; its workers run --suite in containers when "
+                   "given).")
 @click.option("--suite", default=None, metavar="NAME",
               help="The suite (suites/NAME.toml, .bisector/suites/NAME.toml or "
                    "[tool.bisector.suites.NAME]) the Docker executor runs; implies it.")
+@click.option("--scheduler", default=None, metavar="tcp://HOST:PORT",
+              help="The Dask scheduler whose workers run the probes; implies --executor dask.")
+@click.option("--repo-url", default=None, metavar="URL",
+              help="Where Dask workers clone the repository from (file://, ssh or https; "
+                   "default: file:// of this checkout's git directory, for workers on this "
+                   "host).")
+@click.option("--jobs", "-j", type=click.IntRange(min=1), default=1, show_default=True,
+              help="Probes run at once, each in its own worktree or container: the search "
+                   "proposes that many commits per round.")
 @click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
 @click.option("--report", "reports", type=(click.Choice(["md", "json"]), click.Path(
               dir_okay=False, path_type=Path)), multiple=True, help="Also write a report.")
@@ -172,7 +183,8 @@ def find_break(tests: tuple[str, ...], good: str | None, bad: str, lookback: int
                test_files: tuple[Path, ...], first_parent: bool, timeout: float | None,
                max_untestable: int | None, setup: str | None, confidence: float,
                max_probes: int | None, executor: str | None, suite: str | None,
-               as_json: bool, reports: tuple[tuple[str, Path], ...], repo_path: Path,
+               scheduler: str | None, repo_url: str | None, jobs: int, as_json: bool,
+               reports: tuple[tuple[str, Path], ...], repo_path: Path,
                history_db: str | None) -> None:
     """Find the commit that broke TESTS (default: every regression at --bad)."""
     from .errors import ConfigError
@@ -193,8 +205,8 @@ def find_break(tests: tuple[str, ...], good: str | None, bad: str, lookback: int
         history_db=history_db, first_parent=first_parent, timeout=timeout,
         max_untestable=max_untestable, setup=setup, test_files=list(test_files),
         progress=lambda m: err.print(m, style="dim"), confidence=confidence,
-        max_probes=max_probes, suite=suite,
-        executor=executor or ("docker" if suite else "local"),
+        max_probes=max_probes, suite=suite, jobs=jobs, scheduler=scheduler, repo_url=repo_url,
+        executor=executor or ("dask" if scheduler else "docker" if suite else "local"),
     )
     for kind, path in reports:
         text = (json.dumps(bisect_report.to_json(result), indent=2) if kind == "json"
@@ -237,12 +249,16 @@ def import_(files: tuple[Path, ...], commit: str, dialect: str, environment_name
 @cli.command()
 @click.option("--docker/--no-docker", default=True, show_default=True,
               help="Also sweep containers, networks and volumes (needs a Docker engine).")
-@click.option("--repo", "-C", "repo_path", type=click.Path(file_okay=False, path_type=Path),
-              default=Path("."), show_default=True, help="The git checkout to look at.")
-def gc(docker: bool, repo_path: Path) -> None:
+@click.option("--keep", type=click.IntRange(min=1), default=None, metavar="N",
+              help="Also prune the history: runs (and their results) older than the newest N "
+                   "first-parent commits of HEAD, except what an open bisection uses. "
+                   "Without it the history is not touched.")
+@_common
+def gc(docker: bool, keep: int | None, repo_path: Path, history_db: str | None) -> None:
     """Remove what a killed bisector left: worktrees, and labelled containers and networks.
 
     Only what belongs to a process that is gone is removed; a running bisection keeps its own.
+    With --keep N, also prune old runs from the history store.
     """
     from .executors.worktree import sweep as sweep_worktrees
     from .gitrepo import Repository
@@ -250,6 +266,12 @@ def gc(docker: bool, repo_path: Path) -> None:
     with Repository(repo_path) as repo:
         trees = sweep_worktrees(repo)
     click.echo(f"removed {len(trees)} worktree(s)")
+    if keep is not None:
+        from .maintenance import describe_pruned, prune_history
+
+        with _open(repo_path, history_db) as (repo, store, _settings):
+            pruned = prune_history(repo, store, keep)
+        click.echo(f"history: {describe_pruned(pruned)}")
     if not docker:
         return
     from .errors import ExecutorError
@@ -264,6 +286,42 @@ def gc(docker: bool, repo_path: Path) -> None:
     swept = sweep_docker(client)
     click.echo(f"removed {len(swept.containers)} container(s), {len(swept.networks)} "
                f"network(s), {len(swept.volumes)} volume(s)")
+
+
+@cli.command("export")
+@click.option("--to", "target", required=True, metavar="URL_OR_PATH",
+              help="The store to copy into: a SQLite file path or a database URL such as "
+                   "postgresql+psycopg://user@host/db (created or migrated as needed).")
+@_common
+def export(target: str, repo_path: Path, history_db: str | None) -> None:
+    """Copy this history store (--history-db, BISECTOR_DB or the default) into another.
+
+    Commits, tests, runs, results, bisections and probes, ids remapped; what the other store
+    already holds is matched, not copied twice, so running it again adds nothing.
+    """
+    from .maintenance import move_history
+
+    err = _console_err()
+    copied, src, dst = move_history(repo_path, history_db, target=target,
+                                    progress=lambda m: err.print(m, style="dim"))
+    click.echo(f"exported {src} to {dst}: {copied.summary()}")
+
+
+@cli.command("import-history")
+@click.option("--from", "source", required=True, metavar="URL_OR_PATH",
+              help="The store to copy from: a SQLite file path or a database URL.")
+@_common
+def import_history(source: str, repo_path: Path, history_db: str | None) -> None:
+    """Copy another history store into this one (--history-db, BISECTOR_DB or the default).
+
+    The reverse of `bisector export`; `bisector import` reads JUnit XML instead.
+    """
+    from .maintenance import move_history
+
+    err = _console_err()
+    copied, src, dst = move_history(repo_path, history_db, source=source,
+                                    progress=lambda m: err.print(m, style="dim"))
+    click.echo(f"imported {src} into {dst}: {copied.summary()}")
 
 
 def _console_err() -> Any:

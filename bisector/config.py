@@ -7,6 +7,7 @@ repository root for pyproject.toml, the current directory for the environment an
 from __future__ import annotations
 
 import os
+import re
 import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass, replace
@@ -33,6 +34,44 @@ class Settings:
         return self.history_db
 
 
+# scheme://user:PASSWORD@ in free text (a message, a traceback line, a command line)
+_PASSWORD_IN_TEXT = re.compile(
+    r"(?P<head>\b[A-Za-z][A-Za-z0-9+.-]*://[^\s:/@?#]*:)[^\s@/]*(?=@)")
+
+
+def redact(url: str) -> str:
+    """A store URL as it may be shown anywhere (output, logs, reports, errors): no password.
+
+    The one place that decides how a URL is shown; `redact_text` cleans free text that may
+    hold one.
+    """
+    from sqlalchemy.engine import make_url
+    from sqlalchemy.exc import ArgumentError
+
+    try:
+        return make_url(url).render_as_string(hide_password=True)
+    except (ArgumentError, ValueError, TypeError):
+        return _PASSWORD_IN_TEXT.sub(r"\g<head>***", url)
+
+
+def redact_text(text: str, *urls: str) -> str:
+    """`text` with every `scheme://user:password@` password hidden, and the passwords of
+    `urls` (as written and %-decoded, as a driver's message may quote either) wherever they
+    occur on their own."""
+    from urllib.parse import unquote
+
+    for url in urls:
+        match = _PASSWORD_IN_TEXT.search(url or "")
+        if match is None:
+            continue
+        text = text.replace(url, redact(url))
+        secret = url[match.end("head"):].split("@", 1)[0]
+        for value in sorted({secret, unquote(secret)}, key=len, reverse=True):
+            if len(value) >= 3:  # a one- or two-letter password would blank out the text
+                text = text.replace(value, "***")
+    return _PASSWORD_IN_TEXT.sub(r"\g<head>***", text)
+
+
 def sqlite_url(path: Path) -> str:
     return f"sqlite:///{path}"
 
@@ -42,6 +81,11 @@ def sqlite_path(url: str) -> Path | None:
     if not url.startswith("sqlite:///") or url in ("sqlite:///", "sqlite:///:memory:"):
         return None
     return Path(url[len("sqlite:///") :])
+
+
+def as_store_url(value: str, base: Path | None = None) -> str:
+    """A store given as a path (relative to `base`, default the current directory) or a URL."""
+    return _as_url(value, base or Path.cwd())
 
 
 def _as_url(value: str, base: Path) -> str:

@@ -19,8 +19,10 @@ from . import environment
 from .bayes import FlakySearch
 from .errors import BisectError, ConfigError, GitError
 from .executors import Probe, ProbeOutcome
+from .executors.pool import Pool
 
 if TYPE_CHECKING:
+    from .executors.dask import DaskExecutor
     from .executors.docker import DockerExecutor
     from .executors.local import LocalExecutor
 from .flakiness import RATE_FLOOR, Estimate, Rates, estimate, tally, wilson
@@ -36,6 +38,8 @@ from .signature import exception_type
 RATE_WINDOW = 50
 
 Executor = Callable[[Probe], ProbeOutcome]
+# Runs a round of probes at once (--jobs K), in the order given.
+RoundRunner = Callable[[list[Probe]], list[ProbeOutcome]]
 Progress = Callable[[str], None]
 
 
@@ -66,10 +70,15 @@ class Finder:
     def __init__(self, repo: Repository, store: HistoryStore, executor: Executor, *,
                  progress: Progress | None = None, max_untestable: int | None = None,
                  env_extra: str = "", confidence: float = 0.99,
-                 max_probes: int | None = None, env_key: str | None = None) -> None:
+                 max_probes: int | None = None, env_key: str | None = None,
+                 jobs: int = 1, run_round: RoundRunner | None = None) -> None:
         self.repo = repo
         self.store = store
         self.executor = executor
+        # --jobs K: the searches propose K commits per round and run_round runs them at once
+        self.jobs = max(1, jobs) if run_round is not None else 1
+        self.run_round = run_round
+        self.rounds = 0
         self.progress = progress or (lambda _msg: None)
         self.max_untestable = max_untestable
         self.evidence = _Evidence()
@@ -152,37 +161,71 @@ class Finder:
                                          row.message, row.reruns, "call"), row.sha)
 
     def _probe(self, sha: str, tests: list[str], why: str) -> dict[str, TestResult]:
-        self.progress(f"probe {self.runs + 1}: {sha[:10]} ({why}), {len(tests)} test(s)")
-        outcome = self.executor(Probe(sha, tuple(tests)))
-        self.runs += 1
-        run = Run(
-            sha=sha, dirty=False, branch=None, environment=outcome.environment,
-            trigger=Trigger.PROBE, host=_host(), started_at=outcome.started_at,
-            finished_at=outcome.finished_at, exit_status=outcome.exit_status,
-            results=tuple(outcome.results.values()),
-        )
-        run_id = self.store.record_run(run, commits=self.repo.commits([sha]).values())
-        if self.journal_id is not None:
-            self.store.add_probe(self.journal_id, run_id, sha, why)
-        for result in outcome.results.values():
-            self.evidence.add(result, sha)
-        return outcome.results
+        return self._probe_round([(sha, tests, why)])[0]
+
+    def _probe_round(self, requests: list[tuple[str, list[str], str]]
+                     ) -> list[dict[str, TestResult]]:
+        """One round: these probes at once (one executor each), then recorded in order.
+
+        Only this thread writes the store; the executors' threads only run tests.
+        """
+        probes = []
+        for sha, tests, why in requests:
+            self.progress(f"probe {self.runs + len(probes) + 1}: {sha[:10]} ({why}), "
+                          f"{len(tests)} test(s)")
+            probes.append(Probe(sha, tuple(tests)))
+        if self.run_round is not None and 1 < len(probes) <= self.jobs:
+            outcomes = self.run_round(probes)
+            self.rounds += 1
+        else:
+            outcomes = [self.executor(probe) for probe in probes]
+            self.rounds += len(probes)
+        out = []
+        for (sha, _, why), outcome in zip(requests, outcomes, strict=True):
+            self.runs += 1
+            run = Run(
+                sha=sha, dirty=False, branch=None, environment=outcome.environment,
+                trigger=Trigger.PROBE, host=outcome.host or _host(), started_at=outcome.started_at,
+                finished_at=outcome.finished_at, exit_status=outcome.exit_status,
+                results=tuple(outcome.results.values()),
+            )
+            run_id = self.store.record_run(run, commits=self.repo.commits([sha]).values())
+            if self.journal_id is not None:
+                self.store.add_probe(self.journal_id, run_id, sha, why)
+            for result in outcome.results.values():
+                self.evidence.add(result, sha)
+            out.append(outcome.results)
+        return out
 
     def _results_at(self, sha: str, tests: list[str], why: str) -> dict[str, TestResult]:
         """Known results where the store has them; a probe for the rest."""
-        out: dict[str, TestResult] = {}
-        missing = []
-        for t in tests:
-            known = self.evidence.latest(t, sha)
-            if known is not None:
-                out[t] = known
-            else:
-                missing.append(t)
-        if out and not missing:
-            self.reused += 1
-        if missing:
-            out.update(self._probe(sha, missing, why))
-        return out
+        return self._results_round([(sha, tests, why)])[0]
+
+    def _results_round(self, requests: list[tuple[str, list[str], str]]
+                       ) -> list[dict[str, TestResult]]:
+        """`_results_at` for several commits: what is unknown runs as one round."""
+        found: list[dict[str, TestResult]] = []
+        wanted: list[tuple[str, list[str], str]] = []
+        slots: list[int] = []
+        for slot, (sha, tests, why) in enumerate(requests):
+            out: dict[str, TestResult] = {}
+            missing = []
+            for t in tests:
+                known = self.evidence.latest(t, sha)
+                if known is not None:
+                    out[t] = known
+                else:
+                    missing.append(t)
+            if out and not missing:
+                self.reused += 1
+            if missing:
+                wanted.append((sha, missing, why))
+                slots.append(slot)
+            found.append(out)
+        if wanted:
+            for slot, results in zip(slots, self._probe_round(wanted), strict=True):
+                found[slot].update(results)
+        return found
 
     # -- the search -------------------------------------------------------------------------
 
@@ -218,8 +261,12 @@ class Finder:
         line_range = self.repo.range(good_sha, bad_sha, first_parent=True)
         line = list(reversed(self.repo.first_parent(good_sha, limit=RATE_WINDOW))) + line_range
         self._load_known(line, tests)
-        at_bad = self._results_at(bad_sha, tests, "check bad end")
-        at_good = self._results_at(good_sha, tests, "check good end")
+        if self.jobs > 1:  # both ends in one round
+            at_bad, at_good = self._results_round([(bad_sha, tests, "check bad end"),
+                                                   (good_sha, tests, "check good end")])
+        else:
+            at_bad = self._results_at(bad_sha, tests, "check bad end")
+            at_good = self._results_at(good_sha, tests, "check good end")
         for t in tests:
             failing = [r for r in self.evidence.seen.get((t, bad_sha), [])
                        if verdict_of(r) is Verdict.BAD]
@@ -269,6 +316,7 @@ class Finder:
             findings=tuple(findings[t] for t in tests if t in findings),
             probes_run=self.runs, probes_reused=self.reused,
             seconds=time.monotonic() - started, bisect_log=tuple(log), notes=tuple(notes),
+            rounds=self.rounds, jobs=self.jobs,
         )
 
     # -- evidence for the flake-aware search ------------------------------------------------
@@ -322,9 +370,8 @@ class Finder:
                       f"test(s), false-failure rates "
                       + ", ".join(f"{rates[t].false_fail:.2f}" for t in tests))
 
-        def probe(i: int, group: list[str], why: str) -> None:
+        def observe(i: int, group: list[str], results: dict[str, TestResult]) -> None:
             sha = candidates[i]
-            results = self._probe(sha, group, why)
             outcomes = {t: self._failed(t, results[t], sha) for t in group}
             search.observe_probe(i, outcomes)
             for t in group:  # failed rerun attempts count too, as in `_counts`
@@ -334,10 +381,17 @@ class Finder:
             word = "skip" if first is None else ("bad" if first else "good")
             log.append(f"git bisect {word} {sha}")
 
+        def probe(i: int, group: list[str], why: str) -> None:
+            observe(i, group, self._probe(candidates[i], group, why))
+
         confirmed: set[str] = set()
         for _ in range(3):
-            while (i := search.next_probe()) is not None:
-                probe(i, search.open_tests(), f"flake-aware, {len(candidates)} candidates")
+            while points := search.next_probes(self.jobs):
+                group = search.open_tests()
+                why = f"flake-aware, {len(candidates)} candidates"
+                rounds = self._probe_round([(candidates[i], group, why) for i in points])
+                for i, results in zip(points, rounds, strict=True):
+                    observe(i, group, results)
             pending: dict[int, list[str]] = {}
             for t in tests:
                 b = search.belief(t)
@@ -347,11 +401,18 @@ class Finder:
             if not pending:
                 break
             for i, group in sorted(pending.items()):
-                probe(i, group, "confirm culprit")
-                if i > 0:
-                    probe(i - 1, group, "confirm parent")
+                if i > 0 and self.jobs > 1:  # the culprit and its parent in one round
+                    again, before = self._probe_round([
+                        (candidates[i], group, "confirm culprit"),
+                        (candidates[i - 1], group, "confirm parent")])
+                    observe(i, group, again)
+                    observe(i - 1, group, before)
                 else:
-                    self._probe(good_sha, group, "confirm parent")
+                    probe(i, group, "confirm culprit")
+                    if i > 0:
+                        probe(i - 1, group, "confirm parent")
+                    else:
+                        self._probe(good_sha, group, "confirm parent")
                 confirmed.update(group)
             if all(search.belief(t).probability >= self.confidence for t in tests):
                 break
@@ -447,14 +508,17 @@ class Finder:
             word = "skip" if known_commits[sha] is Verdict.UNTESTABLE else known_commits[sha]
             log.append(f"git bisect {word} {sha}")
         self.reused += len(known_commits)
-        while (i := search.next_probe()) is not None:
-            sha = candidates[i]
+        while points := search.next_probes(self.jobs):
             open_tests = search.open_tests()
-            results = self._results_at(sha, open_tests, f"{len(candidates)} candidates")
-            verdicts = {t: self._verdict(t, results[t], sha) for t in open_tests}
-            search.observe_probe(i, verdicts)
-            first = verdicts[open_tests[0]]
-            log.append(f"git bisect {'skip' if first is Verdict.UNTESTABLE else first} {sha}")
+            why = f"{len(candidates)} candidates"
+            rounds = self._results_round([(candidates[i], open_tests, why) for i in points])
+            for i, results in zip(points, rounds, strict=True):
+                sha = candidates[i]
+                verdicts = {t: self._verdict(t, results[t], sha) for t in open_tests}
+                search.observe_probe(i, verdicts)
+                first = verdicts[open_tests[0]]
+                log.append(f"git bisect {'skip' if first is Verdict.UNTESTABLE else first} "
+                           f"{sha}")
         if search.budget_spent:
             notes.append(f"stopped after {search.untestable_probes} untestable probes: "
                          "culprits are bracketed, not isolated")
@@ -512,8 +576,8 @@ class Finder:
         infos = self.repo.commits(sorted(by_culprit))
         confirmations: dict[str, tuple[TestResult, TestResult]] = {}
         for sha, group in sorted(by_culprit.items()):
-            again = self._probe(sha, group, "confirm culprit")
-            before = self._probe(infos[sha].parents[0], group, "confirm parent")
+            again, before = self._probe_round([(sha, group, "confirm culprit"),
+                                               (infos[sha].parents[0], group, "confirm parent")])
             for t in group:
                 confirmations[t] = (again[t], before[t])
         findings = []
@@ -566,11 +630,16 @@ def find_break(
     max_probes: int | None = None,
     executor: str = "local",
     suite: str | None = None,
+    jobs: int = 1,
+    scheduler: str | None = None,
+    repo_url: str | None = None,
 ) -> BisectResult:
     """The whole find-break, as the CLI and the plugin's auto-bisect both run it.
 
-    `executor` is `local` (a worktree and this interpreter) or `docker` (a container of the
-    named `suite` per probe).
+    `executor` is `local` (a worktree and this interpreter), `docker` (a container of the
+    named `suite` per probe) or `dask` (each probe a task on the cluster at `scheduler`, whose
+    workers clone `repo_url` and run it locally, or in the `suite`'s container). `jobs` probes
+    run at once, each with an executor of its own (a task of its own with Dask).
     """
     from .executors.local import LocalExecutor
 
@@ -586,7 +655,13 @@ def find_break(
         except ValueError:
             subdir = ""
         subdir = "" if subdir == "." else subdir
-        probes: LocalExecutor | DockerExecutor
+        if jobs < 1:
+            raise ConfigError(f"--jobs must be at least 1, not {jobs}")
+        if executor != "dask" and (scheduler or repo_url):
+            raise ConfigError("--scheduler and --repo-url are for the Dask executor",
+                              hint="add --executor dask")
+        made: list[LocalExecutor | DockerExecutor] = []
+        cluster: DaskExecutor | None = None
         if executor == "docker":
             from .executors.docker import DockerExecutor
             from .suites import available, load_suite
@@ -598,18 +673,37 @@ def find_break(
             if setup:
                 raise ConfigError("--setup is for the local executor",
                                   hint="put setup commands in the suite's setup key")
-            probes = stack.enter_context(DockerExecutor(
-                repo, load_suite(suite, repo.root), timeout=timeout, extra_files=extra,
-                subdir=subdir, output=None))
+            loaded = load_suite(suite, repo.root)
+            for _ in range(jobs):
+                made.append(stack.enter_context(DockerExecutor(
+                    repo, loaded, timeout=timeout, extra_files=extra, subdir=subdir)))
         elif executor == "local":
-            probes = stack.enter_context(LocalExecutor(
-                repo, timeout=timeout, setup=setup or settings.setup, extra_files=extra,
-                subdir=subdir))
+            for _ in range(jobs):
+                made.append(stack.enter_context(LocalExecutor(
+                    repo, timeout=timeout, setup=setup or settings.setup, extra_files=extra,
+                    subdir=subdir)))
+        elif executor == "dask":
+            from .executors.dask import DaskExecutor
+            from .suites import load_suite
+
+            cluster = stack.enter_context(DaskExecutor(
+                repo, scheduler=scheduler, repo_url=repo_url,
+                suite=load_suite(suite, repo.root) if suite else None, timeout=timeout,
+                setup=setup or (None if suite else settings.setup), extra_files=extra,
+                subdir=subdir, jobs=jobs, progress=progress))
         else:
-            raise ConfigError(f"unknown executor {executor!r}", hint="use local or docker")
-        finder = Finder(repo, store, probes.run, progress=progress,
+            raise ConfigError(f"unknown executor {executor!r}", hint="use local, docker or dask")
+        probes: LocalExecutor | DockerExecutor | DaskExecutor
+        if cluster is not None:  # the cluster runs a round's probes at once, as tasks
+            probes = cluster
+            run_one, run_round = cluster.run, cluster.run_round
+        else:
+            probes = made[0]
+            pool = Pool(list(made))
+            run_one, run_round = pool.run, pool.run_round
+        finder = Finder(repo, store, run_one, progress=progress,
                         env_key=probes.env_key, confidence=confidence,
-                        max_probes=max_probes)
+                        max_probes=max_probes, jobs=jobs, run_round=run_round)
         if extra and not tests:
             tests = probes.collect(repo.resolve(bad), sorted(extra))
             if not tests:

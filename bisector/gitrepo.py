@@ -255,6 +255,10 @@ class Repository:
             return False
         return True
 
+    def ancestors(self, rev: str) -> set[str]:
+        """`rev` and every commit reachable from it, with one rev-list call."""
+        return set(self._git("rev-list", self.resolve(rev), "--").split())
+
     def merge_base(self, a: str, b: str) -> str:
         return self._git("merge-base", a, b)
 

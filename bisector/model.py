@@ -165,6 +165,8 @@ class BisectResult:
     seconds: float
     bisect_log: tuple[str, ...] = ()
     notes: tuple[str, ...] = ()
+    rounds: int = 0  # rounds of probes run (--jobs K runs up to K probes per round)
+    jobs: int = 1
 
 
 @dataclass(frozen=True, slots=True)

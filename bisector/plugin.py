@@ -24,6 +24,7 @@ import pytest
 from .signature import crash_line_from_text, short_message, signature
 
 RECORDER_TIMEOUT_S = 300.0
+RECORDER_DB_ENV = "BISECTOR_RECORDER_DB"  # --history-db, handed to the recorder process
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
@@ -179,8 +180,9 @@ class HistoryRecorder:
         env = dict(os.environ)
         env["PYTHONPATH"] = os.pathsep.join(filter(None, [package_parent, env.get("PYTHONPATH")]))
         cmd = [sys.executable, "-m", "bisector.recorder", "--invocation-dir", str(invocation_dir)]
-        if history_db:
-            cmd += ["--history-db", str(history_db)]
+        env.pop(RECORDER_DB_ENV, None)
+        if history_db:  # through the environment: a URL's password stays out of `ps`
+            env[RECORDER_DB_ENV] = str(history_db)
         return subprocess.Popen(
             cmd,
             stdin=subprocess.PIPE,
@@ -276,14 +278,21 @@ class HistoryRecorder:
                 proc.kill()
                 err = proc.communicate()[1]
             last = (err.strip().splitlines() or [f"exit status {proc.returncode}"])[-1]
-            return f"warning: the recorder process failed ({last}); nothing recorded"
+            return (f"warning: the recorder process failed ({self._redact(last)}); "
+                    "nothing recorded")
         if not answer.get("ok"):
-            return f"warning: {answer.get('message', 'nothing recorded')}"
+            return f"warning: {self._redact(str(answer.get('message', 'nothing recorded')))}"
         dirty = " (dirty: not evidence for bisection)" if answer.get("dirty") else ""
         return (
             f"recorded {answer['recorded']} results for {answer['sha'][:10]}{dirty} "
             f"in {answer['location']}"
         )
+
+    def _redact(self, text: str) -> str:
+        from .config import redact_text
+
+        return redact_text(text, *filter(None, [self.history_db,
+                                                 os.environ.get("BISECTOR_DB")]))
 
     def pytest_terminal_summary(self, terminalreporter: Any) -> None:
         if self.notice:
@@ -316,11 +325,11 @@ class HistoryRecorder:
                 history_db=self.history_db, progress=lambda m: tr.write_line(f"  {m}"),
             )
         except BisectorError as exc:
-            tr.write_line(f"bisector: no bisection: {exc.one_line()}")
+            tr.write_line(f"bisector: no bisection: {self._redact(exc.one_line())}")
             return
         except Exception as exc:  # never let auto-bisect change the session's outcome
-            tr.write_line(f"bisector: auto-bisect failed: {type(exc).__name__}: {exc}",
-                          red=True)
+            tr.write_line(f"bisector: auto-bisect failed: {type(exc).__name__}: "
+                          f"{self._redact(str(exc))}", red=True)
             return
         for line in summary_lines(result):
             tr.write_line(line)

@@ -126,10 +126,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--invocation-dir", type=Path, required=True)
     parser.add_argument("--history-db", default=None)
     args = parser.parse_args(argv)
+    # the plugin passes --history-db through the environment, out of the process list
+    history_db = args.history_db or os.environ.pop("BISECTOR_RECORDER_DB", None) or None
     # Start-up (imports, git, schema) overlaps the tests: let the session have the CPU first.
     with contextlib.suppress(OSError, AttributeError):
         os.nice(5)
-    return serve(args.invocation_dir, args.history_db, sys.stdin, sys.stdout)
+    return serve(args.invocation_dir, history_db, sys.stdin, sys.stdout)
 
 
 if __name__ == "__main__":

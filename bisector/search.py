@@ -106,6 +106,29 @@ class Track:
             return None
         return hop((self.lo + self.hi) // 2, self.lo, self.hi, self.untestable)
 
+    def propose_many(self, k: int) -> list[int]:
+        """k points that cut (lo, hi] into k+1 parts of equal size (n-section), oldest first.
+
+        The parts differ by at most one commit, so a round leaves at most ceil(m / (k+1)) of
+        m suspects and ceil(log_{k+1} N) rounds isolate the culprit.
+        """
+        if self.done:
+            return []
+        if k <= 1:
+            point = self.propose()
+            return [] if point is None else [point]
+        size = self.hi - self.lo
+        points: list[int] = []
+        for j in range(1, k + 1):
+            target = self.lo + (j * size) // (k + 1)
+            if target <= self.lo:
+                continue
+            blocked = self.untestable | set(points)
+            point = hop(target, self.lo, self.hi, blocked)
+            if point is not None:
+                points.append(point)
+        return sorted(points)
+
 
 class Bisection:
     """Several tests bisected together over the same candidates.
@@ -148,6 +171,27 @@ class Bisection:
             return None
         widest = max(open_tracks, key=lambda tr: len(tr.unknown()))
         return widest.propose()
+
+    def next_probes(self, k: int = 1) -> list[int]:
+        """The next round: k commits to run at once, n-secting the widest open test's range."""
+        if k <= 1:
+            point = self.next_probe()
+            return [] if point is None else [point]
+        if self.budget_spent:
+            return []
+        open_tracks = [self.tracks[t] for t in self.open_tests()]
+        if not open_tracks:
+            return []
+        return max(open_tracks, key=lambda tr: len(tr.unknown())).propose_many(k)
+
+
+def rounds_needed(n: int, k: int) -> int:
+    """ceil(log_{k+1} n), in integers: the rounds of k probes a deterministic search needs."""
+    rounds, reach = 0, 1
+    while reach < n:
+        reach *= k + 1
+        rounds += 1
+    return rounds
 
 
 class DagBisection:
@@ -229,6 +273,34 @@ class DagBisection:
             open_points >>= 1
             i += 1
         return best
+
+    def next_probes(self, k: int = 1) -> list[int]:
+        """k commits for one round: the points whose share of the suspects below them is
+        nearest j/(k+1), j = 1..k, as n-section does on a line (one point per share)."""
+        first = self.next_probe()
+        if first is None or k <= 1:
+            return [] if first is None else [first]
+        test = max(self.open_tests(), key=lambda t: self.suspects[t].bit_count())
+        suspects = self.suspects[test]
+        total = suspects.bit_count()
+        scored = []
+        open_points, i = self._open_points(test), 0
+        while open_points:
+            if open_points & 1:
+                scored.append(((self.ancestors[i] & suspects).bit_count(), i))
+            open_points >>= 1
+            i += 1
+        chosen: list[int] = []
+        shares: set[int] = set()
+        for j in range(1, k + 1):
+            want = total * j / (k + 1)
+            options = [(abs(below - want), i, below) for below, i in scored
+                       if 0 < below < total and below not in shares and i not in chosen]
+            if options:
+                _, point, below = min(options)
+                chosen.append(point)
+                shares.add(below)
+        return sorted(chosen) or [first]
 
     def suspect_list(self, test: str) -> list[int]:
         mask, out, i = self.suspects[test], [], 0

@@ -5,6 +5,7 @@ from __future__ import annotations
 import math
 import random
 
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -87,3 +88,46 @@ def test_the_probe_goes_beside_the_crossing_where_it_tells_most() -> None:
         post.observe(5, True)  # commit 5 fails again and again: is 4 bad too?
     post.observe(3, False)
     assert post.propose() == 4  # the parent, not the culprit once more
+
+
+def run_rounds(n: int, culprit: int | None, f: float, rng: random.Random, k: int
+               ) -> tuple[FlakySearch, int]:
+    rates = Rates(max(f, RATE_FLOOR), RATE_FLOOR) if f else Rates.deterministic()
+    search = FlakySearch(n, ["t"], {"t": rates})
+    search.observe("t", n - 1, True)
+    rounds = 0
+    while points := search.next_probes(k):
+        assert len(points) <= k and len(set(points)) == len(points)
+        rounds += 1
+        for c in points:
+            bad = culprit is not None and c >= culprit
+            search.observe_probe(c, {"t": True if bad else rng.random() < f})
+    return search, rounds
+
+
+@pytest.mark.parametrize("k", [2, 4, 8])
+def test_k_probes_per_round_keep_the_accuracy(k: int) -> None:
+    """--jobs K: probes beside the i/(K+1) crossings, as accurate as one at a time."""
+    rng = random.Random(k)
+    right, rounds = 0, []
+    for _ in range(200):
+        culprit = rng.randrange(200)
+        search, r = run_rounds(200, culprit, 0.2, rng, k)
+        belief = search.belief("t")
+        right += belief.culprit == culprit and belief.probability >= 0.99
+        rounds.append(r)
+    assert right >= 196  # >= 98%, as the one-at-a-time search's tests ask
+    one_at_a_time = [run_rounds(200, rng.randrange(200), 0.2, rng, 1)[1] for _ in range(100)]
+    assert sum(rounds) / len(rounds) < sum(one_at_a_time) / len(one_at_a_time)
+
+
+@given(st.integers(2, 8), st.integers(1, 400).flatmap(
+    lambda n: st.tuples(st.just(n), st.integers(0, n - 1))))
+@settings(max_examples=200, deadline=None)
+def test_k_way_deterministic_rounds_are_within_log_k_plus_1(k: int, case) -> None:
+    from bisector.search import rounds_needed
+
+    n, culprit = case
+    search, rounds = run_rounds(n, culprit, 0.0, random.Random(0), k)
+    assert search.belief("t").culprit == culprit
+    assert rounds <= rounds_needed(n, k) + 1

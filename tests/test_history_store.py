@@ -1,27 +1,20 @@
 from __future__ import annotations
 
 import multiprocessing
+import os
 import sqlite3
 from pathlib import Path
 
 import pytest
 import sqlalchemy as sa
 
-from bisector.errors import StoreError
-from bisector.history import HistoryStore, display_url, migrations, schema
-from bisector.model import CommitInfo, Environment, Outcome, Run, TestResult, Trigger
+from bisector.errors import BisectError, StoreError
+from bisector.history import HistoryStore, Pruned, display_url, migrations, schema
+from bisector.history import store as store_module
+from bisector.history.transfer import copy_history
+from bisector.model import CommitInfo, Environment, Outcome, Run, TestResult
 
-ENV = Environment(python="cpython-3.11.7", platform="linux-x86_64", deps_hash="none",
-                  key="k1", fingerprint="f1")
-
-
-def make_run(sha: str = "a" * 40, *, dirty: bool = False, n: int = 3, started: float = 1.0,
-             outcome: Outcome = Outcome.PASSED, env: Environment = ENV) -> Run:
-    return Run(
-        sha=sha, dirty=dirty, branch="main", environment=env, trigger=Trigger.PYTEST,
-        host="h", started_at=started, finished_at=started + 1, exit_status=0,
-        results=tuple(TestResult(f"t.py::test_{i}", outcome, 0.1) for i in range(n)),
-    )
+from .store_helpers import dump, make_run, varied_history
 
 
 @pytest.fixture
@@ -88,7 +81,7 @@ def test_newer_schema_is_refused(tmp_path: Path) -> None:
     HistoryStore.open(url).close()
     with sqlite3.connect(tmp_path / "h.db") as conn:
         conn.execute("update bisector_meta set value='7'")
-    with pytest.raises(StoreError, match=r"newer bisector \(schema v7; this one reads up to v2\)"):
+    with pytest.raises(StoreError, match=r"newer bisector \(schema v7; this one reads up to v3\)"):
         HistoryStore.open(url)
 
 
@@ -98,15 +91,15 @@ def test_migration_steps_run_once_and_keep_history(tmp_path: Path, monkeypatch) 
         s.record_run(make_run())
     calls = []
 
-    def step2(conn: sa.Connection) -> None:
+    def step(conn: sa.Connection) -> None:
         calls.append(1)
         conn.execute(sa.text("ALTER TABLE runs ADD COLUMN note TEXT"))
 
-    monkeypatch.setattr(schema, "SCHEMA_VERSION", 3)
-    monkeypatch.setitem(migrations.STEPS, 3, step2)
+    monkeypatch.setattr(schema, "SCHEMA_VERSION", 4)
+    monkeypatch.setitem(migrations.STEPS, 4, step)
     for _ in range(2):
         with HistoryStore.open(url) as s:
-            assert s.schema_version() == 3
+            assert s.schema_version() == 4
             assert s.outcome_counts(1) == {"passed": 3}
     assert calls == [1]
 
@@ -164,10 +157,121 @@ def test_a_v1_store_is_upgraded_to_the_journal_and_keeps_its_history(tmp_path: P
         conn.execute("drop table bisections")
         conn.execute("update bisector_meta set value = '1'")
     with HistoryStore.open(url) as s:
-        assert s.schema_version() == 2
+        assert s.schema_version() == schema.SCHEMA_VERSION
         assert s.outcome_counts(1) == {"passed": 3}
         bid, resumed = s.start_bisection("k", "g", "b", ["t"], "first-parent", 1.0)
         s.add_probe(bid, 1, "a" * 40, "check bad end")
         assert resumed == 0
         assert s.start_bisection("k", "g", "b", ["t"], "first-parent", 2.0)[1] == 1
         assert [b["status"] for b in s.bisections()] == ["abandoned", "running"]
+
+
+def test_a_v2_store_migrates_in_place_to_claims(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path / 'h.db'}"
+    with HistoryStore.open(url) as s:
+        s.record_run(make_run())
+        s.start_bisection("k", "g", "b", ["t"], "first-parent", 1.0)
+    with sqlite3.connect(tmp_path / "h.db") as conn:  # make it what a v2 bisector wrote
+        conn.execute("drop index ux_bisections_running_key")
+        for column in ("owner_host", "owner_pid", "heartbeat"):
+            conn.execute(f"alter table bisections drop column {column}")
+        # before claims, a race could leave two running attempts of one key
+        conn.execute("insert into bisections (key, good, bad, tests, mode, status, started_at)"
+                     " values ('k', 'g', 'b', '[\"t\"]', 'first-parent', 'running', 2.0)")
+        conn.execute("update bisector_meta set value = '2'")
+    with HistoryStore.open(url) as s:
+        assert s.schema_version() == 3
+        assert s.outcome_counts(1) == {"passed": 3}
+        assert [(b["id"], b["status"], b["owner_pid"]) for b in s.bisections()] == [
+            (1, "abandoned", None), (2, "running", None)]
+        bid, _ = s.start_bisection("k", "g", "b", ["t"], "first-parent", 3.0)
+        assert bid == 3 and [b["status"] for b in s.bisections()] == [
+            "abandoned", "abandoned", "running"]
+    with sqlite3.connect(tmp_path / "h.db") as conn:
+        assert conn.execute("select count(*) from sqlite_master "
+                            "where name = 'ux_bisections_running_key'").fetchone() == (1,)
+
+
+def _claimed_by(db: Path, host: str, pid: int, heartbeat: float | None) -> None:
+    with sqlite3.connect(db) as conn:
+        conn.execute("update bisections set owner_host = ?, owner_pid = ?, heartbeat = ? "
+                     "where status = 'running'", (host, pid, heartbeat))
+
+
+def test_a_live_claim_is_refused_and_a_dead_ones_is_taken_over(tmp_path: Path) -> None:
+    import socket
+    import subprocess
+    import sys
+    import time
+
+    url = f"sqlite:///{tmp_path / 'h.db'}"
+    here = socket.gethostname()
+    with HistoryStore.open(url) as s:
+        first, _ = s.start_bisection("k", "g", "b", ["t"], "first-parent", 1.0)
+    sleeper = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+    try:
+        _claimed_by(tmp_path / "h.db", here, sleeper.pid, time.time())
+        with HistoryStore.open(url) as s, pytest.raises(BisectError) as info:
+            s.start_bisection("k", "g", "b", ["t"], "first-parent", 2.0)
+        assert info.value.one_line().startswith(
+            f"bisection {first} is being resumed by another process (pid {sleeper.pid} on "
+            f"{here})")
+    finally:
+        sleeper.kill()
+        sleeper.wait()
+    with HistoryStore.open(url) as s:  # its process is gone: taken over
+        second, _ = s.start_bisection("k", "g", "b", ["t"], "first-parent", 3.0)
+    # another host: a fresh heartbeat is a live claim, an old one the leftover of a crash
+    _claimed_by(tmp_path / "h.db", "elsewhere", 1, time.time())
+    with HistoryStore.open(url) as s, pytest.raises(BisectError, match="pid 1 on elsewhere"):
+        s.start_bisection("k", "g", "b", ["t"], "first-parent", 4.0)
+    _claimed_by(tmp_path / "h.db", "elsewhere", 1, time.time() - store_module.CLAIM_STALE_S - 1)
+    with HistoryStore.open(url) as s:
+        third, _ = s.start_bisection("k", "g", "b", ["t"], "first-parent", 5.0)
+        assert third > second > first
+        statuses = [b["status"] for b in s.bisections()]
+    assert statuses == ["abandoned", "abandoned", "running"]
+
+
+def test_closing_lets_go_of_a_claim_and_keeps_the_bisection_resumable(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path / 'h.db'}"
+    with HistoryStore.open(url) as s:
+        run_id = s.record_run(make_run())
+        bid, _ = s.start_bisection("k", "g", "b", ["t"], "first-parent", 1.0)
+        s.add_probe(bid, run_id, "a" * 40, "check bad end")
+        [row] = s.bisections()
+        assert row["heartbeat"] is not None and row["owner_pid"] == os.getpid()
+    with HistoryStore.open(url) as s:
+        [row] = s.bisections()
+        assert row["status"] == "running" and row["heartbeat"] is None
+        assert s.start_bisection("k", "g", "b", ["t"], "first-parent", 2.0)[1] == 1
+
+
+def test_prune_spares_what_an_open_bisection_uses(store: HistoryStore) -> None:
+    a, b, c, d = ("a" * 40, "b" * 40, "c" * 40, "d" * 40)
+    ids = {sha: store.record_run(make_run(sha, n=4)) for sha in (a, b, c, d)}
+    bid, _ = store.start_bisection("k", a, b, ["t"], "first-parent", 1.0)
+    store.add_probe(bid, ids[a], a, "check good end")
+    done, _ = store.start_bisection("other", c, d, ["t"], "first-parent", 1.0)
+    store.add_probe(done, ids[c], c, "check good end")
+    store.finish_bisection(done, "done", {}, 2.0)
+    pruned = store.prune([a, b, c], protected={bid: {b}})
+    assert pruned == Pruned(runs=1, results=4, probes=1, kept={bid: 2})
+    assert {r.sha for r in store.runs()} == {a, b, d}
+    assert store.outcome_counts(ids[c]) == {}
+
+
+def test_history_copies_between_stores_without_loss_and_only_once(tmp_path: Path) -> None:
+    with HistoryStore.open(f"sqlite:///{tmp_path / 'a.db'}") as a:
+        varied_history(a)
+        a.record_run(make_run("e" * 40, n=2))
+    with HistoryStore.open(f"sqlite:///{tmp_path / 'a.db'}") as a, \
+            HistoryStore.open(f"sqlite:///{tmp_path / 'b.db'}") as b:
+        b.record_run(make_run("e" * 40, n=2))  # already there: matched, not copied again
+        first = copy_history(a, b)
+        assert (first.runs, first.present_runs, first.bisections, first.probes) == (4, 1, 2, 3)
+        again = copy_history(a, b)
+        assert (again.runs, again.results, again.bisections, again.probes) == (0, 0, 0, 0)
+        assert dump(a) == dump(b)
+        with pytest.raises(StoreError, match="both the source and the target"):
+            copy_history(a, a)

@@ -144,3 +144,51 @@ def test_dag_bisection_finds_the_culprit_on_any_graph(graph, data) -> None:
         b.observe_probe(i, {"t": Verdict.BAD if bad else Verdict.GOOD})
         assert probes <= len(commits)
     assert [commits[i] for i in b.suspect_list("t")] == [culprit]
+
+
+# -- k probes per round (--jobs K) -------------------------------------------------------------
+
+@settings(max_examples=400)
+@given(st.integers(1, 8), st.integers(1, 600).flatmap(
+    lambda n: st.tuples(st.just(n), st.integers(0, n - 1))))
+def test_k_way_rounds_are_within_log_k_plus_1(k: int, case: tuple[int, int]) -> None:
+    from bisector.search import rounds_needed
+
+    n, culprit = case
+    b = Bisection(n, ["t"])
+    rounds = 0
+    while points := b.next_probes(k):
+        assert len(points) <= k and len(set(points)) == len(points)
+        assert not set(points) & b.probed, "a commit was probed twice"
+        rounds += 1
+        for i in points:
+            b.observe_probe(i, {"t": Verdict.BAD if i >= culprit else Verdict.GOOD})
+        assert rounds <= n
+    assert b.tracks["t"].culprit == culprit
+    assert rounds <= rounds_needed(n, k)
+
+
+def test_rounds_needed() -> None:
+    from bisector.search import rounds_needed
+
+    assert [rounds_needed(200, k) for k in (1, 2, 4, 8)] == [8, 5, 4, 3]
+    assert rounds_needed(1, 3) == 0 and rounds_needed(2, 1) == 1
+
+
+@settings(max_examples=150)
+@given(st.integers(2, 6), dags(), st.data())
+def test_dag_k_way_rounds_find_the_culprit(k: int, graph, data) -> None:
+    from bisector.search import DagBisection
+
+    commits, parents = graph
+    culprit = data.draw(st.sampled_from(commits))
+    b = DagBisection(commits, parents, ["t"])
+    rounds = 0
+    while points := b.next_probes(k):
+        assert len(points) <= k
+        rounds += 1
+        for i in points:
+            bad = culprit in _ancestors(parents, commits[i])
+            b.observe_probe(i, {"t": Verdict.BAD if bad else Verdict.GOOD})
+        assert rounds <= len(commits)
+    assert [commits[i] for i in b.suspect_list("t")] == [culprit]

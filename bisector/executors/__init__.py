@@ -27,3 +27,5 @@ class ProbeOutcome:
     exit_status: int | None
     problem: str | None = None  # why the whole probe was untestable, if it was
     log: str = field(default="", repr=False)
+    # where it ran, when not on this host (a Dask worker): recorded as the run's host
+    host: str | None = None

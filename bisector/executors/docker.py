@@ -111,14 +111,12 @@ def sweep(client: Any, *, session: str | None = None) -> Swept:
         for container in client.containers.list(all=True, sparse=True,
                                                 filters={"label": label}):
             if mine(container.attrs.get("Labels")):
-                with contextlib.suppress(NotFound, APIError):
-                    container.remove(force=True, v=True)
-                    swept.containers.append(container.id[:12])
+                _gone(lambda c=container: c.remove(force=True, v=True))
+                swept.containers.append(container.id[:12])
         for network in client.networks.list(filters={"label": label}):
             if mine(network.attrs.get("Labels")):
-                with contextlib.suppress(NotFound, APIError):
-                    network.remove()
-                    swept.networks.append(network.name)
+                _gone(network.remove)
+                swept.networks.append(network.name)
         for volume in client.volumes.list(filters={"label": label}):
             if mine(volume.attrs.get("Labels")):
                 with contextlib.suppress(NotFound, APIError):
@@ -173,6 +171,7 @@ class SuiteRunner:
         self.labels = {LABEL_SESSION: session, LABEL_PID: str(os.getpid()),
                        LABEL_HOST: socket.gethostname(), LABEL_SUITE: suite.name}
         self._count = 0
+        self._running: Any = None  # the probe's container while it runs
 
     # -- images -----------------------------------------------------------------------------
 
@@ -355,6 +354,7 @@ class SuiteRunner:
                 network_mode=None if network is not None else "none",
                 **self._limits())
             made.append(container)
+            self._running = container
             container.start()
             follower = self._follow(container, chunks)
             remaining = max(1.0, deadline - time.monotonic())
@@ -387,7 +387,15 @@ class SuiteRunner:
             return ContainerRun(None, "".join(chunks), f"docker: {_last_line(str(reason))}",
                                 None, image_ref, image_id)
         finally:
+            self._running = None
             self._remove(made, network)
+
+    def abort(self) -> None:
+        """Stop the probe running now (from another thread: Ctrl-C during a round)."""
+        container = self._running
+        if container is not None:
+            with contextlib.suppress(Exception):
+                container.kill()
 
     def _read(self, container: Any, path: str) -> bytes | None:
         from docker.errors import NotFound
@@ -402,14 +410,27 @@ class SuiteRunner:
             return handle.read() if handle is not None else None
 
     def _remove(self, made: list[Any], network: Any) -> None:
-        from docker.errors import APIError, NotFound
-
         for container in reversed(made):
-            with contextlib.suppress(NotFound, APIError):
-                container.remove(force=True, v=True)
-        if network is not None:
-            with contextlib.suppress(NotFound, APIError):
-                network.remove()
+            _gone(lambda c=container: c.remove(force=True, v=True))
+        if network is not None:  # after its containers: a network in use cannot go
+            _gone(network.remove)
+
+
+def _gone(remove: Callable[[], None], tries: int = 25) -> None:
+    """Remove, retrying while the engine says it is busy with the object (409: a removal or a
+    kill in progress), so nothing is left when the run returns; NotFound is done."""
+    from docker.errors import APIError, NotFound
+
+    for attempt in range(tries):
+        try:
+            remove()
+            return
+        except NotFound:
+            return
+        except APIError:
+            if attempt == tries - 1:
+                return  # the next start's sweep gets it
+            time.sleep(0.2)
 
 
 def context_key(context_tree: str, dockerfile_blob: str, extra: str = "") -> str:
@@ -467,6 +488,9 @@ class DockerExecutor:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+    def abort(self) -> None:
+        self.runner.abort()
 
     def close(self) -> None:
         try:

@@ -63,6 +63,7 @@ class LocalExecutor:
         self.session = f"{os.getpid()}-{secrets.token_hex(3)}"
         self.worktree = Worktree(repo, self.session, self.extra_files)
         self.tree = self.worktree.path
+        self._running: subprocess.Popen[str] | None = None
 
     @property
     def env_key(self) -> str:
@@ -74,6 +75,12 @@ class LocalExecutor:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+    def abort(self) -> None:
+        """Kill the probe running now (from another thread: Ctrl-C during a round)."""
+        proc = self._running
+        if proc is not None:
+            _kill_group(proc)
 
     def close(self) -> None:
         self.worktree.close()
@@ -200,6 +207,7 @@ class LocalExecutor:
             cmd, cwd=self.tree / self.subdir, env=self._env(), stdout=subprocess.PIPE, shell=shell,
             stderr=subprocess.STDOUT, text=True, start_new_session=True,
         )
+        self._running = proc
         try:
             out, _ = proc.communicate(timeout=self.timeout)
         except subprocess.TimeoutExpired:
@@ -211,6 +219,8 @@ class LocalExecutor:
             with contextlib.suppress(Exception):
                 proc.communicate(timeout=5)
             raise
+        finally:
+            self._running = None
         return proc.returncode, out, None
 
 

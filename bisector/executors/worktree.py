@@ -10,11 +10,15 @@ from __future__ import annotations
 
 import os
 import shutil
+import threading
 from pathlib import Path
 
 from ..gitrepo import Repository
 
 WORKTREES = Path(".bisector") / "worktrees"
+# git's own locks are per repository: the worktrees of a round (--jobs K) are added, moved and
+# removed one at a time, while their tests run at once
+_GIT = threading.Lock()
 
 
 def alive(pid: int) -> bool:
@@ -54,6 +58,10 @@ class Worktree:
         self._checked_out = False
 
     def checkout(self, sha: str) -> Path:
+        with _GIT:
+            return self._checkout(sha)
+
+    def _checkout(self, sha: str) -> Path:
         if not self._checked_out:
             self.repo.ensure_excluded()  # whatever the store, worktrees live in .bisector/
             self.path.parent.mkdir(parents=True, exist_ok=True)
@@ -68,6 +76,7 @@ class Worktree:
         return self.path
 
     def close(self) -> None:
-        if self.path.exists() or self._checked_out:
-            self.repo.remove_worktree(self.path)
-            self._checked_out = False
+        with _GIT:
+            if self.path.exists() or self._checked_out:
+                self.repo.remove_worktree(self.path)
+                self._checked_out = False

@@ -21,17 +21,44 @@ def _v2_journal(conn: sa.Connection) -> None:
     schema.probes.create(conn, checkfirst=True)
 
 
+def _v3_claims(conn: sa.Connection) -> None:
+    """The journal's claim columns and one running attempt per key; wider text columns."""
+    b = schema.bisections
+    have = {c["name"] for c in sa.inspect(conn).get_columns(b.name)}
+    for name in ("owner_host", "owner_pid", "heartbeat"):
+        if name not in have:  # a v1 store got them with the v2 table already
+            kind = b.c[name].type.compile(dialect=conn.dialect)
+            conn.execute(sa.text(f"ALTER TABLE {b.name} ADD COLUMN {name} {kind}"))
+    # Before claims, a race could leave two running attempts of one key: the newest stays
+    # running, the others are what they were in effect, abandoned.
+    newest = (
+        sa.select(b.c.key, sa.func.max(b.c.id).label("id"))
+        .where(b.c.status == "running").group_by(b.c.key).subquery()
+    )
+    conn.execute(
+        b.update()
+        .where(b.c.status == "running", b.c.id.not_in(sa.select(newest.c.id)))
+        .values(status="abandoned")
+    )
+    schema.running_key.create(conn, checkfirst=True)
+    if conn.dialect.name == "postgresql":
+        for name in ("python", "platform"):
+            conn.execute(sa.text(f"ALTER TABLE runs ALTER COLUMN {name} TYPE TEXT"))
+
+
 # version -> step from version-1; version 1 is the initial schema, created from `schema`.
-STEPS: dict[int, Step] = {2: _v2_journal}
+STEPS: dict[int, Step] = {2: _v2_journal, 3: _v3_claims}
 
 _MANAGED = {"runs", "tests", "results", "commits"}
 
 
 def read_version(conn: sa.Connection) -> int | None:
     """The stamped version, or None for an empty database."""
-    inspector = sa.inspect(conn)
-    if not inspector.has_table(schema.meta.name):
-        if _MANAGED & set(inspector.get_table_names()):
+    # One catalog read: two (has_table, then the names) could straddle another process's
+    # commit of a fresh schema on PostgreSQL and see its tables without their stamp.
+    names = set(sa.inspect(conn).get_table_names())
+    if schema.meta.name not in names:
+        if _MANAGED & names:
             raise StoreError(
                 "the database holds tables but no bisector schema version",
                 hint="point --history-db at a bisector store or an empty database",
@@ -72,7 +99,8 @@ def check_supported(version: int, location: str) -> None:
 
 
 def upgrade(conn: sa.Connection, location: str) -> int:
-    """Create or migrate the schema; the caller holds the store's write lock."""
+    """Create or migrate the schema; the caller holds the store's schema lock (SQLite's write
+    lock, PostgreSQL's advisory lock), so that concurrent openers migrate once."""
     version = read_version(conn)
     if version is None:
         schema.metadata.create_all(conn)

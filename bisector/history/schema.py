@@ -1,4 +1,4 @@
-"""The history schema, as SQLAlchemy Core tables (portable: SQLite by default, PostgreSQL later).
+"""The history schema, as SQLAlchemy Core tables (portable: SQLite by default, or PostgreSQL).
 
 A fresh store is created from these tables and stamped with `SCHEMA_VERSION`; an older store is
 brought forward by the steps in `migrations.py`. History is never dropped by a migration.
@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import sqlalchemy as sa
 
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 
 metadata = sa.MetaData()
 
@@ -39,8 +39,10 @@ runs = sa.Table(
     sa.Column("branch", sa.Text),
     sa.Column("env_key", sa.String(32), nullable=False),
     sa.Column("fingerprint", sa.String(32), nullable=False),
-    sa.Column("python", sa.String(64), nullable=False),
-    sa.Column("platform", sa.String(64), nullable=False),
+    # Text since v3: an image reference can be longer than 64 characters, and PostgreSQL,
+    # unlike SQLite, enforces a VARCHAR's length.
+    sa.Column("python", sa.Text, nullable=False),
+    sa.Column("platform", sa.Text, nullable=False),
     sa.Column("deps_hash", sa.String(128), nullable=False),
     sa.Column("trigger", sa.String(16), nullable=False),
     sa.Column("host", sa.Text, nullable=False),
@@ -90,6 +92,22 @@ bisections = sa.Table(
     sa.Column("started_at", sa.Float, nullable=False),
     sa.Column("finished_at", sa.Float),
     sa.Column("result", sa.Text),  # JSON, when done
+    # v3: the claim. The process that runs (or resumes) a bisection; heartbeat is refreshed
+    # with every probe and cleared when the process lets go (close), so that another process
+    # can tell a live claim from the leftovers of a crash. See docs/adr/0006.
+    sa.Column("owner_host", sa.Text),
+    sa.Column("owner_pid", sa.Integer),
+    sa.Column("heartbeat", sa.Float),
+)
+
+# v3: at most one running attempt per key, whatever races the claim loses (both dialects
+# support partial indexes).
+running_key = sa.Index(
+    "ux_bisections_running_key",
+    bisections.c.key,
+    unique=True,
+    sqlite_where=bisections.c.status == "running",
+    postgresql_where=bisections.c.status == "running",
 )
 
 probes = sa.Table(

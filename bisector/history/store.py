@@ -1,27 +1,46 @@
 """`HistoryStore`: the one door to the history database, over SQLAlchemy Core.
 
-Writes happen in short transactions that take the write lock up front (SQLite `BEGIN IMMEDIATE`),
-so concurrent sessions queue on the busy timeout instead of failing with "database is locked".
-Every database error leaves as a `StoreError` naming the store (password hidden) and the fix.
+SQLite (the default, one file) or PostgreSQL (a team's shared history, `postgresql+psycopg://`).
+On SQLite, writes happen in short transactions that take the write lock up front
+(`BEGIN IMMEDIATE`), so concurrent sessions queue on the busy timeout instead of failing with
+"database is locked". On PostgreSQL writers run side by side (row locks, `ON CONFLICT DO
+NOTHING`, keys inserted in one order so that they cannot deadlock); only schema changes take
+an advisory lock. Every database error leaves as a `StoreError` naming the store (password
+hidden) and the fix. See docs/adr/0001 and docs/adr/0006.
 """
 
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import json
-from collections.abc import Iterable, Iterator, Sequence
+import os
+import re
+import socket
+import time
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from pathlib import Path
-from typing import Any, NamedTuple
+from typing import Any, NamedTuple, TypeVar
 
 import sqlalchemy as sa
 from sqlalchemy import event, exc
 
-from ..errors import StoreError
+from ..config import redact, redact_text
+from ..errors import BisectError, StoreError
 from ..model import CommitInfo, Run
 from . import migrations, schema
 
 BUSY_TIMEOUT_S = 60.0
+CONNECT_TIMEOUT_S = 10
+# A claim on a bisection by a process on another host, with no probe recorded for this long,
+# is taken to be the leftover of a crash (on one host, the process is simply looked for).
+CLAIM_STALE_S = 6 * 3600.0
+# PostgreSQL advisory lock keys: (namespace, n). Schema changes take (namespace, 0) for their
+# transaction; a claimed bisection holds (namespace, hash of its key) for its process's life.
+_PG_LOCK_NAMESPACE = 0x62697365  # "bise"
+_PG_RETRY_STATES = {"40P01", "40001"}  # deadlock detected, serialization failure
 _CHUNK = 500
+_T = TypeVar("_T")
 _RESULT_COLUMNS = (
     "run_id", "test_id", "outcome", "duration", "signature", "message", "reruns", "phase",
 )
@@ -53,15 +72,45 @@ class RunRow(NamedTuple):
     exit_status: int | None
 
 
+class Pruned(NamedTuple):
+    """What `prune` removed, and the runs it kept because an open bisection uses them."""
+
+    runs: int
+    results: int
+    probes: int
+    kept: dict[int, int]  # open bisection id -> runs kept for it
+
+
 def display_url(url: str) -> str:
     """How a store is named to people: a file path for SQLite, never a password."""
     try:
         parsed = sa.engine.make_url(url)
-    except exc.ArgumentError:
-        return "<invalid store URL>"
+    except (exc.ArgumentError, ValueError, TypeError):
+        return redact(url)  # shown as written, a password in it hidden
     if parsed.get_backend_name() == "sqlite" and parsed.database not in (None, "", ":memory:"):
         return str(parsed.database)
-    return parsed.render_as_string(hide_password=True)
+    return redact(url)
+
+
+def _me() -> tuple[str, int]:
+    return socket.gethostname(), os.getpid()
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # someone else's process: alive
+        return True
+    except (OSError, OverflowError):
+        return False
+    return True
+
+
+def _claim_key(key: str) -> int:
+    """A bisection key as a signed 32-bit advisory lock id."""
+    return int.from_bytes(hashlib.sha256(key.encode()).digest()[:4], "big", signed=True)
 
 
 def _sqlite_setup(engine: sa.Engine, *, memory: bool, checkpoint_on_commit: bool) -> None:
@@ -102,7 +151,7 @@ class HistoryStore:
         self.location = display_url(url)
         try:
             parsed = sa.engine.make_url(url)
-        except exc.ArgumentError:
+        except (exc.ArgumentError, ValueError, TypeError):
             raise StoreError(
                 f"invalid history store URL {self.location!r}",
                 hint="give a file path or an SQLAlchemy URL such as sqlite:///path/history.db",
@@ -128,11 +177,20 @@ class HistoryStore:
                         location=str(path),
                     ) from None
             kwargs["connect_args"] = {"timeout": BUSY_TIMEOUT_S}
+        elif self.dialect == "postgresql":
+            # A wrong host fails in seconds, not after the kernel's TCP timeout.
+            # The application name says who holds a claim's advisory lock (see `_busy`).
+            host, pid = _me()
+            kwargs["connect_args"] = {"connect_timeout": CONNECT_TIMEOUT_S,
+                                      "application_name": f"bisector pid {pid} on {host}"[:63]}
+        # Claims this process holds on bisections: id -> the key's advisory-lock connection
+        # on PostgreSQL (None on SQLite, where the claim is the row's owner and heartbeat).
+        self._claims: dict[int, sa.Connection | None] = {}
         try:
             self._engine = sa.create_engine(url, **kwargs)
         except (exc.ArgumentError, exc.NoSuchModuleError, ImportError) as err:
             raise StoreError(
-                f"cannot use history store {self.location} ({err})",
+                f"cannot use history store {self.location} ({redact_text(str(err), url)})",
                 hint="install the driver for this database or choose another --history-db",
                 location=self.location,
             ) from None
@@ -165,7 +223,11 @@ class HistoryStore:
         self.close()
 
     def close(self) -> None:
-        self._engine.dispose()
+        """Let go of this process's claims (their bisections stay resumable) and disconnect."""
+        try:
+            self._release_claims()
+        finally:
+            self._engine.dispose()
 
     # -- transactions -----------------------------------------------------------------------
 
@@ -180,11 +242,20 @@ class HistoryStore:
 
     def _store_error(self, err: exc.SQLAlchemyError) -> StoreError:
         orig = getattr(err, "orig", None) or err
-        detail = str(orig).splitlines()[0] if str(orig) else type(orig).__name__
-        if self.location not in detail:
-            detail = detail.replace(self.url, self.location)
+        text = str(orig).strip()
+        detail = redact_text(text.splitlines()[0].strip() if text else type(orig).__name__,
+                             self.url)
         lowered = detail.lower()
-        if "not a database" in lowered or "malformed" in lowered or "corrupt" in lowered:
+        if "password authentication failed" in lowered or "no password supplied" in lowered:
+            hint = "check the user and password of the store's URL (--history-db, BISECTOR_DB)"
+        elif ("connection refused" in lowered or "could not connect" in lowered
+              or "timeout expired" in lowered or "could not translate host" in lowered
+              or ("no such file or directory" in lowered and self.dialect == "postgresql")):
+            hint = ("check that the database server is running and the host and port of "
+                    "the store's URL (--history-db, BISECTOR_DB)")
+        elif "does not exist" in lowered and "database" in lowered:
+            hint = "create the database (createdb) or fix the store's URL"
+        elif "not a database" in lowered or "malformed" in lowered or "corrupt" in lowered:
             hint = (
                 "the file is kept as it is; move it aside to start a new history, "
                 "or choose another store with --history-db"
@@ -202,13 +273,30 @@ class HistoryStore:
         )
 
     @contextlib.contextmanager
-    def _write(self) -> Iterator[sa.Connection]:
+    def _write(self, *, schema_lock: bool = False) -> Iterator[sa.Connection]:
+        """A write transaction. SQLite: `BEGIN IMMEDIATE`, one writer at a time. PostgreSQL:
+        writers run at once; `schema_lock` serializes schema changes on an advisory lock."""
         with self._guard(), self._engine.connect() as conn:
             conn = conn.execution_options(bisector_write=True)
             with conn.begin():
-                if self.dialect == "postgresql":
-                    conn.execute(sa.text("SELECT pg_advisory_xact_lock(7283512)"))
+                if schema_lock and self.dialect == "postgresql":
+                    conn.execute(sa.text("SELECT pg_advisory_xact_lock(:ns, 0)"),
+                                 {"ns": _PG_LOCK_NAMESPACE})
                 yield conn
+
+    def _retrying(self, work: Callable[[], _T], attempts: int = 5) -> _T:
+        """Run a whole write transaction again when PostgreSQL chose it as a deadlock's or a
+        serialization conflict's victim (it was rolled back, so nothing is written twice)."""
+        for attempt in range(attempts):
+            try:
+                return work()
+            except StoreError as err:
+                state = getattr(err.__context__, "sqlstate", None) or getattr(
+                    getattr(err.__context__, "orig", None), "sqlstate", None)
+                if state not in _PG_RETRY_STATES or attempt == attempts - 1:
+                    raise
+                time.sleep(0.05 * (attempt + 1))
+        raise AssertionError("unreachable")
 
     @contextlib.contextmanager
     def _read(self) -> Iterator[sa.Connection]:
@@ -224,7 +312,7 @@ class HistoryStore:
             migrations.check_supported(version, self.location)
             if version == schema.SCHEMA_VERSION:
                 return version
-        with self._write() as conn:
+        with self._write(schema_lock=True) as conn:
             return migrations.upgrade(conn, self.location)
 
     def schema_version(self) -> int | None:
@@ -247,6 +335,9 @@ class HistoryStore:
     ) -> None:
         if not rows:
             return
+        # One order for every writer: on PostgreSQL two sessions inserting the same new keys
+        # then wait for each other in turn instead of deadlocking.
+        rows = sorted(rows, key=lambda row: row[key])
         stmt = self._insert_ignore(table)
         if stmt is not None:
             conn.execute(stmt, rows)
@@ -293,9 +384,17 @@ class HistoryStore:
         """executemany of a statement compiled once, without per-row parameter processing.
 
         Core's own executemany spends most of its time building each row's parameters; for the
-        plain column types used here the driver takes the values as they are.
+        plain column types used here the driver takes the values as they are. On PostgreSQL
+        with psycopg the rows are streamed with COPY instead, in the same transaction.
         """
         if not rows:
+            return
+        if conn.dialect.name == "postgresql" and conn.dialect.driver == "psycopg":
+            cursor = conn.connection.driver_connection.cursor()
+            names = ", ".join(conn.dialect.identifier_preparer.quote(c) for c in columns)
+            with cursor, cursor.copy(f"COPY {table.name} ({names}) FROM STDIN") as copy:
+                for row in rows:
+                    copy.write_row(row)
             return
         compiled = table.insert().compile(dialect=conn.dialect, column_keys=list(columns))
         params: list[Any]
@@ -311,8 +410,11 @@ class HistoryStore:
     def record_commits(self, infos: Iterable[CommitInfo]) -> None:
         rows = [_commit_row(c) for c in infos]
         if rows:
-            with self._write() as conn:
-                self._put_missing(conn, schema.commits, "sha", rows)
+            def work() -> None:
+                with self._write() as conn:
+                    self._put_missing(conn, schema.commits, "sha", rows)
+
+            self._retrying(work)
 
     def record_run(
         self,
@@ -325,12 +427,17 @@ class HistoryStore:
 
         `known_tests` (from `tests()`, read ahead of time) saves looking the ids up again.
         """
-        env = run.environment
         seen: dict[str, Any] = {}
         for result in run.results:  # one row per test; a repeated nodeid keeps its last result
             seen[result.nodeid] = result
+        commit_rows = [_commit_row(c) for c in commits]
+        return self._retrying(lambda: self._record_run(run, commit_rows, seen, known_tests))
+
+    def _record_run(self, run: Run, commit_rows: list[dict[str, Any]], seen: dict[str, Any],
+                    known_tests: dict[str, int] | None) -> int:
+        env = run.environment
         with self._write() as conn:
-            self._put_missing(conn, schema.commits, "sha", [_commit_row(c) for c in commits])
+            self._put_missing(conn, schema.commits, "sha", commit_rows)
             run_id = conn.execute(
                 schema.runs.insert().values(
                     sha=run.sha,
@@ -361,30 +468,192 @@ class HistoryStore:
 
     def start_bisection(self, key: str, good: str, bad: str, tests: list[str], mode: str,
                         started_at: float) -> tuple[int, int]:
-        """Open a journal entry; returns (id, probes already stored by an unfinished earlier
-        attempt with the same key), so that a resumed bisection can say what it picks up."""
+        """Open a journal entry, claimed by this process; returns (id, probes already stored
+        by an unfinished earlier attempt with the same key), so that a resumed bisection can
+        say what it picks up.
+
+        Two processes starting or resuming the same bisection at once: one wins, the other
+        gets a `BisectError` naming the winner. The claim is the row's owner and heartbeat
+        (a live owner keeps it; a crashed one's is taken over) behind an atomic conditional
+        UPDATE and a unique index on running keys; on PostgreSQL the winner also holds an
+        advisory lock on the key for as long as its connection lives, which tells a live
+        claim from a crash's leftovers across hosts exactly.
+        """
+        lock = self._lock_key(key)
+        try:
+            new_id, done = self._claim(key, good, bad, tests, mode, started_at,
+                                       have_lock=lock is not None)
+        except BaseException:
+            if lock is not None:
+                self._unlock(lock, key)
+            raise
+        self._claims[new_id] = lock
+        return new_id, done
+
+    def _claim(self, key: str, good: str, bad: str, tests: list[str], mode: str,
+               started_at: float, *, have_lock: bool) -> tuple[int, int]:
         b, p = schema.bisections, schema.probes
+        host, pid = _me()
         with self._write() as conn:
-            previous = conn.execute(
-                sa.select(b.c.id).where(b.c.key == key, b.c.status == "running")
-                .order_by(b.c.id.desc()).limit(1)
-            ).scalar()
+            # SKIP LOCKED (PostgreSQL; SQLite has one writer anyway): a row another claimer is
+            # updating right now is not waited for; the unique index settles that race below.
+            open_rows = conn.execute(
+                sa.select(b.c.id, b.c.owner_host, b.c.owner_pid, b.c.heartbeat)
+                .where(b.c.key == key, b.c.status == "running")
+                .order_by(b.c.id.desc()).with_for_update(skip_locked=True)
+            ).all()
+            if not have_lock:  # SQLite: is the owner alive?
+                for row in open_rows:
+                    if self._held_elsewhere(row):
+                        raise self._busy(conn, key, row.id, row.owner_host, row.owner_pid)
             done = 0
-            if previous is not None:
+            if open_rows:
                 done = conn.execute(
-                    sa.select(sa.func.count()).select_from(p).where(p.c.bisection_id == previous)
+                    sa.select(sa.func.count()).select_from(p)
+                    .where(p.c.bisection_id == open_rows[0].id)
                 ).scalar() or 0
-                conn.execute(b.update().where(b.c.id == previous).values(status="abandoned"))
-            new_id = conn.execute(b.insert().values(
-                key=key, good=good, bad=bad, tests=json.dumps(tests), mode=mode,
-                status="running", started_at=started_at,
-            )).inserted_primary_key[0]
+            for row in open_rows:
+                # compare-and-swap: only if nobody claimed it since we read it
+                taken = conn.execute(
+                    b.update().where(
+                        b.c.id == row.id, b.c.status == "running",
+                        b.c.owner_pid.is_(None) if row.owner_pid is None
+                        else b.c.owner_pid == row.owner_pid,
+                        b.c.heartbeat.is_(None) if row.heartbeat is None
+                        else b.c.heartbeat == row.heartbeat,
+                    ).values(status="abandoned")
+                ).rowcount
+                if taken != 1:
+                    raise self._busy(conn, key, row.id, row.owner_host, row.owner_pid)
+            try:
+                with conn.begin_nested():
+                    new_id = conn.execute(b.insert().values(
+                        key=key, good=good, bad=bad, tests=json.dumps(tests), mode=mode,
+                        status="running", started_at=started_at,
+                        owner_host=host, owner_pid=pid, heartbeat=time.time(),
+                    )).inserted_primary_key[0]
+            except exc.IntegrityError:  # another process inserted its attempt first
+                raise self._busy(conn, key, None, None, None) from None
         return int(new_id), int(done)
 
+    @staticmethod
+    def _held_elsewhere(row: Any) -> bool:
+        """Does another live process hold this running bisection? (pid and host, heartbeat)"""
+        if row.owner_pid is None or row.heartbeat is None:
+            return False  # let go of (close), or written before claims existed
+        host, pid = _me()
+        if row.owner_host == host:
+            return row.owner_pid != pid and _pid_alive(int(row.owner_pid))
+        return time.time() - float(row.heartbeat) < CLAIM_STALE_S
+
+    def _busy(self, conn: sa.Connection, key: str, bisection_id: int | None,
+              host: str | None, pid: int | None) -> BisectError:
+        """The loser's one line: which bisection, and which process (pid and host) has it."""
+        b = schema.bisections
+        holder = self._lock_holder(conn, key) if self.dialect == "postgresql" else None
+        with contextlib.suppress(exc.SQLAlchemyError):
+            # The winner may be a moment from committing its row: wait for it briefly.
+            for _ in range(40):
+                row = conn.execute(
+                    sa.select(b.c.id, b.c.owner_host, b.c.owner_pid)
+                    .where(b.c.key == key, b.c.status == "running").order_by(b.c.id.desc())
+                ).first()
+                if row is not None and (holder is None or (
+                        row.owner_pid == holder[0] and str(row.owner_host).startswith(holder[1]))):
+                    bisection_id, host, pid = row.id, row.owner_host, row.owner_pid
+                    break
+                if conn.in_transaction() and self.dialect == "sqlite":
+                    break  # SQLite: our own write transaction already sees everything
+                time.sleep(0.05)
+        if holder is not None:
+            pid, host = holder[0], host if host and host.startswith(holder[1]) else holder[1]
+        who = f"pid {pid} on {host}" if pid is not None else "another process"
+        name = f"bisection {bisection_id}" if bisection_id is not None else "this bisection"
+        return BisectError(
+            f"{name} is being resumed by another process ({who})",
+            hint="wait for it to finish (or stop it) and run the command again",
+        )
+
+    @staticmethod
+    def _lock_holder(conn: sa.Connection, key: str) -> tuple[int, str] | None:
+        """(pid, host) of the process holding a key's advisory lock, from its application
+        name; None when the server does not show it (another role, without pg_read_all_stats)."""
+        with contextlib.suppress(exc.SQLAlchemyError):
+            name = conn.execute(sa.text(
+                "SELECT a.application_name FROM pg_locks l JOIN pg_stat_activity a "
+                "ON a.pid = l.pid WHERE l.locktype = 'advisory' AND l.granted "
+                "AND l.classid::bigint = :ns AND l.objid::bigint = :k AND l.objsubid = 2"),
+                {"ns": _PG_LOCK_NAMESPACE, "k": _claim_key(key) & 0xFFFFFFFF}).scalar()
+            match = re.fullmatch(r"bisector pid (\d+) on (.+)", name or "")
+            if match:
+                return int(match.group(1)), match.group(2)
+        return None
+
+    def _lock_key(self, key: str) -> sa.Connection | None:
+        """PostgreSQL: hold the key's advisory lock on a connection of its own (released when
+        this process lets go or dies); raise the "being resumed" error when another holds it."""
+        if self.dialect != "postgresql":
+            return None
+        for claimed_id, lock in list(self._claims.items()):
+            if lock is not None and lock.info.get("bisector_key") == key:
+                # this store's own earlier, unfinished attempt: hand its lock on
+                del self._claims[claimed_id]
+                return lock
+        with self._guard():
+            lock = self._engine.connect().execution_options(isolation_level="AUTOCOMMIT")
+            try:
+                got = lock.execute(sa.text("SELECT pg_try_advisory_lock(:ns, :k)"),
+                                   {"ns": _PG_LOCK_NAMESPACE, "k": _claim_key(key)}).scalar()
+            except BaseException:
+                lock.close()
+                raise
+        if not got:
+            lock.close()
+            with self._read() as conn:
+                raise self._busy(conn, key, None, None, None)
+        lock.info["bisector_key"] = key
+        return lock
+
+    def _unlock(self, lock: sa.Connection, key: str) -> None:
+        try:
+            lock.execute(sa.text("SELECT pg_advisory_unlock(:ns, :k)"),
+                         {"ns": _PG_LOCK_NAMESPACE, "k": _claim_key(key)})
+            lock.info.pop("bisector_key", None)
+            lock.close()
+        except exc.SQLAlchemyError:
+            lock.invalidate()  # closing the session for good releases its locks too
+
+    def _release_claims(self) -> None:
+        """Bisections this process claimed and did not finish stay running (resumable), with
+        the heartbeat cleared: another process may take them over at once."""
+        claims, self._claims = self._claims, {}
+        if not claims:
+            return
+        b = schema.bisections
+        host, pid = _me()
+        try:
+            with self._write() as conn:
+                conn.execute(b.update().where(
+                    b.c.id.in_(list(claims)), b.c.status == "running",
+                    b.c.owner_host == host, b.c.owner_pid == pid,
+                ).values(heartbeat=None))
+        except StoreError:
+            pass  # the store is gone: the pid check (or the stale heartbeat) frees it later
+        finally:
+            for lock in claims.values():
+                if lock is not None:
+                    self._unlock(lock, str(lock.info.get("bisector_key", "")))
+
     def add_probe(self, bisection_id: int, run_id: int, sha: str, purpose: str) -> None:
+        b = schema.bisections
+        host, pid = _me()
         with self._write() as conn:
             conn.execute(schema.probes.insert().values(
                 bisection_id=bisection_id, run_id=run_id, sha=sha, purpose=purpose))
+            conn.execute(b.update().where(
+                b.c.id == bisection_id, b.c.owner_host == host, b.c.owner_pid == pid,
+                b.c.heartbeat.is_not(None),
+            ).values(heartbeat=time.time()))
 
     def finish_bisection(self, bisection_id: int, status: str, result: Any,
                          finished_at: float) -> None:
@@ -392,11 +661,66 @@ class HistoryStore:
         with self._write() as conn:
             conn.execute(b.update().where(b.c.id == bisection_id).values(
                 status=status, result=json.dumps(result), finished_at=finished_at))
+        lock = self._claims.pop(bisection_id, None)
+        if lock is not None:
+            self._unlock(lock, str(lock.info.get("bisector_key", "")))
 
     def bisections(self) -> list[dict[str, Any]]:
         b = schema.bisections
         with self._read() as conn:
             return [dict(row._mapping) for row in conn.execute(sa.select(b).order_by(b.c.id))]
+
+    # -- pruning ----------------------------------------------------------------------------
+
+    def prune(self, shas: Iterable[str], *,
+              protected: dict[int, set[str]] | None = None) -> Pruned:
+        """Remove the runs on these commits, with their results and the probe rows that point
+        at them, in one transaction; commits, tests and the bisections themselves stay.
+
+        Never removed: a run an open (running) bisection uses, that is one of its probes or a
+        run on one of the commits `protected[bisection id]` names (its range, read from git by
+        the caller). Those are counted in `Pruned.kept`.
+        """
+        r, res, p, b = schema.runs, schema.results, schema.probes, schema.bisections
+        wanted = sorted(set(shas))
+        protected = protected or {}
+        with self._write() as conn:
+            candidates: dict[int, str] = {}
+            for chunk in _chunks(wanted):
+                candidates.update(conn.execute(
+                    sa.select(r.c.id, r.c.sha).where(r.c.sha.in_(chunk))).all())
+            open_ids = list(conn.execute(
+                sa.select(b.c.id).where(b.c.status == "running").order_by(b.c.id)).scalars())
+            used: dict[int, set[int]] = {bid: set() for bid in open_ids}
+            if open_ids:
+                for bid, run_id in conn.execute(
+                        sa.select(p.c.bisection_id, p.c.run_id)
+                        .where(p.c.bisection_id.in_(open_ids))):
+                    used[bid].add(run_id)
+            kept: dict[int, int] = {}
+            spared: set[int] = set()
+            for bid in open_ids:
+                shas_used = protected.get(bid, set())
+                mine = {rid for rid, sha in candidates.items()
+                        if rid in used[bid] or sha in shas_used}
+                if mine:
+                    kept[bid] = len(mine)
+                    spared |= mine
+            doomed = sorted(set(candidates) - spared)
+            removed_probes = removed_results = 0
+            for chunk in _chunks(doomed):
+                removed_probes += conn.execute(p.delete().where(p.c.run_id.in_(chunk))).rowcount
+                removed_results += conn.execute(
+                    res.delete().where(res.c.run_id.in_(chunk))).rowcount
+                conn.execute(r.delete().where(r.c.id.in_(chunk)))
+        return Pruned(len(doomed), removed_results, removed_probes, kept)
+
+    def open_bisections(self) -> list[dict[str, Any]]:
+        """The journal entries still running (being run, or interrupted and resumable)."""
+        b = schema.bisections
+        with self._read() as conn:
+            return [dict(row._mapping) for row in conn.execute(
+                sa.select(b).where(b.c.status == "running").order_by(b.c.id))]
 
     # -- reading ----------------------------------------------------------------------------
 
@@ -425,6 +749,12 @@ class HistoryStore:
             query = query.limit(limit)
         with self._read() as conn:
             return [RunRow(*row) for row in conn.execute(query)]
+
+    def run_shas(self) -> set[str]:
+        """Commits with at least one run, clean or dirty."""
+        r = schema.runs
+        with self._read() as conn:
+            return set(conn.execute(sa.select(r.c.sha).distinct()).scalars())
 
     def latest_clean_run(self, sha: str) -> RunRow | None:
         for run in self.runs(sha=sha):

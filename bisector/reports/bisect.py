@@ -42,6 +42,8 @@ def to_json(result: BisectResult) -> dict[str, Any]:
         "candidates": result.candidates,
         "probes_run": result.probes_run,
         "probes_reused": result.probes_reused,
+        "rounds": result.rounds,
+        "jobs": result.jobs,
         "seconds": round(result.seconds, 3),
         "culprits": [
             {
@@ -100,8 +102,9 @@ def to_markdown(result: BisectResult) -> str:
                          f"{'yes' if f.confirmed else 'NO: ' + (f.note or '')} |")
         lines.append("")
     lines += [
-        f"{result.candidates} candidate commits; {result.probes_run} probes run, "
-        f"{result.probes_reused} reused from history; {result.seconds:.1f} s.",
+        f"{result.candidates} candidate commits; {result.probes_run} probes run"
+        f"{_rounds(result)}, {result.probes_reused} reused from history; "
+        f"{result.seconds:.1f} s.",
         "",
     ]
     for note in result.notes:
@@ -125,8 +128,8 @@ def summary_lines(result: BisectResult) -> list[str]:
             lines.append(f"  {f.nodeid}: {f.message or ''} ({state})")
             lines.append(f"    confidence {_confidence(f)}")
     lines += [f"note: {n}" for n in result.notes]
-    lines.append(f"{result.candidates} candidates, {result.probes_run} probes run, "
-                 f"{result.probes_reused} reused, {result.seconds:.1f} s")
+    lines.append(f"{result.candidates} candidates, {result.probes_run} probes run"
+                 f"{_rounds(result)}, {result.probes_reused} reused, {result.seconds:.1f} s")
     return lines
 
 
@@ -151,6 +154,12 @@ def render(result: BisectResult, console: Console) -> None:
     for note in result.notes:
         console.print(f"[dim]note: {esc(note)}[/]")
     console.print(
-        f"[dim]{result.candidates} candidates, {result.probes_run} probes run, "
-        f"{result.probes_reused} reused from history, {result.seconds:.1f} s[/]"
+        f"[dim]{result.candidates} candidates, {result.probes_run} probes run"
+        f"{_rounds(result)}, {result.probes_reused} reused from history, "
+        f"{result.seconds:.1f} s[/]"
     )
+
+
+def _rounds(result: BisectResult) -> str:
+    """ in R rounds of up to K, when probes ran in parallel (--jobs K)."""
+    return f" in {result.rounds} rounds of up to {result.jobs}" if result.jobs > 1 else ""

@@ -1,0 +1,54 @@
+"""A round of probes at once (--jobs K): one executor per probe, each in a thread of its own.
+
+Each executor has its own worktree (or container), so the probes of a round never share a
+checkout. The threads only run tests; the caller records the results, in order, from its own
+thread. Ctrl-C reaches the main thread only: it aborts every executor's running probe (the
+process group is killed, the container stopped) and waits for the threads before the
+executors are closed, so no probe outlives the bisection.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from concurrent.futures import ThreadPoolExecutor
+from typing import Protocol
+
+from . import Probe, ProbeOutcome
+
+
+class Parallel(Protocol):
+    def run(self, probe: Probe) -> ProbeOutcome: ...
+
+    def abort(self) -> None: ...
+
+
+class Pool:
+    def __init__(self, executors: list[Parallel]) -> None:
+        if not executors:
+            raise ValueError("a pool needs at least one executor")
+        self.executors = executors
+
+    @property
+    def jobs(self) -> int:
+        return len(self.executors)
+
+    def run(self, probe: Probe) -> ProbeOutcome:
+        return self.executors[0].run(probe)
+
+    def run_round(self, probes: list[Probe]) -> list[ProbeOutcome]:
+        if len(probes) > len(self.executors):
+            raise ValueError(f"{len(probes)} probes for {len(self.executors)} executors")
+        if len(probes) == 1:
+            return [self.executors[0].run(probes[0])]
+        threads = ThreadPoolExecutor(max_workers=len(probes), thread_name_prefix="probe")
+        try:
+            futures = [threads.submit(executor.run, probe)
+                       for executor, probe in zip(self.executors, probes, strict=False)]
+            return [future.result() for future in futures]
+        except BaseException:
+            for executor in self.executors:
+                with contextlib.suppress(Exception):
+                    executor.abort()
+            raise
+        finally:
+            threads.shutdown(wait=True, cancel_futures=True)

@@ -1,0 +1,92 @@
+"""History upkeep behind `bisector gc --keep`, `bisector export` and `bisector import-history`.
+
+Pruning decides with git which commits are old (everything reachable from the first-parent
+commit just past the newest N), and never takes evidence an open bisection uses; moving history
+copies one store into another (see `history.transfer`).
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Callable
+from pathlib import Path
+
+from .config import as_store_url, load_settings, sqlite_path
+from .errors import GitError
+from .gitrepo import Repository
+from .history import HistoryStore, Pruned
+from .history.transfer import Copied, copy_history
+
+
+def prune_history(repo: Repository, store: HistoryStore, keep: int) -> Pruned:
+    """Remove runs older than the newest `keep` first-parent commits of HEAD.
+
+    Old means reachable from HEAD's first-parent commit number `keep` (counting HEAD as 0):
+    runs on the kept commits, on branches merged after them, and on commits HEAD does not
+    reach (other branches) stay. So do the runs an open bisection uses: its probes, and runs
+    in its range and in the history before its good end that it reads flake rates from.
+    """
+    from .finder import RATE_WINDOW
+
+    boundary = repo.first_parent("HEAD", limit=1, skip=keep)
+    if not boundary:
+        return Pruned(0, 0, 0, {})
+    old = repo.ancestors(boundary[0]) & store.run_shas()
+    protected: dict[int, set[str]] = {}
+    for bisection in store.open_bisections():
+        good, bad = bisection["good"], bisection["bad"]
+        shas = {good, bad}
+        with contextlib.suppress(GitError):  # a range this clone lacks: its probes still count
+            shas.update(repo.range(good, bad, first_parent=False))
+            shas.update(repo.first_parent(good, limit=RATE_WINDOW))
+        protected[bisection["id"]] = shas
+    if not old:
+        return Pruned(0, 0, 0, {})
+    return store.prune(old, protected=protected)
+
+
+def describe_pruned(pruned: Pruned) -> str:
+    text = f"removed {pruned.runs} runs, {pruned.results} results"
+    if pruned.probes:
+        text += f", {pruned.probes} probe rows"
+    if pruned.kept:
+        text += "; kept " + ", ".join(
+            f"{n} runs used by open bisection #{bid}" for bid, n in sorted(pruned.kept.items()))
+    return text
+
+
+def this_store_url(repo_path: Path, history_db: str | None) -> tuple[str, Repository | None]:
+    """The store the other commands use here (flag, BISECTOR_DB, pyproject, default), and the
+    checkout when there is one; outside a checkout a flag or BISECTOR_DB is enough."""
+    try:
+        repo = Repository(repo_path)
+    except GitError:
+        settings = load_settings(Path.cwd(), history_db=history_db)
+        if settings.history_db is None:
+            raise
+        return settings.history_db, None
+    try:
+        root = repo.main_root
+        url = load_settings(root, history_db=history_db).store_url(root)
+        repo.exclude_store(sqlite_path(url))
+    except BaseException:
+        repo.close()
+        raise
+    return url, repo
+
+
+def move_history(repo_path: Path, history_db: str | None, *, source: str | None = None,
+                 target: str | None = None, progress: Callable[[str], None] | None = None
+                 ) -> tuple[Copied, str, str]:
+    """Copy this store into `target`, or `source` into this store; returns what was added
+    and the two stores' names (passwords hidden)."""
+    here, repo = this_store_url(repo_path, history_db)
+    try:
+        src = as_store_url(source) if source else here
+        dst = as_store_url(target) if target else here
+        with HistoryStore.open(src) as from_store, HistoryStore.open(dst) as to_store:
+            copied = copy_history(from_store, to_store, progress=progress)
+            return copied, from_store.location, to_store.location
+    finally:
+        if repo is not None:
+            repo.close()

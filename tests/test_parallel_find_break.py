@@ -1,0 +1,95 @@
+"""find-break --jobs K: K probes per round, at once, each in its own worktree."""
+
+from __future__ import annotations
+
+import itertools
+import json
+from pathlib import Path
+
+from bisector.search import rounds_needed
+
+from .conftest import commit, git, run_cli, run_pytest
+from .test_flaky_find_break import TEST_ID as FLAKY_ID
+from .test_flaky_find_break import build as build_flaky
+
+TEST_ID = "test_m.py::test_value"
+
+
+def timed_test(log: Path) -> str:
+    """A test that notes when it ran, so the test can see probes overlap."""
+    return (
+        "import time\nimport m\n\n"
+        "def test_value():\n"
+        "    start = time.time()\n"
+        "    time.sleep(0.4)\n"
+        f"    with open({str(log)!r}, 'a') as fh:\n"
+        "        fh.write(f'{start} {time.time()}\\n')\n"
+        "    assert m.value() == 1\n"
+    )
+
+
+def build(repo: Path, log: Path, n: int, culprit: int) -> list[str]:
+    shas = [commit(repo, {"m.py": "def value():\n    return 1\n",
+                          "test_m.py": timed_test(log)}, "start")]
+    for i in range(1, n):
+        files = {"notes.txt": f"{i}\n"}
+        if i == culprit:
+            files["m.py"] = "def value():\n    return 2\n"
+        shas.append(commit(repo, files, f"c{i}"))
+    return shas
+
+
+def test_jobs_run_rounds_at_once(repo: Path, tmp_path: Path) -> None:
+    log = tmp_path / "ran"
+    shas = build(repo, log, n=40, culprit=23)
+    proc = run_cli("find-break", "--json", TEST_ID, "--good", shas[0], "--jobs", "3", cwd=repo)
+    assert proc.returncode == 0, proc.stderr
+    data = json.loads(proc.stdout)
+    assert data["culprits"][0]["commit"]["sha"] == shas[23]
+    assert data["culprits"][0]["tests"][0]["confirmed"] is True
+    assert data["jobs"] == 3
+    # one round for both ends, ceil(log4 39) = 3 for the search, one to confirm
+    assert data["rounds"] <= 1 + rounds_needed(39, 3) + 1, data
+    assert data["probes_run"] > data["rounds"]
+    spans = sorted(tuple(map(float, line.split())) for line in log.read_text().splitlines())
+    overlapping = sum(1 for a, b in itertools.pairwise(spans) if b[0] < a[1])
+    assert overlapping >= 2, "probes of a round must run at the same time"
+    assert not list((repo / ".bisector" / "worktrees").glob("*")), "every worktree removed"
+    assert git(repo, "worktree", "list").count("\n") == 0
+
+
+def test_jobs_agree_with_one_at_a_time(repo: Path, tmp_path: Path) -> None:
+    shas = build(repo, tmp_path / "ran", n=17, culprit=6)
+    one = json.loads(run_cli("find-break", "--json", TEST_ID, "--good", shas[0],
+                             "--history-db", str(tmp_path / "a.db"), cwd=repo).stdout)
+    four = json.loads(run_cli("find-break", "--json", TEST_ID, "--good", shas[0], "-j", "4",
+                              "--history-db", str(tmp_path / "b.db"), cwd=repo).stdout)
+    assert one["culprits"][0]["commit"] == four["culprits"][0]["commit"]
+    assert one["culprits"][0]["commit"]["sha"] == shas[6]
+    assert four["rounds"] < one["rounds"]
+    text = run_cli("find-break", TEST_ID, "--good", shas[0], "-j", "2", "--history-db",
+                   str(tmp_path / "c.db"), cwd=repo).stdout
+    assert "rounds of up to 2" in text
+
+
+def test_a_flaky_test_with_jobs(repo: Path, tmp_path: Path) -> None:
+    shas = build_flaky(repo, tmp_path / "runs")
+    git(repo, "checkout", "-q", shas[0])
+    for _ in range(4):
+        run_pytest(repo, "--track-history", "-p", "no:cacheprovider")
+    git(repo, "checkout", "-q", "main")
+    proc = run_cli("find-break", "--json", FLAKY_ID, "--good", shas[0], "--jobs", "2",
+                   cwd=repo)
+    assert proc.returncode == 0, proc.stderr
+    data = json.loads(proc.stdout)
+    [group] = data["culprits"]
+    assert group["commit"]["sha"] == shas[15]
+    assert group["tests"][0]["verdict"] == "culprit"
+    assert group["tests"][0]["confidence"] >= 0.99
+
+
+def test_jobs_must_be_positive(repo: Path) -> None:
+    commit(repo, {"a.txt": "1"})
+    proc = run_cli("find-break", "x::y", "--jobs", "0", cwd=repo)
+    assert proc.returncode == 2
+    assert "Traceback" not in proc.stderr
