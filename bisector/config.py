@@ -34,42 +34,104 @@ class Settings:
         return self.history_db
 
 
-# scheme://user:PASSWORD@ in free text (a message, a traceback line, a command line)
+# scheme://user:PASSWORD@ in free text (a message, a traceback line, a command line). The
+# password runs to the last '@' of the word: it may hold an unencoded '@' or '/'.
 _PASSWORD_IN_TEXT = re.compile(
-    r"(?P<head>\b[A-Za-z][A-Za-z0-9+.-]*://[^\s:/@?#]*:)[^\s@/]*(?=@)")
+    r"(?P<head>\b[A-Za-z][A-Za-z0-9+.-]*://[^\s:/@?#]*:)[^\s]*(?=@)")
+# ?password=... (libpq takes the password, or the file that holds it, as a query key too)
+_PASSWORD_IN_QUERY = re.compile(r"(?P<head>[?&][^=&\s#]*pass[^=&\s#]*=)[^&\s#]*", re.I)
+_USERINFO = re.compile(r"[A-Za-z][A-Za-z0-9+.-]*://[^:/@\s]*:")
+
+
+def _secret_key(key: str) -> bool:
+    """A query key that holds a password or names its file (password, passfile, sslpassword)."""
+    return "pass" in key.lower()
+
+
+def _parse(url: str) -> Any:
+    """`make_url`, with an unencoded '@' in the password read as part of it (the host is
+    what follows the last '@'; SQLAlchemy splits at the first)."""
+    from urllib.parse import unquote
+
+    from sqlalchemy.engine import make_url
+
+    parsed = make_url(url)
+    if parsed.host and "@" in parsed.host and parsed.password is not None:
+        extra, host = parsed.host.rsplit("@", 1)
+        parsed = parsed.set(password=f"{parsed.password}@{unquote(extra)}", host=host or None)
+    return parsed
+
+
+def _redact_free(text: str) -> str:
+    text = _PASSWORD_IN_TEXT.sub(r"\g<head>***", text)
+    return _PASSWORD_IN_QUERY.sub(r"\g<head>***", text)
 
 
 def redact(url: str) -> str:
-    """A store URL as it may be shown anywhere (output, logs, reports, errors): no password.
+    """A store URL as it may be shown anywhere (output, logs, reports, errors): no password,
+    neither in the user part nor as a query key (`?password=`, `passfile`, `sslpassword`).
 
     The one place that decides how a URL is shown; `redact_text` cleans free text that may
     hold one.
     """
-    from sqlalchemy.engine import make_url
     from sqlalchemy.exc import ArgumentError
 
     try:
-        return make_url(url).render_as_string(hide_password=True)
+        parsed = _parse(url)
+        parsed = parsed.set(query={k: ("***" if _secret_key(k) else v)
+                                   for k, v in parsed.query.items()})
+        return parsed.render_as_string(hide_password=True).replace("=%2A%2A%2A", "=***")
     except (ArgumentError, ValueError, TypeError):
-        return _PASSWORD_IN_TEXT.sub(r"\g<head>***", url)
+        return _redact_free(url)
+
+
+def _secrets(url: str) -> set[str]:
+    """What of `url` must never be shown: its password as parsed and as written (the text
+    between the user's ':' and the last '@' before the host), and secret query values, each
+    also %-decoded and %-encoded, as a driver's message may quote any of them."""
+    from urllib.parse import quote, quote_plus, unquote
+
+    from sqlalchemy.exc import ArgumentError
+
+    found: set[str] = set()
+    host: str | None = None
+    try:
+        parsed = _parse(url)
+    except (ArgumentError, ValueError, TypeError):
+        parsed = None
+    if parsed is not None:
+        host = parsed.host
+        if parsed.password:
+            found.add(str(parsed.password))
+        for key, value in parsed.query.items():
+            if _secret_key(key):
+                found.update([value] if isinstance(value, str) else value)
+    head = _USERINFO.match(url)
+    if head is not None:
+        rest = url[head.end():]
+        if host:
+            at = rest.rfind("@" + host)
+        else:
+            query = rest.find("?")
+            at = rest.rfind("@", 0, query if query >= 0 else len(rest))
+        if at > 0:
+            found.add(rest[:at])
+    found.update(m.group(0).split("=", 1)[1] for m in _PASSWORD_IN_QUERY.finditer(url))
+    return {v for s in found for v in (s, unquote(s), quote(s, safe=""), quote_plus(s))}
 
 
 def redact_text(text: str, *urls: str) -> str:
-    """`text` with every `scheme://user:password@` password hidden, and the passwords of
-    `urls` (as written and %-decoded, as a driver's message may quote either) wherever they
-    occur on their own."""
-    from urllib.parse import unquote
-
+    """`text` with every `scheme://user:password@` password (and `?password=` value) hidden,
+    and the secrets of `urls` (as written, %-decoded and %-encoded, as a driver's message may
+    quote any of them) wherever they occur on their own."""
     for url in urls:
-        match = _PASSWORD_IN_TEXT.search(url or "")
-        if match is None:
+        if not url:
             continue
         text = text.replace(url, redact(url))
-        secret = url[match.end("head"):].split("@", 1)[0]
-        for value in sorted({secret, unquote(secret)}, key=len, reverse=True):
+        for value in sorted(_secrets(url), key=len, reverse=True):
             if len(value) >= 3:  # a one- or two-letter password would blank out the text
                 text = text.replace(value, "***")
-    return _PASSWORD_IN_TEXT.sub(r"\g<head>***", text)
+    return _redact_free(text)
 
 
 def sqlite_url(path: Path) -> str:

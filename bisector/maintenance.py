@@ -12,9 +12,9 @@ from collections.abc import Callable
 from pathlib import Path
 
 from .config import as_store_url, load_settings, sqlite_path
-from .errors import GitError
+from .errors import GitError, StoreError
 from .gitrepo import Repository
-from .history import HistoryStore, Pruned
+from .history import HistoryStore, Pruned, schema
 from .history.transfer import Copied, copy_history
 
 
@@ -84,9 +84,36 @@ def move_history(repo_path: Path, history_db: str | None, *, source: str | None 
     try:
         src = as_store_url(source) if source else here
         dst = as_store_url(target) if target else here
-        with HistoryStore.open(src) as from_store, HistoryStore.open(dst) as to_store:
+        with (_open_source(src) if source else HistoryStore.open(src)) as from_store, \
+                HistoryStore.open(dst) as to_store:
             copied = copy_history(from_store, to_store, progress=progress)
             return copied, from_store.location, to_store.location
     finally:
         if repo is not None:
             repo.close()
+
+
+def _open_source(url: str) -> HistoryStore:
+    """A store named as the source of a copy (`import-history --from`): it must exist and
+    already be at this version's schema; it is read, never created nor migrated in place."""
+    path = sqlite_path(url)
+    if path is not None and not path.is_file():
+        raise StoreError(f"history store {path} does not exist",
+                         hint="check the path given with --from", location=str(path))
+    store = HistoryStore(url)
+    try:
+        version = store.schema_version()
+        if version is None:
+            raise StoreError(f"{store.location} holds no bisector history",
+                             hint="check the store given with --from", location=store.location)
+        if version < schema.SCHEMA_VERSION:
+            raise StoreError(
+                f"{store.location} has an older schema (version {version}, this bisector "
+                f"uses {schema.SCHEMA_VERSION})",
+                hint="open it with bisector once to migrate, or export from it with this "
+                     "version", location=store.location)
+        store.ensure_schema()  # refuses a newer one
+    except BaseException:
+        store.close()
+        raise
+    return store

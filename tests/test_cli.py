@@ -8,6 +8,7 @@ import pytest
 from bisector.demo import build_repo
 
 from .conftest import git, query, run_cli, run_pytest
+from .store_helpers import make_run
 
 
 @pytest.fixture(scope="module")
@@ -133,3 +134,50 @@ def test_password_never_appears(tracked) -> None:
     proc = run_cli("history", "--history-db", "postgresql+nodriver://bob:hunter2@db/h", cwd=repo)
     assert proc.returncode == 2 and "hunter2" not in proc.stderr + proc.stdout
     assert "bob:***@db/h" in proc.stderr
+
+
+@pytest.mark.parametrize("url", [
+    "postgresql+psycopg://127.0.0.1:1/h?password=s3cret",
+    "postgresql+psycopg://bob:s3/cr3t@127.0.0.1:1/h",
+    "postgresql+psycopg://bob:s3 cr3t@127.0.0.1:1/h",
+    "postgresql+psycopg://bob:s3cr@t@127.0.0.1:1/h",
+])
+def test_no_form_of_password_appears_when_the_store_is_unreachable(tracked, url: str) -> None:
+    repo, _ = tracked
+    secret = url.split("bob:")[1].rsplit("@", 1)[0] if "bob:" in url else "s3cret"
+    proc = run_cli("history", "--history-db", url, cwd=repo)
+    assert proc.returncode == 2, proc.stderr
+    assert secret not in proc.stdout + proc.stderr, proc.stderr
+    assert "***" in proc.stderr and "Traceback" not in proc.stderr
+    if "bob:" in url:  # the host is what follows the last '@', no piece of the password
+        assert "bob:***@127.0.0.1:1/h" in proc.stderr, proc.stderr
+
+
+def test_import_history_refuses_a_missing_source_file(repo: Path, tmp_path: Path) -> None:
+    missing = tmp_path / "typo" / "histroy.db"
+    proc = run_cli("import-history", "--from", str(missing), "--history-db",
+                   str(tmp_path / "h.db"), cwd=repo)
+    assert proc.returncode == 2, proc.stdout + proc.stderr
+    assert proc.stderr.strip() == (f"bisector: error: history store {missing} does not exist: "
+                                   "check the path given with --from")
+    assert not missing.parent.exists()
+
+
+def test_import_history_does_not_migrate_its_source(repo: Path, tmp_path: Path) -> None:
+    import sqlite3
+
+    from bisector.history import HistoryStore
+
+    old = tmp_path / "old.db"
+    with HistoryStore.open(f"sqlite:///{old}") as store:
+        store.record_run(make_run())
+    with sqlite3.connect(old) as conn:
+        conn.execute("update bisector_meta set value = '2'")
+    proc = run_cli("import-history", "--from", str(old), "--history-db",
+                   str(tmp_path / "h.db"), cwd=repo)
+    assert proc.returncode == 2, proc.stdout + proc.stderr
+    assert "older schema (version 2" in proc.stderr and "open it with bisector once" in (
+        proc.stderr)
+    assert len(proc.stderr.strip().splitlines()) == 1
+    with sqlite3.connect(old) as conn:
+        assert conn.execute("select value from bisector_meta").fetchone() == ("2",)

@@ -47,3 +47,27 @@ def test_bad_pyproject_names_the_file(tmp_path: Path, text: str, match: str) -> 
 def test_bad_env_lookback(tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match="BISECTOR_LOOKBACK"):
         load_settings(tmp_path, environ={"BISECTOR_LOOKBACK": "many"})
+
+
+# a password in every form a URL may carry it: never shown by redact or redact_text
+SECRET_URLS = [
+    ("postgresql://h/db?password=s3cret", "s3cret"),
+    ("postgresql://h/db?sslpassword=s3cret&sslmode=require", "s3cret"),
+    ("postgresql://h/db?passfile=/home/u/.s3cret", "/home/u/.s3cret"),
+    ("postgresql+psycopg://u:s3/cr3t@h:5432/db", "s3/cr3t"),
+    ("postgresql+psycopg://u:s3 cr3t@h:5432/db", "s3 cr3t"),
+    ("postgresql+psycopg://u:p@ss@h:5432/db", "p@ss"),
+    ("postgresql+psycopg://u:s3cret@h:5432/db", "s3cret"),
+]
+
+
+@pytest.mark.parametrize(("url", "secret"), SECRET_URLS)
+def test_redact_hides_every_form_of_password(url: str, secret: str) -> None:
+    from bisector.config import redact, redact_text
+    from bisector.history import display_url
+
+    for shown in (redact(url), display_url(url),
+                  redact_text(f"connecting to {url} failed: bad password {secret}", url)):
+        assert secret not in shown and "***" in shown, shown
+    if "@h" in url:
+        assert redact(url).endswith("***@h:5432/db")  # the host is what follows the last '@'

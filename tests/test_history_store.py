@@ -275,3 +275,137 @@ def test_history_copies_between_stores_without_loss_and_only_once(tmp_path: Path
         assert dump(a) == dump(b)
         with pytest.raises(StoreError, match="both the source and the target"):
             copy_history(a, a)
+
+
+# -- review fixes: copying a moving store, alike runs, errors, claims -------------------------
+
+
+def test_a_copy_of_a_store_written_to_meanwhile_takes_what_was_there(tmp_path: Path) -> None:
+    """Rows added while the copy runs (a new test, a run, a bisection, probes) are left for
+    the next copy, not a KeyError; a probe that cannot be carried yet is counted."""
+    a_url, b_url = f"sqlite:///{tmp_path / 'a.db'}", f"sqlite:///{tmp_path / 'b.db'}"
+    with HistoryStore.open(a_url) as a:
+        varied_history(a)
+    with HistoryStore.open(a_url) as a, HistoryStore.open(b_url) as b:
+        writer = HistoryStore.open(a_url)
+        [open_row] = [x for x in a.bisections() if x["status"] == "running"]
+
+        def meanwhile(message: str) -> None:
+            if "copying runs" in message:  # the tests are copied, the runs not yet
+                run_id = writer.record_run(make_run("9" * 40, n=2, prefix="new.py::test_"))
+                writer._claims[open_row["id"]] = None
+                with writer._write() as conn:  # this process now holds the open one
+                    conn.execute(schema.bisections.update().values(
+                        owner_pid=os.getpid(), owner_host=store_module._me()[0]))
+                writer.add_probe(open_row["id"], run_id, "9" * 40, "midpoint")
+                late, _ = writer.start_bisection("late", "g", "b", ["t"], "first-parent", 9.0)
+                writer.add_probe(late, 1, "0" * 40, "check good end")
+
+        try:
+            first = copy_history(a, b, progress=meanwhile)
+        finally:
+            writer.close()
+        assert (first.runs, first.bisections, first.skipped_probes) == (4, 2, 2)
+        assert "2 probe(s) of runs or bisections added during the copy" in first.summary()
+        second = copy_history(a, b)
+        assert (second.runs, second.bisections, second.probes, second.skipped_probes) == (
+            1, 1, 2, 0)
+        assert dump(a) == dump(b)
+
+
+def test_an_unexpected_error_in_a_copy_is_one_store_error(tmp_path: Path, monkeypatch) -> None:
+    from bisector.history import transfer
+
+    def broken(*_args, **_kwargs):
+        raise KeyError(12345)
+
+    monkeypatch.setattr(transfer, "_copy_bisections", broken)
+    with HistoryStore.open(f"sqlite:///{tmp_path / 'a.db'}") as a, \
+            HistoryStore.open(f"sqlite:///{tmp_path / 'b.db'}") as b:
+        varied_history(a)
+        with pytest.raises(StoreError) as info:
+            copy_history(a, b)
+    line = info.value.one_line()
+    assert "KeyError: 12345" in line and "run the command again" in line and "\n" not in line
+
+
+def test_runs_alike_in_every_column_are_each_copied_once(tmp_path: Path) -> None:
+    """Two imports of different JUnit files on one commit in the same second: two runs, with
+    identical columns and different results. Both are copied, and only once."""
+    with HistoryStore.open(f"sqlite:///{tmp_path / 'a.db'}") as a, \
+            HistoryStore.open(f"sqlite:///{tmp_path / 'b.db'}") as b:
+        a.record_run(make_run(n=2, prefix="one.py::test_"))
+        a.record_run(make_run(n=3, prefix="two.py::test_"))
+        a.record_run(make_run(n=1, prefix="three.py::test_"))
+        b.record_run(make_run(n=2, prefix="one.py::test_"))  # one of them is there already
+        first = copy_history(a, b, batch=2)
+        assert (first.runs, first.present_runs) == (2, 1)
+        again = copy_history(a, b, batch=2)
+        assert (again.runs, again.results, again.present_runs) == (0, 0, 3)
+        assert len(b.runs()) == 3
+        assert dump(a) == dump(b)  # b's own run stands for a's first
+
+
+def test_a_copy_stays_under_the_old_sqlite_limit_of_999_variables(tmp_path: Path) -> None:
+    """SQLite before 3.32 binds at most 999 variables per statement."""
+    from sqlalchemy import event
+
+    commits = [CommitInfo(f"{i:040x}", (), "a", "a@x", i, "s") for i in range(1200)]
+    with HistoryStore.open(f"sqlite:///{tmp_path / 'a.db'}") as a, \
+            HistoryStore.open(f"sqlite:///{tmp_path / 'b.db'}") as b:
+        a.record_commits(commits)
+        for store in (a, b):
+            store._engine.dispose()
+
+            @event.listens_for(store._engine, "connect")
+            def _old_sqlite(dbapi_conn, _record):
+                dbapi_conn.setlimit(sqlite3.SQLITE_LIMIT_VARIABLE_NUMBER, 999)
+
+        assert copy_history(a, b).commits == 1200
+
+
+def test_a_deadlock_reported_by_psycopg2_is_retried(store: HistoryStore) -> None:
+    """psycopg2 names the SQLSTATE `pgcode` (psycopg: `sqlstate`)."""
+
+    class Psycopg2Error(Exception):
+        pgcode = "40P01"
+
+    calls = []
+
+    def work() -> str:
+        calls.append(1)
+        if len(calls) == 1:
+            with store._guard():
+                raise sa.exc.DBAPIError.instance(
+                    "INSERT", None, Psycopg2Error("deadlock detected"), Exception)
+        return "done"
+
+    assert store._retrying(work) == "done" and len(calls) == 2
+
+
+def _taken_over(db: Path) -> None:
+    """What a takeover by another process leaves: our row abandoned, its own running."""
+    with sqlite3.connect(db) as conn:
+        conn.execute("update bisections set status = 'abandoned'")
+        conn.execute("insert into bisections (key, good, bad, tests, mode, status, started_at,"
+                     " owner_host, owner_pid, heartbeat) select key, good, bad, tests, mode,"
+                     " 'running', 2.0, 'elsewhere', 1, 2.0 from bisections")
+
+
+def test_a_lost_claim_stops_probes_and_the_finish(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path / 'h.db'}"
+    with HistoryStore.open(url) as s:
+        run_id = s.record_run(make_run())
+        bid, _ = s.start_bisection("k", "g", "b", ["t"], "first-parent", 1.0)
+        s.add_probe(bid, run_id, "a" * 40, "check bad end")
+        _taken_over(tmp_path / "h.db")
+        other = s.record_run(make_run("b" * 40))
+        for call in (lambda: s.add_probe(bid, other, "b" * 40, "midpoint"),
+                     lambda: s.finish_bisection(bid, "done", {}, 3.0)):
+            with pytest.raises(BisectError) as info:
+                call()
+            assert info.value.one_line().startswith(
+                f"lost the claim on bisection {bid} (resumed by another process)")
+        rows = s.bisections()
+    assert [(r["status"], r["owner_host"], r["result"]) for r in rows] == [
+        ("abandoned", store_module._me()[0], None), ("running", "elsewhere", None)]

@@ -29,3 +29,12 @@ class ProbeOutcome:
     log: str = field(default="", repr=False)
     # where it ran, when not on this host (a Dask worker): recorded as the run's host
     host: str | None = None
+
+
+class ProbeAborted(Exception):
+    """The probe was aborted (Ctrl-C, or the Dask client gave up on it): not a result.
+
+    An executor whose `abort()` was called raises this before it would start another process
+    or container, so a thread still checking out or setting up ends at once instead of running
+    a probe nobody waits for.
+    """

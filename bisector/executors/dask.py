@@ -4,14 +4,19 @@ The client (this process) submits one task per probe and gathers the outcomes in
 the client writes the history store. A worker keeps a clone of the repository, made from a URL
 (`file://`, ssh or https; by default `file://` and the client's git directory, so workers on
 this host need nothing else) in its cache directory, and runs the probe there with the local
-executor, or with the Docker executor when a suite is given. Clones and fetches of one
-repository are serialised by a file lock, so two tasks (or two workers) on a host never clone
-at once; each task takes a worktree of its own from that clone.
+executor, or with the Docker executor when a suite is given. Each host has a directory of its
+own in the cache (a cache on NFS, or the default ~/.cache mounted into several containers, is
+shared): clones and fetches of one repository are serialised by a file lock, so two tasks (or
+two workers) on a host never clone at once; each task takes a worktree of its own from that
+clone. Probes run only on the workers that were set up and checked (same bisector version,
+same environment); when all of those are gone, the workers present then are checked first.
 
 A worker lost mid-probe loses nothing but time: the scheduler runs its tasks elsewhere, and a
 probe that still comes back as lost (`KilledWorker`) is submitted again. A probe whose process
 was killed from outside (SIGKILL, SIGTERM: a worker shutting down, the OOM killer) raises on
-the worker, so Dask retries it instead of recording the commit as untestable.
+the worker, so Dask retries it instead of recording the commit as untestable. A bisection the
+client aborted (Ctrl-C) is marked on every worker: its probes are killed and a retried task of
+it returns at once, without running.
 
 `distributed` is imported here only, lazily (`pip install 'bisector[dask]'`). The functions a
 task runs are module functions, pickled by reference: workers need bisector (the same version),
@@ -30,6 +35,7 @@ import signal
 import socket
 import subprocess
 import threading
+import time
 from collections.abc import Callable, Iterator
 from concurrent.futures import CancelledError
 from dataclasses import dataclass, field
@@ -41,7 +47,8 @@ from ..errors import BisectError, BisectorError, ConfigError, ExecutorError
 from ..gitrepo import LOCAL_GIT_ENV, Repository
 from ..model import Outcome
 from ..suites import Suite
-from . import Probe, ProbeOutcome
+from . import Probe, ProbeAborted, ProbeOutcome
+from .worktree import host_id
 
 SCHEDULER_HINT = "start one (dask scheduler) or check --scheduler"
 WORKER_HINT = ("the workers need bisector (the client's version), git and pytest: "
@@ -49,8 +56,13 @@ WORKER_HINT = ("the workers need bisector (the client's version), git and pytest
 CACHE_ENV = "BISECTOR_CACHE_DIR"
 # idle executors (each a worktree) a worker process keeps for the next probes
 MAX_IDLE = 4
-# exit statuses of a probe process killed from outside: not a result of the commit
-KILLED = (-signal.SIGKILL, -signal.SIGTERM)
+# exit statuses of a probe process killed from outside: not a result of the commit (negative:
+# the process itself; 128 + signal: a shell or a container whose command was killed)
+KILLED = (-signal.SIGKILL, -signal.SIGTERM, 128 + signal.SIGKILL, 128 + signal.SIGTERM)
+# how often the client looks at the cluster while it waits for a probe
+POLL = 2.0
+# aborted bisections a worker remembers (a retried task of one must not run)
+MAX_ABORTED = 1024
 
 Progress = Callable[[str], None]
 
@@ -87,10 +99,6 @@ class ProbeKilled(Exception):
 
     def __str__(self) -> str:
         return self.message
-
-
-class ProbeAborted(Exception):
-    """The client aborted this probe (Ctrl-C): its outcome is not a result."""
 
 
 # -- URLs -----------------------------------------------------------------------------------
@@ -132,12 +140,17 @@ def check_url(url: str) -> str:
 # -- the worker side ------------------------------------------------------------------------
 
 def cache_root() -> Path:
-    """Where a worker keeps its clones: $BISECTOR_CACHE_DIR, else ~/.cache/bisector, /repos."""
+    """Where workers keep clones: $BISECTOR_CACHE_DIR, else ~/.cache/bisector, then /repos."""
     base = os.environ.get(CACHE_ENV)
     if not base:
         xdg = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
         base = os.path.join(xdg, "bisector")
     return Path(base) / "repos"
+
+
+def host_cache() -> Path:
+    """This host's part of the cache: its worktrees are judged by this host's process ids."""
+    return cache_root() / host_id()
 
 
 def _here() -> tuple[str, str]:
@@ -197,7 +210,7 @@ def _failed(what: str, url: str, proc: subprocess.CompletedProcess[str]) -> Exec
 
 def mirror(url: str, sha: str | None = None) -> Path:
     """This worker's clone of `url`, holding `sha`: cloned or fetched under a file lock."""
-    root = cache_root()
+    root = host_cache()
     root.mkdir(parents=True, exist_ok=True)
     name = hashlib.sha256(url.encode()).hexdigest()[:16]
     path = root / name
@@ -232,8 +245,10 @@ def mirror(url: str, sha: str | None = None) -> Path:
 
 _LOCK = threading.Lock()
 _IDLE: list[tuple[str, Any]] = []  # (session, executor), least recently used first
-_RUNNING: dict[str, Any] = {}  # task key -> the executor running it
-_ABORTED: set[str] = set()
+_RUNNING: dict[str, tuple[str, Any]] = {}  # task key -> (session, the executor running it)
+# sessions (bisections) the client aborted, oldest first: kept after the client is gone, since
+# Dask may still retry one of their tasks
+_ABORTED: dict[str, None] = {}
 
 
 def _dispose(executor: Any) -> None:
@@ -294,40 +309,50 @@ def prepare(spec: WorkerSpec) -> WorkerInfo:
 def run_probe(spec: WorkerSpec, probe: Probe) -> ProbeOutcome:
     """A task: one probe in a worktree of this worker's clone; the outcome names the worker."""
     name, address = _here()
-    key = _task_key()
+    key = _task_key() or f"bisector-untracked-{secrets.token_hex(6)}"
+    aborted = ProbeAborted(f"probe of {probe.sha[:10]} aborted by the client")
+    with _LOCK:
+        if spec.session in _ABORTED:  # a retry of a task of an aborted bisection: never run
+            raise aborted
     mirror(spec.repo_url, probe.sha)
     executor = _acquire(spec)
     with _LOCK:
-        aborted = key is not None and key in _ABORTED
-        if key is not None and not aborted:
-            _RUNNING[key] = executor
-    if aborted:
+        stopped = spec.session in _ABORTED
+        if not stopped:
+            _RUNNING[key] = (spec.session, executor)
+    if stopped:
         _dispose(executor)
-        raise ProbeAborted(f"probe of {probe.sha[:10]} aborted by the client")
+        raise aborted
     try:
         outcome = executor.run(probe)
+    except ProbeAborted:
+        with contextlib.suppress(Exception):
+            _dispose(executor)
+        raise aborted from None
     except BaseException:
         with contextlib.suppress(Exception):  # in an unknown state: not used again
             _dispose(executor)
         raise
     finally:
         with _LOCK:
-            if key is not None:
-                _RUNNING.pop(key, None)
-                aborted = key in _ABORTED
-                _ABORTED.discard(key)
-    if aborted:  # the client is gone or going (Ctrl-C): its worktree goes too
+            _RUNNING.pop(key, None)
+            stopped = spec.session in _ABORTED  # the mark stays: Dask may retry the task
+    if stopped:  # the client is gone or going (Ctrl-C): its worktree goes too
         _dispose(executor)
-        raise ProbeAborted(f"probe of {probe.sha[:10]} aborted by the client")
+        raise aborted
     _give_back(spec, executor)
     host = socket.gethostname()
     outcome = dataclasses.replace(
         outcome, host=f"{name}@{host}",
         log=f"bisector: probe on Dask worker {name} ({address}) on {host}\n{outcome.log}")
-    if outcome.exit_status in KILLED and not any(
-            r.outcome is not Outcome.UNTESTABLE for r in outcome.results.values()):
-        raise ProbeKilled(f"the probe of {probe.sha[:10]} was killed (signal "
-                          f"{-(outcome.exit_status or 0)}) on Dask worker {name}", outcome)
+    status = outcome.exit_status
+    if status in KILLED and any(outcome.results.get(n) is None
+                                or outcome.results[n].outcome is Outcome.UNTESTABLE
+                                for n in probe.nodeids):
+        # killed part-way (OOM, SIGTERM): what did not run is no result of the commit
+        signum = -status if status is not None and status < 0 else (status or 128) - 128
+        raise ProbeKilled(f"the probe of {probe.sha[:10]} was killed (signal {signum}) "
+                          f"on Dask worker {name}", outcome)
     return outcome
 
 
@@ -345,11 +370,17 @@ def collect_tests(spec: WorkerSpec, sha: str, paths: list[str]) -> list[str]:
     return list(found)
 
 
-def abort_probes(keys: list[str]) -> int:
-    """Run on every worker (client.run): kill the probes of these tasks, now or when they start."""
+def abort_probes(session: str) -> int:
+    """Run on every worker (client.run): kill a bisection's probes, now or when they start.
+
+    The mark is kept (the last MAX_ABORTED bisections): a task Dask retries after the client
+    cancelled it, or after the client is gone, returns at once instead of running.
+    """
     with _LOCK:
-        _ABORTED.update(keys)
-        running = [_RUNNING[k] for k in keys if k in _RUNNING]
+        _ABORTED[session] = None
+        while len(_ABORTED) > MAX_ABORTED:
+            del _ABORTED[next(iter(_ABORTED))]
+        running = [e for s, e in _RUNNING.values() if s == session]
     for executor in running:
         with contextlib.suppress(Exception):
             executor.abort()
@@ -415,41 +446,45 @@ class DaskExecutor:
             repo_url=url, suite=suite, timeout=timeout, setup=setup,
             extra_files=dict(extra_files or {}), subdir=subdir)
         self._futures: list[Any] = []
+        self._jobs = max(1, jobs)
+        self._wait_workers = wait_workers
+        self._env_key: str | None = None
         self.client = client or connect(scheduler, connect_timeout)
         try:
-            self.workers = self._prepare(max(1, jobs), wait_workers)
-            keys = {w.env_key for w in self.workers}
-            if len(keys) > 1:
-                raise ExecutorError(
-                    "the Dask workers run different environments (Python or platform): "
-                    "their probes would not be the same experiment",
-                    hint="give every worker the same Python and platform, or use a --suite")
+            self.workers = self._prepare(self._jobs, wait_workers)
         except BaseException:
             self._close_client()
             raise
-        self._env_key = keys.pop()
 
     # -- setting up -------------------------------------------------------------------------
 
+    def _live_workers(self) -> list[str]:
+        return sorted(self.client.scheduler_info(n_workers=-1)["workers"])
+
     def _prepare(self, jobs: int, wait: float) -> list[WorkerInfo]:
-        """Clone the repository on up to `jobs` workers at once, and learn their environment."""
+        """Clone the repository on up to `jobs` workers at once, and check their environment.
+
+        Probes run on these workers only (`_submit`): a worker never checked could run another
+        bisector version or another Python, and its results would not be the same experiment.
+        """
         try:
             self.client.wait_for_workers(1, timeout=wait)
         except (TimeoutError, OSError):
             raise ExecutorError(f"the Dask scheduler at {self.address} has no workers",
                                 hint=f"start some: dask worker {self.address}") from None
-        workers = sorted(self.client.scheduler_info(n_workers=-1)["workers"])
+        workers = self._live_workers()
         futures = [
             self.client.submit(prepare, self.spec, key=f"bisector-prepare-{secrets.token_hex(6)}",
                                workers=[address], allow_other_workers=True, pure=False,
                                retries=self.retries)
             for address in workers[:jobs]
         ]
-        self._futures = futures
+        before = self._futures  # a round's probes, when its workers are checked again
+        self._futures = [*before, *futures]
         try:
             infos = [self._gather(f, "set up the repository") for f in futures]
         finally:
-            self._futures = []
+            self._futures = before
         versions = {info.version for info in infos}
         from .. import __version__
 
@@ -457,13 +492,37 @@ class DaskExecutor:
             raise ExecutorError(
                 f"the Dask workers run bisector {', '.join(sorted(versions))}, this is "
                 f"{__version__}", hint="install the same version on the workers")
+        keys = {info.env_key for info in infos}
+        if self._env_key is not None:
+            keys.add(self._env_key)
+        if len(keys) > 1:
+            raise ExecutorError(
+                "the Dask workers run different environments (Python or platform): "
+                "their probes would not be the same experiment",
+                hint="give every worker the same Python and platform, or use a --suite")
+        self._env_key = keys.pop()
         self.progress("dask: " + ", ".join(sorted({f"{i.name}@{i.host}" for i in infos}))
                       + f" ready ({len(workers)} worker(s) on {self.address})")
         return infos
 
     @property
+    def verified(self) -> list[str]:
+        """The addresses of the workers that were set up and checked: the only ones probes use."""
+        return sorted({w.address for w in self.workers})
+
+    def _recheck(self) -> bool:
+        """When every checked worker is gone, check the workers there are now; True if done."""
+        live = set(self._live_workers())
+        if live & set(self.verified):
+            return False
+        self.progress("dask: the checked workers are gone; checking the workers there are now")
+        self.workers = self._prepare(self._jobs, self._wait_workers)
+        return True
+
+    @property
     def env_key(self) -> str:
         """The key of the runs these probes are comparable with: the workers' environment."""
+        assert self._env_key is not None
         return self._env_key
 
     @property
@@ -474,8 +533,27 @@ class DaskExecutor:
 
     def _submit(self, probe: Probe) -> Any:
         return self.client.submit(run_probe, self.spec, probe, pure=False,
-                                  retries=self.retries,
+                                  retries=self.retries, workers=self.verified,
+                                  allow_other_workers=False,
                                   key=f"bisector-probe-{probe.sha[:10]}-{secrets.token_hex(4)}")
+
+    def _wait(self, future: Any, probe: Probe) -> Any:
+        """The probe's future once it is done; resubmitted if its workers all went away.
+
+        A task restricted to workers that are all gone would wait forever: while waiting, the
+        client checks the cluster and, if no checked worker is left, checks the new ones.
+        """
+        while True:
+            deadline = time.monotonic() + POLL
+            while time.monotonic() < deadline:
+                if future.done():
+                    return future
+                time.sleep(0.05)
+            if self._recheck():
+                with contextlib.suppress(Exception):
+                    self.client.cancel([future], force=True)
+                future = self._submit(probe)
+                self._futures.append(future)
 
     def _gather(self, future: Any, what: str) -> Any:
         from distributed import KilledWorker
@@ -501,6 +579,7 @@ class DaskExecutor:
 
         for attempt in range(self.retries + 1):
             try:
+                future = self._wait(future, probe)
                 outcome: ProbeOutcome = self._gather(future, f"probe {probe.sha[:10]}")
             except KilledWorker:
                 if attempt == self.retries:
@@ -554,14 +633,18 @@ class DaskExecutor:
     # -- stopping ---------------------------------------------------------------------------
 
     def abort(self) -> None:
-        """Kill the probes running now (Ctrl-C during a round) and cancel their tasks."""
+        """Cancel the tasks of the probes running now (Ctrl-C during a round), then kill them.
+
+        Cancelled first, so the scheduler starts none of them again; then every worker marks
+        the whole bisection aborted, kills its probes and refuses any retry of them.
+        """
         futures = list(self._futures)
         if not futures:
             return
         with contextlib.suppress(Exception):
-            self.client.run(abort_probes, [f.key for f in futures], on_error="ignore")
-        with contextlib.suppress(Exception):
             self.client.cancel(futures, force=True)
+        with contextlib.suppress(Exception):
+            self.client.run(abort_probes, self.spec.session, on_error="ignore")
 
     def _close_client(self) -> None:
         with contextlib.suppress(Exception):

@@ -33,7 +33,7 @@ from ..gitrepo import Repository
 from ..junit import read_results, results_for
 from ..model import Environment, Outcome, TestResult
 from ..suites import RESULTS_DIR, SCRATCH_DIR, SOURCE_DIR, Service, Suite
-from . import Probe, ProbeOutcome
+from . import Probe, ProbeAborted, ProbeOutcome
 from .local import reported_missing
 from .worktree import Worktree, alive
 
@@ -172,6 +172,7 @@ class SuiteRunner:
                        LABEL_HOST: socket.gethostname(), LABEL_SUITE: suite.name}
         self._count = 0
         self._running: Any = None  # the probe's container while it runs
+        self._aborted = threading.Event()  # set by abort(), never cleared: no container after it
 
     # -- images -----------------------------------------------------------------------------
 
@@ -267,7 +268,12 @@ class SuiteRunner:
         """bisector installed in the image must not record or bisect from inside the probe."""
         return {"PYTEST_ADDOPTS": "-p no:bisector"} if self.suite.dialect == "pytest" else {}
 
+    def _check_aborted(self) -> None:
+        if self._aborted.is_set():
+            raise ProbeAborted("the probe was aborted")
+
     def _start_service(self, service: Service, network: str, made: list[Any]) -> Any:
+        self._check_aborted()
         endpoint = self.client.api.create_endpoint_config(aliases=[service.name])
         container = self.client.containers.create(
             service.image, command=list(service.command) if service.command else None,
@@ -337,7 +343,9 @@ class SuiteRunner:
         chunks: list[str] = []
         deadline = time.monotonic() + self.timeout
         try:
+            self._check_aborted()
             image_ref, image_id = self.image(tree, context_id)
+            self._check_aborted()
             if self.suite.services:
                 network = self.client.networks.create(
                     self._name("net"), driver="bridge", internal=True, labels=self.labels)
@@ -345,6 +353,7 @@ class SuiteRunner:
                             for s in self.suite.services]
                 for service, container in services:
                     self._wait_ready(service, container, deadline)
+            self._check_aborted()
             container = self.client.containers.create(
                 image_id, command=["sh", "-c", self._script(selection, subdir)],
                 name=self._name("probe"), detach=True,
@@ -355,6 +364,7 @@ class SuiteRunner:
                 **self._limits())
             made.append(container)
             self._running = container
+            self._check_aborted()  # abort() ran between the check and now: never started
             container.start()
             follower = self._follow(container, chunks)
             remaining = max(1.0, deadline - time.monotonic())
@@ -367,6 +377,7 @@ class SuiteRunner:
                 return ContainerRun(None, "".join(chunks), f"timed out after {self.timeout:g}s",
                                     None, image_ref, image_id)
             follower.join(timeout=max(5.0, deadline - time.monotonic()))
+            self._check_aborted()  # killed by abort(): its exit status is not a result
             log = "".join(chunks)
             if status == 97 and SETUP_FAILED in log:
                 line = next(ln for ln in log.splitlines() if SETUP_FAILED in ln)
@@ -391,7 +402,8 @@ class SuiteRunner:
             self._remove(made, network)
 
     def abort(self) -> None:
-        """Stop the probe running now (from another thread: Ctrl-C during a round)."""
+        """Stop the probe running now, and start no other (from another thread: Ctrl-C)."""
+        self._aborted.set()
         container = self._running
         if container is not None:
             with contextlib.suppress(Exception):
@@ -512,6 +524,7 @@ class DockerExecutor:
 
     def run(self, probe: Probe) -> ProbeOutcome:
         started = time.time()
+        self.runner._check_aborted()
         tree = self.worktree.checkout(probe.sha)
         try:
             context_id = self._context_id(probe.sha)

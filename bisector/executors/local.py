@@ -17,15 +17,17 @@ import site
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from pathlib import Path
+from typing import Any
 
 from .. import environment
 from ..errors import ExecutorError
 from ..gitrepo import Repository
 from ..junit import results_for
 from ..model import Outcome, TestResult
-from . import Probe, ProbeOutcome
+from . import Probe, ProbeAborted, ProbeOutcome
 from .worktree import WORKTREES, Worktree, alive, sweep
 
 __all__ = ["WORKTREES", "LocalExecutor", "alive", "sweep"]
@@ -64,6 +66,9 @@ class LocalExecutor:
         self.worktree = Worktree(repo, self.session, self.extra_files)
         self.tree = self.worktree.path
         self._running: subprocess.Popen[str] | None = None
+        # set by abort() and never cleared: the bisection ends after an abort, and a thread
+        # still checking out or setting up must not start a process after it
+        self._aborted = threading.Event()
 
     @property
     def env_key(self) -> str:
@@ -77,10 +82,34 @@ class LocalExecutor:
         self.close()
 
     def abort(self) -> None:
-        """Kill the probe running now (from another thread: Ctrl-C during a round)."""
+        """Kill the probe running now, and start no other (from another thread: Ctrl-C).
+
+        The mark is set before the running process is read; `_spawn` records its process
+        before reading the mark: whichever comes second sees the other, so no process
+        started around an abort outlives it.
+        """
+        self._aborted.set()
         proc = self._running
         if proc is not None:
             _kill_group(proc)
+
+    def _check_aborted(self) -> None:
+        if self._aborted.is_set():
+            raise ProbeAborted("the probe was aborted")
+
+    def _spawn(self, cmd: list[str] | str, **kwargs: Any) -> subprocess.Popen[str]:
+        """A process of this probe, in a group of its own, that abort() can kill."""
+        self._check_aborted()
+        proc: subprocess.Popen[str] = subprocess.Popen(
+            cmd, text=True, start_new_session=True, **kwargs)
+        self._running = proc
+        if self._aborted.is_set():  # abort() ran between the check and now
+            _kill_group(proc)
+            with contextlib.suppress(Exception):
+                proc.communicate(timeout=5)
+            self._running = None
+            raise ProbeAborted("the probe was aborted")
+        return proc
 
     def close(self) -> None:
         self.worktree.close()
@@ -100,12 +129,20 @@ class LocalExecutor:
         if self._venv is None:
             venv = self.tree.with_name(self.tree.name + ".venv")
             self._venv = venv
-            made = subprocess.run([self.python, "-m", "venv", str(venv)], capture_output=True,
-                                  text=True)
+            proc = self._spawn([self.python, "-m", "venv", str(venv)],
+                               stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+            try:
+                _, err = proc.communicate()
+            except BaseException:
+                _kill_group(proc)
+                raise
+            finally:
+                self._running = None
+            self._check_aborted()  # killed by abort(): not a broken venv module
             site_dirs = list(venv.glob("lib/python*/site-packages"))
-            if made.returncode != 0 or len(site_dirs) != 1:
+            if proc.returncode != 0 or len(site_dirs) != 1:
                 raise ExecutorError(
-                    f"cannot create the probes' virtual environment ({_last_line(made.stderr)})",
+                    f"cannot create the probes' virtual environment ({_last_line(err)})",
                     hint="install the venv module (Debian: apt-get install python3-venv)",
                 )
             parents = [p for p in (*site.getsitepackages(), site.getusersitepackages())
@@ -117,7 +154,9 @@ class LocalExecutor:
         return str(self._venv / "bin" / "python")
 
     def _checkout(self, sha: str) -> None:
+        self._check_aborted()
         self.worktree.checkout(sha)
+        self._check_aborted()
 
     def collect(self, sha: str, paths: list[str]) -> list[str]:
         """Node ids pytest collects from these paths at a commit (with the extra files)."""
@@ -136,6 +175,7 @@ class LocalExecutor:
     def _env(self) -> dict[str, str]:
         env = dict(os.environ)
         env.pop("PYTEST_ADDOPTS", None)
+        env.pop("BISECTOR_DB", None)  # the store (and its password) is not the probe's
         if self._venv is not None:  # the setup installed the commit's code: no path tricks
             env["VIRTUAL_ENV"] = str(self._venv)
             env["PATH"] = os.pathsep.join([str(self._venv / "bin"), env.get("PATH", "")])
@@ -203,11 +243,8 @@ class LocalExecutor:
 
     def _execute(self, cmd: list[str] | str, *, shell: bool = False
                  ) -> tuple[int | None, str, str | None]:
-        proc = subprocess.Popen(
-            cmd, cwd=self.tree / self.subdir, env=self._env(), stdout=subprocess.PIPE, shell=shell,
-            stderr=subprocess.STDOUT, text=True, start_new_session=True,
-        )
-        self._running = proc
+        proc = self._spawn(cmd, cwd=self.tree / self.subdir, env=self._env(),
+                           stdout=subprocess.PIPE, stderr=subprocess.STDOUT, shell=shell)
         try:
             out, _ = proc.communicate(timeout=self.timeout)
         except subprocess.TimeoutExpired:
@@ -221,6 +258,7 @@ class LocalExecutor:
             raise
         finally:
             self._running = None
+        self._check_aborted()  # killed by abort(): its exit status is not a result
         return proc.returncode, out, None
 
 

@@ -2,9 +2,10 @@
 
 Each executor has its own worktree (or container), so the probes of a round never share a
 checkout. The threads only run tests; the caller records the results, in order, from its own
-thread. Ctrl-C reaches the main thread only: it aborts every executor's running probe (the
-process group is killed, the container stopped) and waits for the threads before the
-executors are closed, so no probe outlives the bisection.
+thread. Ctrl-C reaches the main thread only: it aborts every executor (the running probe's
+process group is killed, the container stopped, and an executor still checking out or setting
+up starts no process after that: its thread ends with ProbeAborted) and waits for the threads
+before the executors are closed, so no probe outlives the bisection, and the wait is short.
 """
 
 from __future__ import annotations

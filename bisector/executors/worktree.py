@@ -1,15 +1,20 @@
 """The probe's checkout: one `git worktree` of ours per executor, moved from commit to commit.
 
-It lives under `.bisector/worktrees/`, named after the owning process, and is removed on
-success, error and Ctrl-C; one left by a killed process (`kill -9`) is swept at the next start
-and by `bisector gc`. Files laid over every checkout (`--test-file`) are written after each
-move, so a test that did not exist back then still runs there.
+It lives under `.bisector/worktrees/`, named after the owning host and process
+(`HOST-PID-TOKEN`), and is removed on success, error and Ctrl-C; one left by a killed process
+(`kill -9`) is swept at the next start and by `bisector gc`. Only this host's names are judged:
+a process id means nothing on another host (a checkout on NFS, a cache shared by Dask workers,
+containers with pid namespaces of their own), so their worktrees are never swept from here.
+Files laid over every checkout (`--test-file`) are written after each move, so a test that did
+not exist back then still runs there.
 """
 
 from __future__ import annotations
 
 import os
+import re
 import shutil
+import socket
 import threading
 from pathlib import Path
 
@@ -31,14 +36,40 @@ def alive(pid: int) -> bool:
     return True
 
 
+def host_id() -> str:
+    """This host's name, as it may appear in a file name."""
+    return re.sub(r"[^A-Za-z0-9._-]", "_", socket.gethostname()) or "localhost"
+
+
+def worktree_name(session: str) -> str:
+    """The directory of a session's worktree: `HOST-PID-TOKEN` (the session is `PID-TOKEN`)."""
+    return f"{host_id()}-{session}"
+
+
+def _owner(name: str) -> tuple[str | None, str]:
+    """(host, pid) a worktree's name gives; host None for a name without one (older versions)."""
+    name = name.removesuffix(".venv")
+    parts = name.rsplit("-", 2)
+    if len(parts) == 3:
+        return parts[0], parts[1]
+    return None, name.split("-", 1)[0]
+
+
 def sweep(repo: Repository) -> list[Path]:
-    """Remove worktrees whose owning process is gone (a `kill -9` leaves them)."""
+    """Remove this host's worktrees whose owning process is gone (a `kill -9` leaves them).
+
+    Under the lock of git's work: two executors starting at once (the threads of a Dask
+    worker) must not both remove the same worktree.
+    """
     base = repo.main_root / WORKTREES
     removed = []
-    if base.is_dir():
+    with _GIT:
+        if not base.is_dir():
+            return removed
+        host = host_id()
         for path in sorted(base.iterdir()):
-            pid = path.name.split("-", 1)[0]
-            if not pid.isdigit() or alive(int(pid)):
+            owner, pid = _owner(path.name)
+            if (owner is not None and owner != host) or not pid.isdigit() or alive(int(pid)):
                 continue
             if path.name.endswith(".venv"):  # the probes' virtual environment (--setup)
                 shutil.rmtree(path, ignore_errors=True)
@@ -54,7 +85,7 @@ class Worktree:
         self.repo = repo
         self.extra_files = dict(extra_files or {})
         sweep(repo)
-        self.path = repo.main_root / WORKTREES / session
+        self.path = repo.main_root / WORKTREES / worktree_name(session)
         self._checked_out = False
 
     def checkout(self, sha: str) -> Path:

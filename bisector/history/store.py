@@ -180,9 +180,13 @@ class HistoryStore:
         elif self.dialect == "postgresql":
             # A wrong host fails in seconds, not after the kernel's TCP timeout.
             # The application name says who holds a claim's advisory lock (see `_busy`).
+            # TCP keepalives: a claim's advisory-lock connection that a network fault cut
+            # off is noticed (and its lock released) in about a minute, not hours.
             host, pid = _me()
             kwargs["connect_args"] = {"connect_timeout": CONNECT_TIMEOUT_S,
-                                      "application_name": f"bisector pid {pid} on {host}"[:63]}
+                                      "application_name": f"bisector pid {pid} on {host}"[:63],
+                                      "keepalives": 1, "keepalives_idle": 30,
+                                      "keepalives_interval": 10, "keepalives_count": 3}
         # Claims this process holds on bisections: id -> the key's advisory-lock connection
         # on PostgreSQL (None on SQLite, where the claim is the row's owner and heartbeat).
         self._claims: dict[int, sa.Connection | None] = {}
@@ -291,8 +295,8 @@ class HistoryStore:
             try:
                 return work()
             except StoreError as err:
-                state = getattr(err.__context__, "sqlstate", None) or getattr(
-                    getattr(err.__context__, "orig", None), "sqlstate", None)
+                state = _sqlstate(err.__context__) or _sqlstate(
+                    getattr(err.__context__, "orig", None))
                 if state not in _PG_RETRY_STATES or attempt == attempts - 1:
                     raise
                 time.sleep(0.05 * (attempt + 1))
@@ -390,11 +394,16 @@ class HistoryStore:
         if not rows:
             return
         if conn.dialect.name == "postgresql" and conn.dialect.driver == "psycopg":
-            cursor = conn.connection.driver_connection.cursor()
+            dbapi_error = conn.dialect.loaded_dbapi.Error
             names = ", ".join(conn.dialect.identifier_preparer.quote(c) for c in columns)
-            with cursor, cursor.copy(f"COPY {table.name} ({names}) FROM STDIN") as copy:
-                for row in rows:
-                    copy.write_row(row)
+            statement = f"COPY {table.name} ({names}) FROM STDIN"
+            try:
+                cursor = conn.connection.driver_connection.cursor()
+                with cursor, cursor.copy(statement) as copy:
+                    for row in rows:
+                        copy.write_row(row)
+            except dbapi_error as err:  # the driver's own: as SQLAlchemy would raise it
+                raise exc.DBAPIError.instance(statement, None, err, dbapi_error) from err
             return
         compiled = table.insert().compile(dialect=conn.dialect, column_keys=list(columns))
         params: list[Any]
@@ -644,26 +653,51 @@ class HistoryStore:
                 if lock is not None:
                     self._unlock(lock, str(lock.info.get("bisector_key", "")))
 
+    @staticmethod
+    def _lost_claim(bisection_id: int) -> BisectError:
+        return BisectError(
+            f"lost the claim on bisection {bisection_id} (resumed by another process)",
+            hint="that process carries it on; run the command again once it has finished",
+        )
+
     def add_probe(self, bisection_id: int, run_id: int, sha: str, purpose: str) -> None:
+        """Journal a probe of a bisection this process holds (and refresh its heartbeat);
+        a `BisectError` when another process has taken it over meanwhile."""
         b = schema.bisections
         host, pid = _me()
         with self._write() as conn:
+            # FOR UPDATE (PostgreSQL): a takeover's compare-and-swap waits for this commit
+            owned = conn.execute(sa.select(b.c.id).where(
+                b.c.id == bisection_id, b.c.status == "running",
+                b.c.owner_host == host, b.c.owner_pid == pid,
+            ).with_for_update()).first()
+            if owned is None:
+                raise self._lost_claim(bisection_id)
             conn.execute(schema.probes.insert().values(
                 bisection_id=bisection_id, run_id=run_id, sha=sha, purpose=purpose))
             conn.execute(b.update().where(
-                b.c.id == bisection_id, b.c.owner_host == host, b.c.owner_pid == pid,
-                b.c.heartbeat.is_not(None),
+                b.c.id == bisection_id, b.c.heartbeat.is_not(None),
             ).values(heartbeat=time.time()))
 
     def finish_bisection(self, bisection_id: int, status: str, result: Any,
                          finished_at: float) -> None:
+        """Close a bisection this process holds; a `BisectError` when another process has
+        taken it over meanwhile (its row is then that process's to finish)."""
         b = schema.bisections
-        with self._write() as conn:
-            conn.execute(b.update().where(b.c.id == bisection_id).values(
-                status=status, result=json.dumps(result), finished_at=finished_at))
-        lock = self._claims.pop(bisection_id, None)
-        if lock is not None:
-            self._unlock(lock, str(lock.info.get("bisector_key", "")))
+        host, pid = _me()
+        try:
+            with self._write() as conn:
+                done = conn.execute(b.update().where(
+                    b.c.id == bisection_id, b.c.status == "running",
+                    b.c.owner_host == host, b.c.owner_pid == pid,
+                ).values(status=status, result=json.dumps(result),
+                         finished_at=finished_at)).rowcount
+                if done != 1:
+                    raise self._lost_claim(bisection_id)
+        finally:
+            lock = self._claims.pop(bisection_id, None)
+            if lock is not None:
+                self._unlock(lock, str(lock.info.get("bisector_key", "")))
 
     def bisections(self) -> list[dict[str, Any]]:
         b = schema.bisections
@@ -837,6 +871,11 @@ class HistoryStore:
                         subject=row.subject,
                     )
         return out
+
+
+def _sqlstate(error: object) -> str | None:
+    """The SQLSTATE of a driver error: psycopg's `sqlstate`, psycopg2's `pgcode`."""
+    return getattr(error, "sqlstate", None) or getattr(error, "pgcode", None)
 
 
 def _commit_row(c: CommitInfo) -> dict[str, Any]:

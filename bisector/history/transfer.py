@@ -5,12 +5,17 @@ target's own (its sequences stay valid), so references are remapped: a test by i
 run by all of its columns but the id, a bisection by its key and start time. What the target
 already holds is matched, not copied again, so a second copy adds nothing and an interrupted
 one is finished by running it again (each batch of runs lands with its results, in one
-transaction).
+transaction). Runs are matched as a multiset: two runs alike in every column (two JUnit
+imports of one commit in the same second) are two runs, and the target needs two.
+
+The source may be written to meanwhile: the copy takes what was there when it began (rows up
+to the highest run, test and bisection ids read first); a probe of a run or bisection added
+since is left for the next copy, and counted.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -18,7 +23,8 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy import exc
 
-from ..errors import StoreError
+from ..config import redact_text
+from ..errors import BisectorError, StoreError
 from . import schema
 from .store import HistoryStore, _chunks
 
@@ -31,7 +37,7 @@ BISECTION_FIELDS = tuple(c.name for c in schema.bisections.columns if c.name != 
 RESULT_FIELDS = (
     "run_id", "test_id", "outcome", "duration", "signature", "message", "reruns", "phase",
 )
-_PAGE = 1000
+_PAGE = 500  # IN-lists stay under SQLite's (before 3.32) limit of 999 bound variables
 
 
 @dataclass
@@ -47,6 +53,7 @@ class Copied:
     present_runs: int = 0
     present_bisections: int = 0
     renamed_running: int = 0  # running in both under one key: the copy is kept as abandoned
+    skipped_probes: int = 0  # of a run or bisection added to the source during the copy
 
     def summary(self) -> str:
         text = (f"{self.runs} runs ({self.results} results), {self.commits} commits, "
@@ -57,6 +64,9 @@ class Copied:
         if self.renamed_running:
             text += (f"; {self.renamed_running} running bisection(s) also open in the target "
                      "were copied as abandoned")
+        if self.skipped_probes:
+            text += (f"; {self.skipped_probes} probe(s) of runs or bisections added during the "
+                     "copy were left for the next one")
         return text
 
 
@@ -83,22 +93,45 @@ def copy_history(source: HistoryStore, target: HistoryStore, *,
                          hint="give two different stores")
     say = progress or (lambda _m: None)
     copied = Copied()
-    copied.commits = _copy_commits(source, target)
-    tests = _copy_tests(source, target, copied)
-    say(f"{copied.commits} commits and {copied.tests} tests copied; copying runs")
-    runs = _copy_runs(source, target, tests, copied, batch, say)
-    bisections = _copy_bisections(source, target, copied)
-    _copy_probes(source, target, runs, bisections, copied)
+    try:
+        upto = _high_ids(source)
+        copied.commits = _copy_commits(source, target)
+        tests = _copy_tests(source, target, copied, upto["tests"])
+        say(f"{copied.commits} commits and {copied.tests} tests copied; copying runs")
+        runs = _copy_runs(source, target, tests, copied, batch, say, upto["runs"])
+        bisections = _copy_bisections(source, target, copied, upto["bisections"])
+        _copy_probes(source, target, runs, bisections, copied)
+    except BisectorError:
+        raise
+    except Exception as err:  # a bug, or a row no rule foresaw: one line, not a traceback
+        detail = redact_text(f"{type(err).__name__}: {err}", source.url, target.url)
+        raise StoreError(
+            f"copying {source.location} to {target.location} failed ({detail})",
+            hint="what was copied is kept; run the command again to finish the copy",
+            location=target.location,
+        ) from err
     return copied
 
 
-def _pages(store: HistoryStore, table: sa.Table, key: str, size: int = _PAGE
-           ) -> Iterator[list[sa.Row[Any]]]:
-    """All rows of a table in key order, a page per read transaction (keyset paging)."""
+def _high_ids(source: HistoryStore) -> dict[str, int]:
+    """The highest run, test and bisection ids in the source, read at once: the copy takes
+    those rows and none added after (a moving source would leave its id maps behind)."""
+    tables = {"runs": schema.runs, "tests": schema.tests, "bisections": schema.bisections}
+    with source._read() as conn:
+        return {name: int(conn.execute(sa.select(sa.func.max(t.c.id))).scalar() or 0)
+                for name, t in tables.items()}
+
+
+def _pages(store: HistoryStore, table: sa.Table, key: str, size: int = _PAGE,
+           upto: Any = None) -> Iterator[list[sa.Row[Any]]]:
+    """The rows of a table in key order (up to `upto`, when given), a page per read
+    transaction (keyset paging)."""
     column = table.c[key]
     last: Any = None
     while True:
         query = sa.select(table).order_by(column).limit(size)
+        if upto is not None:
+            query = query.where(column <= upto)
         if last is not None:
             query = query.where(column > last)
         with store._read() as conn:
@@ -123,24 +156,43 @@ def _copy_commits(source: HistoryStore, target: HistoryStore) -> int:
     return added
 
 
-def _copy_tests(source: HistoryStore, target: HistoryStore, copied: Copied) -> dict[int, int]:
+def _copy_tests(source: HistoryStore, target: HistoryStore, copied: Copied, upto: int
+                ) -> dict[int, int]:
     """source test id -> target test id."""
-    t = schema.tests
     out: dict[int, int] = {}
-    for page in _pages(source, t, "id"):
-        with target._write() as conn:
-            names = [row.nodeid for row in page]
-            have = dict(conn.execute(
-                sa.select(t.c.nodeid, t.c.id).where(t.c.nodeid.in_(names))).all())
-            missing = [{"nodeid": row.nodeid, "file": row.file} for row in page
-                       if row.nodeid not in have]
-            target._put_missing(conn, t, "nodeid", missing)
-            if missing:
-                have.update(conn.execute(sa.select(t.c.nodeid, t.c.id).where(
-                    t.c.nodeid.in_([m["nodeid"] for m in missing]))).all())
-        copied.tests += len(missing)
-        out.update((row.id, have[row.nodeid]) for row in page)
+    for page in _pages(source, schema.tests, "id", upto=upto):
+        _put_tests(target, page, out, copied)
     return out
+
+
+def _put_tests(target: HistoryStore, rows: Sequence[Any], out: dict[int, int],
+               copied: Copied) -> None:
+    """Add these source tests to the target when it lacks them, and to `out`."""
+    t = schema.tests
+    with target._write() as conn:
+        names = [row.nodeid for row in rows]
+        have = dict(conn.execute(
+            sa.select(t.c.nodeid, t.c.id).where(t.c.nodeid.in_(names))).all())
+        missing = [{"nodeid": row.nodeid, "file": row.file} for row in rows
+                   if row.nodeid not in have]
+        target._put_missing(conn, t, "nodeid", missing)
+        if missing:
+            have.update(conn.execute(sa.select(t.c.nodeid, t.c.id).where(
+                t.c.nodeid.in_([m["nodeid"] for m in missing]))).all())
+    copied.tests += len(missing)
+    out.update((row.id, have[row.nodeid]) for row in rows)
+
+
+def _more_tests(source: HistoryStore, target: HistoryStore, ids: set[int],
+                tests: dict[int, int], copied: Copied) -> None:
+    """Tests a run's results use that the test phase did not see: on PostgreSQL a run with
+    a lower id than the highest read may commit later, with tests added after that read."""
+    t = schema.tests
+    wanted = sorted(ids - tests.keys())
+    for chunk in _chunks(wanted):
+        with source._read() as conn:
+            rows = conn.execute(sa.select(t).where(t.c.id.in_(chunk))).all()
+        _put_tests(target, rows, tests, copied)
 
 
 def _run_key(row: Any) -> tuple[Any, ...]:
@@ -149,35 +201,46 @@ def _run_key(row: Any) -> tuple[Any, ...]:
 
 
 def _copy_runs(source: HistoryStore, target: HistoryStore, tests: dict[int, int],
-               copied: Copied, batch: int, say: Callable[[str], None]) -> dict[int, int]:
-    """source run id -> target run id; new runs land with their results, a batch at a time."""
+               copied: Copied, batch: int, say: Callable[[str], None], upto: int
+               ) -> dict[int, int]:
+    """source run id -> target run id; new runs land with their results, a batch at a time.
+
+    Runs alike in every column are matched as a multiset: each target run stands for one
+    source run at most (`taken`), so n alike in the source need n in the target."""
     r, res = schema.runs, schema.results
     out: dict[int, int] = {}
-    for page in _pages(source, r, "id", batch):
+    taken: set[int] = set()  # target runs already standing for a source run
+    for page in _pages(source, r, "id", batch, upto=upto):
+        new: list[Any] = []
+        with source._read() as sconn:
+            found_results = [
+                x for chunk in _chunks([row.id for row in page])
+                for x in sconn.execute(sa.select(*(res.c[f] for f in RESULT_FIELDS))
+                                       .where(res.c.run_id.in_(chunk)))
+            ]
+        _more_tests(source, target, {x.test_id for x in found_results}, tests, copied)
         with target._write() as conn:
-            existing: dict[tuple[Any, ...], int] = {}
+            existing: dict[tuple[Any, ...], list[int]] = {}
             for chunk in _chunks(sorted({row.sha for row in page})):
-                for row in conn.execute(sa.select(r).where(r.c.sha.in_(chunk))):
-                    existing.setdefault(_run_key(row), row.id)
-            new: list[Any] = []
+                for row in conn.execute(
+                        sa.select(r).where(r.c.sha.in_(chunk)).order_by(r.c.id)):
+                    if row.id not in taken:
+                        existing.setdefault(_run_key(row), []).append(row.id)
             for row in page:
-                found = existing.get(_run_key(row))
-                if found is None:
+                alike = existing.get(_run_key(row))
+                if alike:
+                    found = alike.pop(0)
+                    copied.present_runs += 1
+                else:
                     values = {f: row._mapping[f] for f in RUN_FIELDS}
                     found = conn.execute(r.insert().values(**values)).inserted_primary_key[0]
-                    existing[_run_key(row)] = found
                     new.append(row.id)
-                else:
-                    copied.present_runs += 1
+                taken.add(int(found))
                 out[row.id] = int(found)
             if new:
-                with source._read() as sconn:
-                    results = [
-                        (out[x.run_id], tests[x.test_id], *x[2:])
-                        for chunk in _chunks(new)
-                        for x in sconn.execute(sa.select(*(res.c[f] for f in RESULT_FIELDS))
-                                               .where(res.c.run_id.in_(chunk)))
-                    ]
+                wanted = set(new)
+                results = [(out[x.run_id], tests[x.test_id], *x[2:])
+                           for x in found_results if x.run_id in wanted]
                 target._bulk_insert(conn, res, RESULT_FIELDS, results)
                 copied.runs += len(new)
                 copied.results += len(results)
@@ -185,12 +248,12 @@ def _copy_runs(source: HistoryStore, target: HistoryStore, tests: dict[int, int]
     return out
 
 
-def _copy_bisections(source: HistoryStore, target: HistoryStore, copied: Copied
+def _copy_bisections(source: HistoryStore, target: HistoryStore, copied: Copied, upto: int
                      ) -> dict[int, int]:
     b = schema.bisections
     out: dict[int, int] = {}
     with source._read() as conn:
-        rows = conn.execute(sa.select(b).order_by(b.c.id)).all()
+        rows = conn.execute(sa.select(b).where(b.c.id <= upto).order_by(b.c.id)).all()
     with target._write() as conn:
         existing = {(row.key, row.started_at): (row.id, row.status)
                     for row in conn.execute(sa.select(b.c.id, b.c.key, b.c.started_at,
@@ -220,12 +283,14 @@ def _copy_bisections(source: HistoryStore, target: HistoryStore, copied: Copied
 def _copy_probes(source: HistoryStore, target: HistoryStore, runs: dict[int, int],
                  bisections: dict[int, int], copied: Copied) -> None:
     p = schema.probes
+    rows = []
     with source._read() as conn:
-        rows = [
-            {"bisection_id": bisections[x.bisection_id], "run_id": runs[x.run_id],
-             "sha": x.sha, "purpose": x.purpose}
-            for x in conn.execute(sa.select(p).order_by(p.c.bisection_id, p.c.run_id))
-        ]
+        for x in conn.execute(sa.select(p).order_by(p.c.bisection_id, p.c.run_id)):
+            if x.bisection_id not in bisections or x.run_id not in runs:
+                copied.skipped_probes += 1  # added during the copy: the next one takes it
+                continue
+            rows.append({"bisection_id": bisections[x.bisection_id], "run_id": runs[x.run_id],
+                         "sha": x.sha, "purpose": x.purpose})
     if not rows:
         return
     with target._write() as conn:

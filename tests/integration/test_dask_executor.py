@@ -23,6 +23,8 @@ from typing import Any
 
 import pytest
 
+from bisector.executors.worktree import host_id
+
 from ..conftest import commit, git, query, run_cli
 
 pytestmark = [pytest.mark.distributed, pytest.mark.xdist_group(name="dask")]
@@ -165,8 +167,11 @@ def test_find_break_on_two_workers(cluster: Cluster, repo: Path, tmp_path: Path)
     # the probes ran in the workers' clone, never in the user's checkout
     assert not (repo / ".bisector").exists()
     assert git(repo, "worktree", "list").count("\n") == 0
-    clones = [p for p in (cluster.logs / "cache" / "repos").iterdir() if p.is_dir()]
-    assert len(clones) == 1, "both workers share one clone, made once"
+    hosts = [p for p in (cluster.logs / "cache" / "repos").iterdir() if p.is_dir()]
+    assert [p.name for p in hosts] == [host_id()], "a directory per host in the cache"
+    clones = [p for p in hosts[0].iterdir() if p.is_dir()]
+    assert len(clones) == 1, "both workers (on one host) share one clone, made once"
+    assert (clones[0] / ".bisector" / "worktrees").is_dir()
     _wait(lambda: not list((clones[0] / ".bisector" / "worktrees").glob("*")), 30,
           cluster.logs)  # released when the bisection closed
 
@@ -228,3 +233,57 @@ def test_no_scheduler_is_one_line(distributed: Any, repo: Path, tmp_path: Path) 
     assert proc.stderr.strip().splitlines() == [
         f"bisector: error: no Dask scheduler at {address}: start one (dask scheduler) or "
         "check --scheduler"]
+
+
+def test_one_job_runs_only_on_the_checked_worker(cluster: Cluster, repo: Path,
+                                                 tmp_path: Path) -> None:
+    """--jobs 1 checks one worker: the other, never checked, runs none of the probes."""
+    shas = build(repo, tmp_path / "marks", n=12, culprit=7, sleep=0.1)
+    db = tmp_path / "history.db"
+    proc = run_cli("find-break", "--json", TEST_ID, "--good", shas[0], "--executor", "dask",
+                   "--scheduler", cluster.address, "--jobs", "1", "--history-db", str(db),
+                   cwd=repo)
+    assert proc.returncode == 0, proc.stderr
+    assert json.loads(proc.stdout)["culprits"][0]["commit"]["sha"] == shas[7]
+    landed = {host.split("@", 1)[0] for host in probe_hosts(db)}
+    assert len(landed) == 1, landed
+    ready = next(line for line in proc.stderr.splitlines() if "ready (" in line)
+    assert f"{landed.pop()}@" in ready, "a probe ran on a worker that was not checked"
+
+
+def test_ctrl_c_leaves_no_probe_running_or_retried(cluster: Cluster, repo: Path,
+                                                   tmp_path: Path) -> None:
+    """Ctrl-C mid-round: the probes are killed, and Dask does not run them again after."""
+    marks = tmp_path / "marks"
+    shas = build(repo, marks, n=12, culprit=5, sleep=6.0)
+    bisect = subprocess.Popen(
+        [sys.executable, "-m", "bisector", "find-break", TEST_ID, "--good", shas[0],
+         "--executor", "dask", "--scheduler", cluster.address, "--jobs", "2",
+         "--history-db", str(tmp_path / "history.db")],
+        cwd=repo, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        _wait(lambda: marks.exists() and marks.read_text().count("start") >= 2, 120,
+              cluster.logs)
+        bisect.send_signal(signal.SIGINT)
+        _, err = bisect.communicate(timeout=60)
+    finally:
+        if bisect.poll() is None:
+            bisect.kill()
+            bisect.wait()
+    assert bisect.returncode == 130, err
+    seen = marks.read_text().count("start")
+    time.sleep(8)  # longer than a probe: a retried one would have started and noted it
+    assert marks.read_text().count("start") == seen, "an aborted probe ran again"
+    assert _probes_under(tmp_path) == [], "a probe outlived the bisection"
+
+
+def _probes_under(root: Path) -> list[str]:
+    """The probe processes (pytest of TEST_ID) working in a directory under root."""
+    found = []
+    for proc in Path("/proc").iterdir():
+        with contextlib.suppress(OSError):
+            args = (proc / "cmdline").read_bytes().split(b"\0")
+            if b"pytest" in args and TEST_ID.encode() in args and \
+                    (proc / "cwd").resolve().is_relative_to(root.resolve()):
+                found.append(f"{proc.name}: {b' '.join(args).decode(errors='replace')}")
+    return found

@@ -113,7 +113,10 @@ ready-timeout = 30
     nothing = {"containers": [], "networks": [], "volumes": []}
     with contextlib.suppress(AssertionError):  # the engine's listing may lag a removal
         wait_for(lambda: added() == nothing, timeout=5)
-    assert added() == nothing
+    left = added()
+    described = [(c.name, c.status, c.labels) for c in docker_client.containers.list(all=True)
+                 if c.id[:12] in left["containers"]]
+    assert left == nothing, described
 
 
 def test_the_container_is_a_sandbox(repo: Path, docker_client: Any, base_image: str) -> None:
@@ -307,7 +310,7 @@ def test_kill_9_leftovers_are_swept(repo: Path, docker_client: Any, base_image: 
     proc.kill()
     proc.communicate(timeout=30)
     assert labelled(docker_client, pid)["containers"], "kill -9 leaves the container"
-    assert list((repo / ".bisector" / "worktrees").glob(f"{pid}-*")), "and its worktree"
+    assert list((repo / ".bisector" / "worktrees").glob(f"*-{pid}-*")), "and its worktree"
     if cleaner == "gc":
         out = run_cli("gc", cwd=repo)
         assert out.returncode == 0, out.stderr
@@ -317,9 +320,9 @@ def test_kill_9_leftovers_are_swept(repo: Path, docker_client: Any, base_image: 
         write_suite(repo, "quick", plain_suite(base_image))
         with DockerExecutor(Repository(repo), load_suite("quick", repo), client=docker_client):
             pass
-        assert not list((repo / ".bisector" / "worktrees").glob(f"{pid}-*"))
+        assert not list((repo / ".bisector" / "worktrees").glob(f"*-{pid}-*"))
     nothing_left(docker_client, pid)
-    assert not list((repo / ".bisector" / "worktrees").glob(f"{pid}-*"))
+    assert not list((repo / ".bisector" / "worktrees").glob(f"*-{pid}-*"))
 
 
 def test_runner_streams_output_live(docker_client: Any, base_image: str,

@@ -461,3 +461,73 @@ def test_a_password_never_shows_on_success_or_auth_failure(password_role: sa.URL
         _no_secret(proc)
     assert "password authentication failed" in run_cli(
         "history", "--history-db", bad, cwd=repo).stderr
+
+
+# -- review fixes: COPY errors, keepalives, lost claims ---------------------------------------
+
+
+@pytest.mark.postgres
+def test_a_failing_copy_is_a_store_error(pg_url: str) -> None:
+    """The results' COPY goes round SQLAlchemy: its driver error is still a StoreError."""
+    with HistoryStore.open(pg_url) as store:
+        with pytest.raises(StoreError) as info, store._write() as conn:
+            store._bulk_insert(conn, schema.results, ("run_id", "test_id", "outcome",
+                                                      "duration", "reruns", "phase"),
+                               [(999, 999, "passed", 0.0, 0, "call")])  # no such run
+        assert "foreign key" in info.value.one_line()
+
+
+@pytest.mark.postgres
+def test_a_deadlock_during_the_copy_is_retried(pg_url: str) -> None:
+    """PostgreSQL picks the results' COPY as a deadlock's victim once: the run is written
+    again, whole (the sequence is outside the rolled-back transaction)."""
+    engine = sa.create_engine(pg_url, isolation_level="AUTOCOMMIT")
+    with HistoryStore.open(pg_url) as store:
+        with engine.connect() as conn:
+            conn.execute(sa.text("CREATE SEQUENCE copy_attempts"))
+            conn.execute(sa.text(
+                "CREATE FUNCTION deadlock_once() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN "
+                "IF nextval('copy_attempts') = 1 THEN RAISE EXCEPTION 'deadlock detected' "
+                "USING ERRCODE = '40P01'; END IF; RETURN NULL; END $$"))
+            conn.execute(sa.text("CREATE TRIGGER deadlock_once AFTER INSERT ON results "
+                                 "FOR EACH STATEMENT EXECUTE FUNCTION deadlock_once()"))
+        engine.dispose()
+        run_id = store.record_run(make_run(n=4))
+        assert store.outcome_counts(run_id) == {"passed": 4}
+        assert len(store.runs()) == 1
+
+
+@pytest.mark.postgres
+def test_postgres_connections_keep_alive(pg_url: str) -> None:
+    with HistoryStore.open(pg_url) as store, store._read() as conn:
+        params = conn.connection.driver_connection.info.get_parameters()
+    assert {k: params.get(k) for k in ("keepalives", "keepalives_idle", "keepalives_interval",
+                                       "keepalives_count")} == {
+        "keepalives": "1", "keepalives_idle": "30", "keepalives_interval": "10",
+        "keepalives_count": "3"}
+
+
+def test_a_process_that_lost_its_claim_stops(store_url: str) -> None:
+    """Another process took the bisection over (its advisory lock seemed gone): no more
+    probes, no finish from this one, and one line that says so."""
+    from bisector.errors import BisectError
+
+    with HistoryStore.open(store_url) as store:
+        first = store.record_run(make_run())
+        second = store.record_run(make_run("b" * 40))
+        bid, _ = store.start_bisection("k", "g", "b", ["t"], "first-parent", 1.0)
+        store.add_probe(bid, first, "a" * 40, "check good end")
+        b = schema.bisections
+        with store._write() as conn:  # the takeover, as another process's claim does it
+            conn.execute(b.update().where(b.c.id == bid).values(status="abandoned"))
+            conn.execute(b.insert().values(
+                key="k", good="g", bad="b", tests="[]", mode="first-parent", status="running",
+                started_at=2.0, owner_host="elsewhere", owner_pid=1, heartbeat=time.time()))
+        for call in (lambda: store.add_probe(bid, second, "b" * 40, "midpoint"),
+                     lambda: store.finish_bisection(bid, "done", {}, 3.0)):
+            with pytest.raises(BisectError) as info:
+                call()
+            assert info.value.one_line().startswith(
+                f"lost the claim on bisection {bid} (resumed by another process)")
+        assert [(x["status"], x["result"]) for x in store.bisections()] == [
+            ("abandoned", None), ("running", None)]
