@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import random
 import shutil
 import statistics
@@ -25,48 +24,28 @@ import tempfile
 import time
 from pathlib import Path
 
+from _generated import ENV, build_linear, git, probe_script
+
 TEST = "tests/test_m.py::test_value"
-ENV = {**os.environ, "GIT_AUTHOR_NAME": "Bench", "GIT_AUTHOR_EMAIL": "bench@example.invalid",
-       "GIT_COMMITTER_NAME": "Bench", "GIT_COMMITTER_EMAIL": "bench@example.invalid"}
-
-
-def git(repo: Path, *args: str) -> str:
-    return subprocess.run(["git", *args], cwd=repo, check=True, capture_output=True,
-                          text=True, env=ENV).stdout.strip()
 
 
 def build(repo: Path, commits: int, culprit: int, f: float) -> list[str]:
     """One commit per version of m.py and notes, written with git fast-import (fast)."""
-    repo.mkdir()
-    git(repo, "init", "-q", "-b", "main")
     test = (f"import random\nimport m\n\ndef test_value():\n"
             f"    assert random.random() >= {f}, 'flaked'\n    assert m.value() == 1\n")
-    stream = []
-    for i in range(commits):
-        files = {"tests/test_m.py": test, "notes.txt": f"{i}\n",
-                 "m.py": f"def value():\n    return {2 if i >= culprit else 1}\n"}
-        msg = f"c{i}" if i != culprit else "Change value()"
-        stream.append(f"commit refs/heads/main\nmark :{i + 1}\n"
-                      f"committer Bench <bench@example.invalid> {1700000000 + i * 60} +0000\n"
-                      f"data {len(msg)}\n{msg}\n")
-        if i:
-            stream.append(f"from :{i}\n")
-        for name, text in files.items():
-            data = text.encode()
-            stream.append(f"M 100644 inline {name}\ndata {len(data)}\n{text}\n")
-    subprocess.run(["git", "fast-import", "--quiet"], cwd=repo, input="".join(stream),
-                   text=True, check=True, env=ENV)
-    git(repo, "checkout", "-q", "main")
-    return git(repo, "rev-list", "--reverse", "main").split()
+    return build_linear(
+        repo, commits,
+        lambda i: {"tests/test_m.py": test, "notes.txt": f"{i}\n",
+                   "m.py": f"def value():\n    return {2 if i >= culprit else 1}\n"},
+        lambda i: f"c{i}" if i != culprit else "Change value()")
+
+
+PROBE = f"{sys.executable} -m pytest -q -p no:cacheprovider -p no:bisector {TEST}"
 
 
 def git_bisect(repo: Path, good: str, bad: str, tmp: Path) -> tuple[str, int, float]:
     counter = tmp / "gb-count"
-    counter.write_text("")
-    script = tmp / "probe.sh"
-    script.write_text(f"#!/bin/sh\necho x >> {counter}\nexec {sys.executable} -m pytest -q "
-                      f"-p no:cacheprovider -p no:bisector {TEST}\n")
-    script.chmod(0o755)
+    script = probe_script(tmp / "probe.sh", counter, PROBE)
     start = time.perf_counter()
     git(repo, "bisect", "start", bad, good)
     out = git(repo, "bisect", "run", str(script))
@@ -87,11 +66,7 @@ def bayesect(command: str, repo: Path, good: str, bad: str, tmp: Path,
              confidence: float) -> tuple[str | None, int, float]:
     """`git bayesect run` to its own stopping rule; the culprit it converged to, and its runs."""
     counter = tmp / "bs-count"
-    counter.write_text("")
-    script = tmp / "probe.sh"
-    script.write_text(f"#!/bin/sh\necho x >> {counter}\nexec {sys.executable} -m pytest -q "
-                      f"-p no:cacheprovider -p no:bisector {TEST}\n")
-    script.chmod(0o755)
+    script = probe_script(tmp / "probe.sh", counter, PROBE)
     start = time.perf_counter()
     subprocess.run([command, "start", "--old", good, "--new", bad], cwd=repo, check=True,
                    capture_output=True, env=ENV)

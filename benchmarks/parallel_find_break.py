@@ -12,46 +12,25 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
 
+from _generated import ENV, build_linear
+
 from bisector.search import rounds_needed
 
 TEST = "tests/test_m.py::test_value"
-ENV = {**os.environ, "GIT_AUTHOR_NAME": "Bench", "GIT_AUTHOR_EMAIL": "bench@example.invalid",
-       "GIT_COMMITTER_NAME": "Bench", "GIT_COMMITTER_EMAIL": "bench@example.invalid"}
-
-
-def git(repo: Path, *args: str) -> str:
-    return subprocess.run(["git", *args], cwd=repo, check=True, capture_output=True,
-                          text=True, env=ENV).stdout.strip()
 
 
 def build(repo: Path, commits: int, culprit: int, sleep: float) -> list[str]:
-    repo.mkdir()
-    git(repo, "init", "-q", "-b", "main")
     test = (f"import time\nimport m\n\ndef test_value():\n    time.sleep({sleep})\n"
             f"    assert m.value() == 1\n")
-    stream = []
-    for i in range(commits):
-        files = {"tests/test_m.py": test, "notes.txt": f"{i}\n",
-                 "m.py": f"def value():\n    return {2 if i >= culprit else 1}\n"}
-        msg = f"c{i}"
-        stream.append(f"commit refs/heads/main\nmark :{i + 1}\n"
-                      f"committer Bench <bench@example.invalid> {1700000000 + i * 60} +0000\n"
-                      f"data {len(msg)}\n{msg}\n")
-        if i:
-            stream.append(f"from :{i}\n")
-        for name, text in files.items():
-            stream.append(f"M 100644 inline {name}\ndata {len(text.encode())}\n{text}\n")
-    subprocess.run(["git", "fast-import", "--quiet"], cwd=repo, input="".join(stream),
-                   text=True, check=True, env=ENV)
-    git(repo, "checkout", "-q", "main")
-    return git(repo, "rev-list", "--reverse", "main").split()
+    return build_linear(repo, commits, lambda i: {
+        "tests/test_m.py": test, "notes.txt": f"{i}\n",
+        "m.py": f"def value():\n    return {2 if i >= culprit else 1}\n"})
 
 
 def main() -> int:

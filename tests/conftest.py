@@ -42,6 +42,19 @@ def commit(repo: Path, files: dict[str, str], message: str = "change") -> str:
     return git(repo, "rev-parse", "HEAD")
 
 
+def planted(repo: Path, test_text: str, n: int, culprit: int) -> list[str]:
+    """n commits of a repository whose `m.value()` is 1, and 2 from commit `culprit` on; the
+    test file `test_m.py` (test_text) is there from the first. The shas, oldest first."""
+    shas = [commit(repo, {"m.py": "def value():\n    return 1\n", "test_m.py": test_text},
+                   "start")]
+    for i in range(1, n):
+        files = {"notes.txt": f"{i}\n"}
+        if i == culprit:
+            files["m.py"] = "def value():\n    return 2\n"
+        shas.append(commit(repo, files, f"c{i}"))
+    return shas
+
+
 @pytest.fixture
 def repo(tmp_path: Path) -> Path:
     """An empty git repository on branch main."""

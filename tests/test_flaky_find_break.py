@@ -27,9 +27,9 @@ def flaky_test(counter: Path, every: int = 4) -> str:
 
 
 def build(repo: Path, counter: Path, *, n: int = 24, culprit: int | None = 15,
-          keyerror: range = range(0), every: int = 4) -> list[str]:
+          keyerror: range = range(0), every: int = 4, test: str | None = None) -> list[str]:
     shas = [commit(repo, {"m.py": "def value():\n    return 1\n",
-                          "test_m.py": flaky_test(counter, every)}, "start")]
+                          "test_m.py": test or flaky_test(counter, every)}, "start")]
     for i in range(1, n):
         files = {"notes.txt": f"{i}\n"}
         if culprit is not None and i == culprit:

@@ -8,7 +8,7 @@ from pathlib import Path
 
 from bisector.search import rounds_needed
 
-from .conftest import commit, git, run_cli, run_pytest
+from .conftest import commit, git, planted, run_cli, run_pytest
 from .test_flaky_find_break import TEST_ID as FLAKY_ID
 from .test_flaky_find_break import build as build_flaky
 
@@ -29,14 +29,7 @@ def timed_test(log: Path) -> str:
 
 
 def build(repo: Path, log: Path, n: int, culprit: int) -> list[str]:
-    shas = [commit(repo, {"m.py": "def value():\n    return 1\n",
-                          "test_m.py": timed_test(log)}, "start")]
-    for i in range(1, n):
-        files = {"notes.txt": f"{i}\n"}
-        if i == culprit:
-            files["m.py"] = "def value():\n    return 2\n"
-        shas.append(commit(repo, files, f"c{i}"))
-    return shas
+    return planted(repo, timed_test(log), n, culprit)
 
 
 def test_jobs_run_rounds_at_once(repo: Path, tmp_path: Path) -> None:
@@ -72,8 +65,25 @@ def test_jobs_agree_with_one_at_a_time(repo: Path, tmp_path: Path) -> None:
     assert "rounds of up to 2" in text
 
 
+def locked_counter_test(counter: Path, every: int = 4) -> str:
+    """The flaky test of test_flaky_find_break, its count taken under a lock: probes of one
+    round run at once, and two runs must not read the same count."""
+    return (
+        "import fcntl\nimport pathlib\nimport m\n\n"
+        f"COUNTER = pathlib.Path({str(counter)!r})\n\n"
+        "def test_value():\n"
+        "    with open(COUNTER.with_suffix('.lock'), 'w') as lock:\n"
+        "        fcntl.flock(lock, fcntl.LOCK_EX)\n"
+        "        n = int(COUNTER.read_text()) if COUNTER.exists() else 0\n"
+        "        COUNTER.write_text(str(n + 1))\n"
+        f"    assert n % {every} != {every - 1}, 'flaked'\n"
+        "    assert m.value() == 1\n"
+    )
+
+
 def test_a_flaky_test_with_jobs(repo: Path, tmp_path: Path) -> None:
-    shas = build_flaky(repo, tmp_path / "runs")
+    shas = build_flaky(repo, tmp_path / "runs", test=locked_counter_test(tmp_path / "runs"))
+
     git(repo, "checkout", "-q", shas[0])
     for _ in range(4):
         run_pytest(repo, "--track-history", "-p", "no:cacheprovider")
@@ -83,6 +93,7 @@ def test_a_flaky_test_with_jobs(repo: Path, tmp_path: Path) -> None:
     assert proc.returncode == 0, proc.stderr
     data = json.loads(proc.stdout)
     [group] = data["culprits"]
+    assert group["commit"] is not None, (data["notes"], group["tests"])
     assert group["commit"]["sha"] == shas[15]
     assert group["tests"][0]["verdict"] == "culprit"
     assert group["tests"][0]["confidence"] >= 0.99

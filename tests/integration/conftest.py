@@ -46,10 +46,12 @@ socketserver.ThreadingTCPServer(("0.0.0.0", 7000), Handler).serve_forever()
 '''
 
 
-def _unavailable(reason: str) -> None:
+def unavailable(reason: str, what: str = "Docker",
+                how: str = ".ci/run starts one with scripts/ensure-docker") -> None:
+    """Skip outside CI, saying why; fail under CI=true, where a skip would hide a broken
+    set-up (`.ci/run` installs and starts the engines)."""
     if os.environ.get("CI") == "true":
-        pytest.fail(f"CI=true, so the Docker tests must run, but {reason} "
-                    f"(.ci/run starts one with scripts/ensure-docker)")
+        pytest.fail(f"CI=true, so the {what} tests must run, but {reason} ({how})")
     pytest.skip(reason)
 
 
@@ -61,14 +63,14 @@ def docker_client() -> Any:
     try:
         return connect()
     except ExecutorError as exc:
-        _unavailable(exc.one_line())
+        unavailable(exc.one_line())
 
 
 @pytest.fixture(scope="session")
 def base_image(docker_client: Any) -> str:
     """The Debian base image with python3 and pytest, built once per machine (cached by tag)."""
     if shutil.which("debootstrap") is None and not _present(docker_client, BASE_IMAGE):
-        _unavailable("debootstrap is not installed (apt-get install -y debootstrap), so the "
+        unavailable("debootstrap is not installed (apt-get install -y debootstrap), so the "
                      "base image cannot be built")
     proc = subprocess.run([str(ROOT / "scripts" / "build-base-image"), BASE_IMAGE],
                           capture_output=True, text=True, timeout=900)

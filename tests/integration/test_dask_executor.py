@@ -25,7 +25,8 @@ import pytest
 
 from bisector.executors.worktree import host_id
 
-from ..conftest import commit, git, query, run_cli
+from ..conftest import commit, git, planted, query, run_cli
+from .conftest import unavailable
 
 pytestmark = [pytest.mark.distributed, pytest.mark.xdist_group(name="dask")]
 
@@ -33,19 +34,16 @@ TEST_ID = "test_m.py::test_value"
 WORKERS = ("dask-a", "dask-b")
 
 
-def _unavailable(reason: str) -> None:
-    if os.environ.get("CI") == "true":
-        pytest.fail(f"CI=true, so the Dask tests must run, but {reason} "
-                    f"(make test installs it with the test extra)")
-    pytest.skip(reason)
 
+def _skip_or_fail(reason: str) -> None:
+    unavailable(reason, "Dask", "make test installs it with the test extra")
 
 @pytest.fixture
 def distributed() -> Any:
     try:
         import distributed
     except ImportError:
-        _unavailable("distributed is not installed (pip install 'bisector[dask]')")
+        _skip_or_fail("distributed is not installed (pip install 'bisector[dask]')")
     return distributed
 
 
@@ -134,14 +132,7 @@ def sleeping_test(marks: Path, sleep: float) -> str:
 
 
 def build(repo: Path, marks: Path, n: int, culprit: int, sleep: float) -> list[str]:
-    shas = [commit(repo, {"m.py": "def value():\n    return 1\n",
-                          "test_m.py": sleeping_test(marks, sleep)}, "start")]
-    for i in range(1, n):
-        files = {"notes.txt": f"{i}\n"}
-        if i == culprit:
-            files["m.py"] = "def value():\n    return 2\n"
-        shas.append(commit(repo, files, f"c{i}"))
-    return shas
+    return planted(repo, sleeping_test(marks, sleep), n, culprit)
 
 
 def probe_hosts(db: Path) -> list[str]:

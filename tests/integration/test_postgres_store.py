@@ -31,6 +31,7 @@ from bisector.model import CommitInfo, Environment, Outcome, Run, TestResult
 
 from ..conftest import commit, git, run_cli, run_pytest
 from ..store_helpers import dump, make_run, varied_history
+from .conftest import unavailable
 
 PG_ADMIN = os.environ.get(
     "BISECTOR_TEST_PG", "postgresql+psycopg://root@/postgres?host=/var/run/postgresql")
@@ -38,19 +39,16 @@ SECRET = "s3cr3t"
 ROOT = Path(__file__).resolve().parents[2]
 
 
-def _unavailable(reason: str) -> None:
-    if os.environ.get("CI") == "true":
-        pytest.fail(f"CI=true, so the PostgreSQL tests must run, but {reason} "
-                    f"(.ci/run starts one with scripts/ensure-postgres)")
-    pytest.skip(reason)
 
+def _skip_or_fail(reason: str) -> None:
+    unavailable(reason, "PostgreSQL", ".ci/run starts one with scripts/ensure-postgres")
 
 @pytest.fixture(scope="session")
 def pg_admin() -> Iterator[sa.Engine]:
     try:
         import psycopg  # noqa: F401
     except ImportError:
-        _unavailable("psycopg is not installed (pip install -e '.[test]')")
+        _skip_or_fail("psycopg is not installed (pip install -e '.[test]')")
     engine = sa.create_engine(PG_ADMIN, isolation_level="AUTOCOMMIT",
                               connect_args={"connect_timeout": 5})
     try:
@@ -59,7 +57,7 @@ def pg_admin() -> Iterator[sa.Engine]:
     except sa.exc.DBAPIError as exc:
         engine.dispose()
         first = (str(exc.orig).strip().splitlines() or ["no answer"])[0].strip()
-        _unavailable(f"no PostgreSQL server answers at {redact(PG_ADMIN)} ({first}; "
+        _skip_or_fail(f"no PostgreSQL server answers at {redact(PG_ADMIN)} ({first}; "
                      "set BISECTOR_TEST_PG)")
     yield engine
     engine.dispose()
