@@ -32,8 +32,11 @@ bench: $(STAMP)
 	$(BIN)/python benchmarks/find_break_vs_git_bisect.py
 	$(BIN)/python benchmarks/flaky_search_sim.py
 	$(BIN)/python benchmarks/flaky_find_break_vs_git_bisect.py
+	$(BIN)/python benchmarks/parallel_find_break.py
+	$(BIN)/python benchmarks/dask_find_break.py
 	scripts/build-base-image bisector/base:bookworm
 	$(BIN)/python benchmarks/docker_overhead.py
+	$(BIN)/python benchmarks/postgres_ingest.py
 
 # The Debian base image of the shipped suites, built locally (debootstrap; no registry).
 base-image:
