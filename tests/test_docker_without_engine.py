@@ -79,3 +79,19 @@ def test_gc_without_engine_still_sweeps_worktrees(repo: Path) -> None:
 ])
 def test_container_args(args: list[str], expected: list[str]) -> None:
     assert container_args(args, Path("/repo")) == expected
+
+
+def test_a_reused_pid_does_not_keep_a_dead_bisectors_containers() -> None:
+    """pid_max is often 32768: by the time leftovers are judged, a killed bisector's pid may
+    be another process's. The owner's start time, in the labels, tells them apart."""
+    import os
+    import socket
+
+    from bisector.executors.docker import LABEL_HOST, LABEL_PID, LABEL_STARTED, _orphaned
+    from bisector.executors.worktree import started
+
+    host = socket.gethostname()
+    me = {LABEL_PID: str(os.getpid()), LABEL_HOST: host}
+    assert not _orphaned({**me, LABEL_STARTED: started(os.getpid()) or ""}, host)
+    assert _orphaned({**me, LABEL_STARTED: "1"}, host)  # same pid, another process: reused
+    assert not _orphaned({**me, LABEL_HOST: "elsewhere"}, "elsewhere-not")  # not ours to judge

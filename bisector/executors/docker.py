@@ -35,12 +35,13 @@ from ..model import Environment, Outcome, TestResult
 from ..suites import RESULTS_DIR, SCRATCH_DIR, SOURCE_DIR, Service, Suite
 from . import Probe, ProbeAborted, ProbeOutcome
 from .local import reported_missing
-from .worktree import Worktree, alive
+from .worktree import Worktree, alive, started
 
 LABEL_SESSION = "io.bisector.session"
 LABEL_PID = "io.bisector.pid"
 LABEL_HOST = "io.bisector.host"
 LABEL_SUITE = "io.bisector.suite"
+LABEL_STARTED = "io.bisector.started"  # the owner's start time: a reused pid is not the owner
 SETUP_FAILED = "bisector-setup-failed"
 ENGINE_HINT = ("start one (systemctl start docker, or run dockerd as root) or point DOCKER_HOST "
                "at one")
@@ -88,7 +89,10 @@ def _orphaned(labels: dict[str, str] | None, host: str) -> bool:
     pid = labels.get(LABEL_PID, "")
     if labels.get(LABEL_HOST) != host or not pid.isdigit():
         return False  # another machine's, or not ours to judge
-    return not alive(int(pid))
+    if not alive(int(pid)):
+        return True
+    recorded = labels.get(LABEL_STARTED)
+    return bool(recorded) and started(int(pid)) not in (None, recorded)
 
 
 def sweep(client: Any, *, session: str | None = None) -> Swept:
@@ -169,7 +173,8 @@ class SuiteRunner:
         self.timeout = timeout or suite.timeout
         self.output = output
         self.labels = {LABEL_SESSION: session, LABEL_PID: str(os.getpid()),
-                       LABEL_HOST: socket.gethostname(), LABEL_SUITE: suite.name}
+                       LABEL_HOST: socket.gethostname(), LABEL_SUITE: suite.name,
+                       LABEL_STARTED: started(os.getpid()) or ""}
         self._count = 0
         self._running: Any = None  # the probe's container while it runs
         self._aborted = threading.Event()  # set by abort(), never cleared: no container after it

@@ -36,6 +36,18 @@ def alive(pid: int) -> bool:
     return True
 
 
+def started(pid: int) -> str | None:
+    """When a process started (clock ticks since boot, Linux), to tell a reused pid apart:
+    a killed bisector's pid may belong to another process by the time its leftovers are
+    judged (pid_max is often 32768). None where /proc does not say."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return None
+    fields = stat.rsplit(")", 1)[-1].split()
+    return fields[19] if len(fields) > 19 else None
+
+
 def host_id() -> str:
     """This host's name, as it may appear in a file name."""
     return re.sub(r"[^A-Za-z0-9._-]", "_", socket.gethostname()) or "localhost"
