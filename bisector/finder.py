@@ -249,11 +249,26 @@ class Finder:
                 self.store.finish_bisection(self.journal_id, "failed",
                                             {"error": str(exc)}, time.time())
             raise
+        result = self._with_owners(result, bad_sha)
         self.store.finish_bisection(self.journal_id, "done", {
             t.nodeid: (t.culprit.sha if t.culprit else list(t.suspects))
             for t in result.findings
         }, time.time())
         return result
+
+    def _with_owners(self, result: BisectResult, bad_sha: str) -> BisectResult:
+        """Each culprit's owners, by the CODEOWNERS of the bad commit (who owns it now)."""
+        from dataclasses import replace
+
+        from .owners import LOCATIONS, owners_for, parse
+
+        text = next((t for path in LOCATIONS if (t := self.repo.show(bad_sha, path))), None)
+        if text is None or not any(f.culprit for f in result.findings):
+            return result
+        rules, problems = parse(text)
+        findings = tuple(replace(f, owners=owners_for(f.files, rules)) if f.culprit else f
+                         for f in result.findings)
+        return replace(result, findings=findings, notes=(*result.notes, *problems))
 
     def _run(self, tests: list[str], good_sha: str, bad_sha: str, first_parent: bool,
              notes: list[str], log: list[str], started: float) -> BisectResult:

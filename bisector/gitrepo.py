@@ -285,6 +285,13 @@ class Repository:
                         "-m", "--first-parent", sha, strip_newline_in_stdout=False)
         return sorted({p for p in out.split("\0") if p.strip()})
 
+    def show(self, sha: str, path: str) -> str | None:
+        """A file's text at a commit (None when it is not there)."""
+        try:
+            return self._git("show", f"{sha}:{path}")
+        except GitError:
+            return None
+
     def files(self, sha: str) -> set[str]:
         """Every file path in a commit's tree."""
         out = self._git("ls-tree", "-r", "--full-tree", "-z", "--name-only", sha,

@@ -152,6 +152,7 @@ class Finding:
     confidence: float | None = None  # posterior of the answer (1.0: every probe agreed)
     false_fail_rate: float | None = None  # the test's estimated rate, when it is flaky
     false_fail_interval: tuple[float, float] | None = None  # 95% Wilson interval
+    owners: tuple[str, ...] = ()  # CODEOWNERS of the culprit's changed files
 
 
 @dataclass(frozen=True, slots=True)

@@ -49,6 +49,7 @@ def to_json(result: BisectResult) -> dict[str, Any]:
             {
                 "commit": commit_json(findings[0].culprit) if sha else None,
                 "files": list(findings[0].files) if sha else [],
+                "owners": list(findings[0].owners) if sha else [],
                 "tests": [
                     {
                         "test": f.nodeid,
@@ -92,6 +93,7 @@ def to_markdown(result: BisectResult) -> str:
             f"- date: {_when(c.committed_at)}",
             f"- commit: `{c.sha}`",
             f"- files: {', '.join(f'`{p}`' for p in findings[0].files) or '(none)'}",
+            f"- owners: {', '.join(findings[0].owners) or '(none in CODEOWNERS)'}",
             "",
             "| test | failure | signature | confidence | confirmed |",
             "| --- | --- | --- | --- | --- |",
@@ -123,6 +125,8 @@ def summary_lines(result: BisectResult) -> list[str]:
         c = findings[0].culprit
         assert c is not None
         lines.append(f"culprit {c.sha[:10]} {c.subject} ({c.author_name} <{c.author_email}>)")
+        if findings[0].owners:
+            lines.append(f"  owners {', '.join(findings[0].owners)}")
         for f in findings:
             state = "confirmed" if f.confirmed else f.note
             lines.append(f"  {f.nodeid}: {f.message or ''} ({state})")
@@ -147,6 +151,8 @@ def render(result: BisectResult, console: Console) -> None:
         console.print(f"  author  {esc(c.author_name)} <{esc(c.author_email)}>, "
                       f"{_when(c.committed_at)}")
         console.print(f"  files   {esc(', '.join(findings[0].files)) or '(none)'}")
+        if findings[0].owners:
+            console.print(f"  owners  {esc(', '.join(findings[0].owners))}")
         for f in findings:
             mark = "[green]confirmed[/]" if f.confirmed else f"[yellow]{esc(f.note or '')}[/]"
             console.print(f"  test    {esc(f.nodeid)}: {esc(f.message or '')} ({mark})")
