@@ -97,7 +97,8 @@ def _orphaned(labels: dict[str, str] | None, host: str) -> bool:
 
 def sweep(client: Any, *, session: str | None = None) -> Swept:
     """Remove what a dead bisector process on this host left (or all of one `session`)."""
-    from docker.errors import APIError, NotFound
+    import requests.exceptions
+    from docker.errors import APIError
 
     host = socket.gethostname()
     swept = Swept()
@@ -123,19 +124,12 @@ def sweep(client: Any, *, session: str | None = None) -> Swept:
                 swept.networks.append(network.name)
         for volume in client.volumes.list(filters={"label": label}):
             if mine(volume.attrs.get("Labels")):
-                with contextlib.suppress(NotFound, APIError):
-                    volume.remove(force=True)
-                    swept.volumes.append(volume.name)
-    except (APIError, requests_errors()) as exc:
+                _gone(lambda v=volume: v.remove(force=True))
+                swept.volumes.append(volume.name)
+    except (APIError, requests.exceptions.RequestException) as exc:
         raise ExecutorError(f"cannot list bisector's containers ({exc})",
                             hint="check the Docker engine (docker ps)") from None
     return swept
-
-
-def requests_errors() -> type[Exception]:
-    import requests.exceptions
-
-    return requests.exceptions.RequestException
 
 
 @dataclass(frozen=True, slots=True)
@@ -191,13 +185,7 @@ class SuiteRunner:
 
         suite = self.suite
         if suite.image is not None:
-            try:
-                return suite.image, self.client.images.get(suite.image).id
-            except ImageNotFound:
-                raise ExecutorError(
-                    f"suite {suite.name}: image {suite.image} is not on this Docker engine",
-                    hint="build or pull it first (no registry is assumed), e.g. "
-                         "make base-image for bisector/base:bookworm") from None
+            return suite.image, self._image_id(suite.image)
         assert suite.dockerfile is not None
         context = tree / suite.context
         dockerfile = tree / suite.dockerfile
@@ -223,21 +211,23 @@ class SuiteRunner:
                               ) from None
         return ref, image.id
 
-    def check_images(self) -> None:
-        """Every image the suite names (its own, its services') is on the engine, or one line."""
+    def _image_id(self, name: str) -> str:
+        """The id of an image on the engine, or one line saying how to get it there."""
         from docker.errors import ImageNotFound
 
-        names = [s.image for s in self.suite.services]
-        if self.suite.image is not None:
-            names.insert(0, self.suite.image)
-        for name in names:
-            try:
-                self.client.images.get(name)
-            except ImageNotFound:
-                raise ExecutorError(
-                    f"suite {self.suite.name}: image {name} is not on this Docker engine",
-                    hint="build or pull it first (no registry is assumed), e.g. "
-                         "make base-image for bisector/base:bookworm") from None
+        try:
+            return str(self.client.images.get(name).id)
+        except ImageNotFound:
+            raise ExecutorError(
+                f"suite {self.suite.name}: image {name} is not on this Docker engine",
+                hint="build or pull it first (no registry is assumed), e.g. "
+                     "make base-image for bisector/base:bookworm") from None
+
+    def check_images(self) -> None:
+        """Every image the suite names (its own, its services') is on the engine, or one line."""
+        for name in [*([self.suite.image] if self.suite.image else []),
+                     *(s.image for s in self.suite.services)]:
+            self._image_id(name)
 
     # -- containers -------------------------------------------------------------------------
 

@@ -28,9 +28,8 @@ from ..gitrepo import Repository
 from ..junit import results_for
 from ..model import Outcome, TestResult
 from . import Probe, ProbeAborted, ProbeOutcome
-from .worktree import WORKTREES, Worktree, alive, sweep
+from .worktree import Worktree
 
-__all__ = ["WORKTREES", "LocalExecutor", "alive", "sweep"]
 
 class LocalExecutor:
     def __init__(

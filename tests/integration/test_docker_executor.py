@@ -25,7 +25,7 @@ from bisector.executors.docker import DockerExecutor, SuiteRunner
 from bisector.gitrepo import Repository
 from bisector.suites import load_suite
 
-from ..conftest import commit, git, query, run_cli, run_pytest
+from ..conftest import commit, query, run_cli, run_pytest
 from .conftest import labelled, nothing_left, wait_for
 
 pytestmark = [pytest.mark.docker, pytest.mark.xdist_group(name="docker")]
@@ -363,7 +363,6 @@ def test_history_runs_are_evidence_for_docker_probes(repo: Path, docker_client: 
     assert data["good"] == good and data["bad"] == bad
     assert data["culprits"][0]["commit"]["sha"] == bad
     assert data["probes_reused"] >= 2
-    git(repo, "status")
 
 
 def test_ctrl_c_during_pytest_container_leaves_nothing(repo: Path, docker_client: Any,
