@@ -133,6 +133,39 @@ def flaky(tests: tuple[str, ...], window: int, as_json: bool, repo_path: Path,
         render_flaky(found, _console(), window)
 
 
+@cli.command()
+@click.option("--commits", type=click.IntRange(min=1), default=None,
+              help="Window: the last N first-parent commits of HEAD (default 100).")
+@click.option("--days", type=click.FloatRange(min=0, min_open=True), default=None,
+              help="Window: the first-parent commits of HEAD committed in the last D days.")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+@_common
+def stats(commits: int | None, days: float | None, as_json: bool, repo_path: Path,
+          history_db: str | None) -> None:
+    """Figures over a window of HEAD's history: regressions, time to detection and to culprit,
+    flaky and slowest tests, failures per tracked commit.
+
+    Regressions are the distinct culprits finished bisections named inside the window (a
+    culprit in a merged branch counts with its merge). Time to detection: the start of the
+    first bisection that named a test's culprit minus the culprit's commit time (the nightly
+    and auto-bisect start a bisection right after the run that saw the failure). Time to
+    culprit: how long those bisections took.
+    """
+    from .errors import ConfigError
+    from .reports.stats import render_stats, stats_json
+    from .stats import compute_stats
+
+    if commits is not None and days is not None:
+        raise ConfigError("--commits and --days cannot be combined",
+                          hint="give one of them to choose the window")
+    with _open(repo_path, history_db) as (repo, store, _settings):
+        figures = compute_stats(repo, store, commits=commits or 100, days=days)
+    if as_json:
+        click.echo(json.dumps(stats_json(figures), indent=2))
+    else:
+        render_stats(figures, _console())
+
+
 @cli.command("find-break")
 @click.argument("tests", nargs=-1)
 @click.option("--good", default=None, help="A commit where the tests passed (default: history).")
@@ -220,6 +253,57 @@ def find_break(tests: tuple[str, ...], good: str | None, bad: str, lookback: int
         click.echo(json.dumps(bisect_report.to_json(result), indent=2))
     else:
         bisect_report.render(result, console)
+
+
+@cli.command()
+@click.argument("pytest_args", nargs=-1, type=click.UNPROCESSED)
+@click.option("--container", metavar="SUITE", default=None,
+              help="Run the suite in this suite's container (pytest --container) and probe "
+                   "in its containers.")
+@click.option("--lookback", type=click.IntRange(min=1), default=None,
+              help="Tracked commits before HEAD to look for a pass (default 20).")
+@click.option("--fail-on", type=click.Choice(["regression", "flaky", "never"]),
+              default="regression", show_default=True,
+              help="Exit 1 on new regressions, on those or flaky failures, or never.")
+@click.option("--report-dir", type=click.Path(file_okay=False, path_type=Path), default=None,
+              help="Where nightly.json, nightly.md and nightly.html go "
+                   "(default: .bisector/reports in the checkout).")
+@click.option("--jobs", "-j", type=click.IntRange(min=1), default=1, show_default=True,
+              help="Probes run at once while bisecting.")
+@click.option("--timeout", type=click.FloatRange(min=0, min_open=True), default=None,
+              help="Seconds a probe may take; longer is untestable.")
+@click.option("--confidence", type=click.FloatRange(0.5, 1, max_open=True), default=0.99,
+              show_default=True, help="Stop a flaky test's search at this certainty.")
+@click.option("--grid-commits", type=click.IntRange(min=1), default=30, show_default=True,
+              help="First-parent commits the report's history grid shows.")
+@_common
+def nightly(pytest_args: tuple[str, ...], container: str | None, lookback: int | None,
+            fail_on: str, report_dir: Path | None, jobs: int, timeout: float | None,
+            confidence: float, grid_commits: int, repo_path: Path,
+            history_db: str | None) -> None:
+    """The nightly job: run the suite at HEAD, bisect new regressions, write the reports.
+
+    PYTEST_ARGS (after --) go to pytest. A regression an earlier night reported is carried as
+    "still failing", not bisected again. Exit 1 when --fail-on's kind was found, 0 otherwise
+    (and on the first night: no baseline yet), 2 on errors.
+    """
+    from .nightly import NightlyOptions, run_nightly
+    from .reports.nightly import summary_lines
+
+    err = _console_err()
+    options = NightlyOptions(
+        lookback=lookback, container=container, pytest_args=pytest_args, fail_on=fail_on,
+        report_dir=report_dir, jobs=jobs, timeout=timeout, confidence=confidence,
+        grid_commits=grid_commits, history_db=history_db)
+    outcome = run_nightly(repo_path, options, progress=lambda m: err.print(m, style="dim"),
+                          echo=lambda line: click.echo(line, err=True))
+    for line in summary_lines(outcome.data):
+        click.echo(line)
+    for kind in ("md", "json", "html"):
+        if kind in outcome.paths:
+            click.echo(f"report ({kind}): {outcome.paths[kind]}")
+    if outcome.exit_code:
+        raise click.exceptions.Exit(outcome.exit_code)
 
 
 @cli.command("import")
@@ -341,7 +425,10 @@ def main(argv: list[str] | None = None) -> int:
     with contextlib.suppress(ValueError):  # not the main thread (embedded use): leave it be
         signal.signal(signal.SIGTERM, _terminate)
     try:
-        cli.main(args=argv, prog_name="bisector", standalone_mode=False)
+        # without standalone mode, click returns a command's Exit code instead of raising it
+        code = cli.main(args=argv, prog_name="bisector", standalone_mode=False)
+        if isinstance(code, int):
+            return code
     except BisectorError as exc:
         click.echo(f"bisector: error: {exc.one_line()}", err=True)
         return exc.exit_code

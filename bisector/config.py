@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from .errors import ConfigError
+from .model import Trigger
 
 DEFAULT_LOOKBACK = 20
 STORE_DIRNAME = ".bisector"
@@ -219,3 +220,13 @@ def load_settings(
     if lookback is not None:
         settings = replace(settings, lookback=_lookback(lookback, "--lookback"))
     return settings
+
+
+TRIGGER_ENV = "BISECTOR_TRIGGER"
+
+
+def run_trigger() -> str:
+    """What started this pytest session: `bisector nightly` sets BISECTOR_TRIGGER=nightly for
+    the session it runs, so its runs are told apart in the history; anything else is pytest."""
+    value = os.environ.get(TRIGGER_ENV, "")
+    return value if value in {t.value for t in Trigger} else Trigger.PYTEST.value

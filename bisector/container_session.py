@@ -154,6 +154,7 @@ def _record(invocation_dir: Path, history_db: str | None, env: Environment,
             status: int | None, sha: str | None, dirty: bool) -> str:
     from dataclasses import replace
 
+    from .config import run_trigger
     from .recorder import Prepared
 
     prepared = Prepared(invocation_dir, history_db)
@@ -165,7 +166,7 @@ def _record(invocation_dir: Path, history_db: str | None, env: Environment,
             prepared.state = replace(prepared.state, dirty=True)
         rows = [[r.nodeid, r.outcome.value, r.duration, r.signature, r.message, r.reruns,
                  r.phase] for r in results.values()]
-        answer = prepared.record({"protocol": 1, "trigger": "pytest", "started_at": started,
+        answer = prepared.record({"protocol": 1, "trigger": run_trigger(), "started_at": started,
                                   "finished_at": finished, "exit_status": status,
                                   "results": rows})
     finally:

@@ -11,7 +11,7 @@ import hashlib
 import json
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -249,7 +249,7 @@ class Finder:
                 self.store.finish_bisection(self.journal_id, "failed",
                                             {"error": str(exc)}, time.time())
             raise
-        result = self._with_owners(result, bad_sha)
+        result = replace(self._with_owners(result, bad_sha), journal_id=self.journal_id)
         self.store.finish_bisection(self.journal_id, "done", {
             t.nodeid: (t.culprit.sha if t.culprit else list(t.suspects))
             for t in result.findings
@@ -258,8 +258,6 @@ class Finder:
 
     def _with_owners(self, result: BisectResult, bad_sha: str) -> BisectResult:
         """Each culprit's owners, by the CODEOWNERS of the bad commit (who owns it now)."""
-        from dataclasses import replace
-
         from .owners import LOCATIONS, owners_for, parse
 
         text = next((t for path in LOCATIONS if (t := self.repo.show(bad_sha, path))), None)

@@ -183,6 +183,25 @@ class Repository:
             raise GitError(f"{self.root} has no commit yet", hint="commit something first")
         return WorkingState(sha=sha, branch=branch, dirty=dirty)
 
+    def dirty_paths(self, limit: int = 5) -> list[str]:
+        """The first paths that make the checkout dirty (as `state` judges), to name them."""
+        out = self._git("status", "--porcelain=v1", "-z", "--untracked-files=normal",
+                        strip_newline_in_stdout=False)
+        paths: list[str] = []
+        tokens = iter(out.split("\0"))
+        for token in tokens:
+            if len(token) < 4:
+                continue
+            code, path = token[:2], token[3:]
+            if code.startswith("R") or code.startswith("C"):
+                next(tokens, None)  # the original path of a rename or copy
+            if code == "??" and _ignored_untracked(path):
+                continue
+            paths.append(path)
+            if len(paths) >= limit:
+                break
+        return paths
+
     def ensure_excluded(self, pattern: str = EXCLUDE_PATTERN) -> None:
         """Keep bisector's own files out of `git status` without touching tracked files."""
         exclude = self.common_dir / "info" / "exclude"

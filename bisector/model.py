@@ -168,6 +168,7 @@ class BisectResult:
     notes: tuple[str, ...] = ()
     rounds: int = 0  # rounds of probes run (--jobs K runs up to K probes per round)
     jobs: int = 1
+    journal_id: int | None = None  # the bisections row: its probes, in order, for reports
 
 
 @dataclass(frozen=True, slots=True)

@@ -239,10 +239,12 @@ class HistoryRecorder:
     def pytest_sessionfinish(
         self, session: pytest.Session, exitstatus: int | pytest.ExitCode
     ) -> None:
+        from .config import run_trigger
+
         rows = [t.row(nodeid) for nodeid, t in self.tests.items() if t.outcome is not None]
         payload = {
             "protocol": 1,
-            "trigger": "pytest",
+            "trigger": run_trigger(),
             "started_at": self.started_at,
             "finished_at": time.time(),
             "exit_status": int(exitstatus),

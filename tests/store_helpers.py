@@ -55,6 +55,10 @@ def varied_history(store: HistoryStore) -> None:
     open_id, _ = store.start_bisection("key-open", commits[0].sha, commits[2].sha,
                                        ["t.py::test_ok"], "full-dag", 2002.25)
     store.add_probe(open_id, ids[0], commits[0].sha, "check good end")
+    store.record_nightly(branch="main", sha=commits[3].sha, run_id=ids[3], started_at=3000.5,
+                         finished_at=3010.0, status="regression", exit_code=1, ledger={
+                             "reported": [{"test": "t.py::test_flaky", "bad": commits[3].sha,
+                                           "culprit": commits[1].sha, "since": 3000.5}]})
 
 
 def dump(store: HistoryStore) -> dict[str, list[tuple[Any, ...]]]:
@@ -77,5 +81,8 @@ def dump(store: HistoryStore) -> dict[str, list[tuple[Any, ...]]]:
             "probes": [(bisections[row.bisection_id][:1] + bisections[row.bisection_id][6:7],
                         runs[row.run_id], row.sha, row.purpose)
                        for row in conn.execute(sa.select(p))],
+            "nightlies": [(row.branch, row.sha, runs.get(row.run_id), row.started_at,
+                           row.finished_at, row.status, row.exit_code, row.ledger)
+                          for row in conn.execute(sa.select(schema.nightlies))],
         }
     return {name: sorted(rows, key=repr) for name, rows in out.items()}

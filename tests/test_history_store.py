@@ -81,7 +81,7 @@ def test_newer_schema_is_refused(tmp_path: Path) -> None:
     HistoryStore.open(url).close()
     with sqlite3.connect(tmp_path / "h.db") as conn:
         conn.execute("update bisector_meta set value='7'")
-    with pytest.raises(StoreError, match=r"newer bisector \(schema v7; this one reads up to v3\)"):
+    with pytest.raises(StoreError, match=r"newer bisector \(schema v7; this one reads up to v4\)"):
         HistoryStore.open(url)
 
 
@@ -95,11 +95,12 @@ def test_migration_steps_run_once_and_keep_history(tmp_path: Path, monkeypatch) 
         calls.append(1)
         conn.execute(sa.text("ALTER TABLE runs ADD COLUMN note TEXT"))
 
-    monkeypatch.setattr(schema, "SCHEMA_VERSION", 4)
-    monkeypatch.setitem(migrations.STEPS, 4, step)
+    nxt = schema.SCHEMA_VERSION + 1
+    monkeypatch.setattr(schema, "SCHEMA_VERSION", nxt)
+    monkeypatch.setitem(migrations.STEPS, nxt, step)
     for _ in range(2):
         with HistoryStore.open(url) as s:
-            assert s.schema_version() == 4
+            assert s.schema_version() == nxt
             assert s.outcome_counts(1) == {"passed": 3}
     assert calls == [1]
 
@@ -166,6 +167,26 @@ def test_a_v1_store_is_upgraded_to_the_journal_and_keeps_its_history(tmp_path: P
         assert [b["status"] for b in s.bisections()] == ["abandoned", "running"]
 
 
+def test_a_v3_store_gets_the_nightly_ledger_and_keeps_its_history(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path / 'h.db'}"
+    with HistoryStore.open(url) as s:
+        s.record_run(make_run())
+    with sqlite3.connect(tmp_path / "h.db") as conn:  # make it what a v3 bisector wrote
+        conn.execute("drop table nightlies")
+        conn.execute("update bisector_meta set value = '3'")
+    with HistoryStore.open(url) as s:
+        assert s.schema_version() == schema.SCHEMA_VERSION == 4
+        assert s.outcome_counts(1) == {"passed": 3}
+        s.record_nightly(branch="main", sha="a" * 40, run_id=1, started_at=1.0, finished_at=2.0,
+                         status="clean", exit_code=0, ledger={"reported": []})
+        s.record_nightly(branch="dev", sha="b" * 40, run_id=None, started_at=3.0,
+                         finished_at=4.0, status="regression", exit_code=1,
+                         ledger={"reported": [{"test": "t", "culprit": None}]})
+        [latest] = s.nightlies("dev", limit=1)
+        assert latest["ledger"] == {"reported": [{"test": "t", "culprit": None}]}
+        assert [n["sha"][0] for n in s.nightlies("main")] == ["a"]
+
+
 def test_a_v2_store_migrates_in_place_to_claims(tmp_path: Path) -> None:
     url = f"sqlite:///{tmp_path / 'h.db'}"
     with HistoryStore.open(url) as s:
@@ -180,7 +201,7 @@ def test_a_v2_store_migrates_in_place_to_claims(tmp_path: Path) -> None:
                      " values ('k', 'g', 'b', '[\"t\"]', 'first-parent', 'running', 2.0)")
         conn.execute("update bisector_meta set value = '2'")
     with HistoryStore.open(url) as s:
-        assert s.schema_version() == 3
+        assert s.schema_version() == schema.SCHEMA_VERSION
         assert s.outcome_counts(1) == {"passed": 3}
         assert [(b["id"], b["status"], b["owner_pid"]) for b in s.bisections()] == [
             (1, "abandoned", None), (2, "running", None)]
@@ -270,8 +291,10 @@ def test_history_copies_between_stores_without_loss_and_only_once(tmp_path: Path
         b.record_run(make_run("e" * 40, n=2))  # already there: matched, not copied again
         first = copy_history(a, b)
         assert (first.runs, first.present_runs, first.bisections, first.probes) == (4, 1, 2, 3)
+        assert first.nightlies == 1 and "1 nightly reports" in first.summary()
         again = copy_history(a, b)
         assert (again.runs, again.results, again.bisections, again.probes) == (0, 0, 0, 0)
+        assert again.nightlies == 0
         assert dump(a) == dump(b)
         with pytest.raises(StoreError, match="both the source and the target"):
             copy_history(a, a)

@@ -46,8 +46,12 @@ def _v3_claims(conn: sa.Connection) -> None:
             conn.execute(sa.text(f"ALTER TABLE runs ALTER COLUMN {name} TYPE TEXT"))
 
 
+def _v4_nightlies(conn: sa.Connection) -> None:
+    schema.nightlies.create(conn, checkfirst=True)
+
+
 # version -> step from version-1; version 1 is the initial schema, created from `schema`.
-STEPS: dict[int, Step] = {2: _v2_journal, 3: _v3_claims}
+STEPS: dict[int, Step] = {2: _v2_journal, 3: _v3_claims, 4: _v4_nightlies}
 
 _MANAGED = {"runs", "tests", "results", "commits"}
 

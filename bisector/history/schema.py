@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import sqlalchemy as sa
 
-SCHEMA_VERSION = 3
+SCHEMA_VERSION = 4
 
 metadata = sa.MetaData()
 
@@ -117,4 +117,22 @@ probes = sa.Table(
     sa.Column("run_id", sa.Integer, sa.ForeignKey("runs.id"), primary_key=True),
     sa.Column("sha", sa.String(64), nullable=False),
     sa.Column("purpose", sa.Text, nullable=False),
+)
+
+# v4: what each `bisector nightly` concluded. The ledger (JSON: the regressions it reported,
+# with their culprits, and the ones it carried) is what the next night reads so that a
+# regression already reported is carried as "still failing", not bisected again.
+nightlies = sa.Table(
+    "nightlies",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("branch", sa.Text, nullable=False),
+    sa.Column("sha", sa.String(64), nullable=False),
+    sa.Column("run_id", sa.Integer),  # not a foreign key: `gc --keep` may prune the run
+    sa.Column("started_at", sa.Float, nullable=False),
+    sa.Column("finished_at", sa.Float, nullable=False),
+    sa.Column("status", sa.String(16), nullable=False),
+    sa.Column("exit_code", sa.Integer, nullable=False),
+    sa.Column("ledger", sa.Text, nullable=False),
+    sa.Index("ix_nightlies_branch", "branch", "id"),
 )

@@ -704,6 +704,51 @@ class HistoryStore:
         with self._read() as conn:
             return [dict(row._mapping) for row in conn.execute(sa.select(b).order_by(b.c.id))]
 
+    def probes_of(self, bisection_id: int) -> list[dict[str, Any]]:
+        """A bisection's probes in the order they ran: sha, purpose, run id and times."""
+        p, r = schema.probes, schema.runs
+        query = (
+            sa.select(p.c.sha, p.c.purpose, p.c.run_id, r.c.started_at, r.c.finished_at)
+            .join(r, r.c.id == p.c.run_id)
+            .where(p.c.bisection_id == bisection_id)
+            .order_by(r.c.started_at, p.c.run_id)
+        )
+        with self._read() as conn:
+            return [dict(row._mapping) for row in conn.execute(query)]
+
+    def run_results(self, run_id: int) -> dict[str, tuple[str, str | None]]:
+        """One run's results: nodeid -> (outcome, message)."""
+        res, t = schema.results, schema.tests
+        query = (sa.select(t.c.nodeid, res.c.outcome, res.c.message)
+                 .join(t, t.c.id == res.c.test_id).where(res.c.run_id == run_id))
+        with self._read() as conn:
+            return {row.nodeid: (row.outcome, row.message) for row in conn.execute(query)}
+
+    # -- the nightly ledger -------------------------------------------------------------------
+
+    def record_nightly(self, *, branch: str, sha: str, run_id: int | None, started_at: float,
+                       finished_at: float, status: str, exit_code: int,
+                       ledger: dict[str, Any]) -> int:
+        n = schema.nightlies
+        with self._write() as conn:
+            return int(conn.execute(n.insert().values(
+                branch=branch, sha=sha, run_id=run_id, started_at=started_at,
+                finished_at=finished_at, status=status, exit_code=exit_code,
+                ledger=json.dumps(ledger),
+            )).inserted_primary_key[0])
+
+    def nightlies(self, branch: str, *, limit: int | None = None) -> list[dict[str, Any]]:
+        """The branch's nightly runs, newest first, each with its ledger decoded."""
+        n = schema.nightlies
+        query = sa.select(n).where(n.c.branch == branch).order_by(n.c.id.desc())
+        if limit is not None:
+            query = query.limit(limit)
+        with self._read() as conn:
+            rows = [dict(row._mapping) for row in conn.execute(query)]
+        for row in rows:
+            row["ledger"] = json.loads(row["ledger"])
+        return rows
+
     # -- pruning ----------------------------------------------------------------------------
 
     def prune(self, shas: Iterable[str], *,
@@ -855,6 +900,33 @@ class HistoryStore:
                         ResultRow(*row) for row in conn.execute(query.where(t.c.id.in_(test_chunk)))
                     )
         return out
+
+    def durations(self, shas: Iterable[str], *, limit: int | None = None
+                  ) -> list[tuple[str, float, float, int]]:
+        """(nodeid, mean, max, count) of test durations in seconds over the clean runs on these
+        commits, slowest mean first; results that took no real time (skipped, untestable) are
+        left out. Summed in SQL (GROUP BY) per chunk of commits, merged here."""
+        r, res, t = schema.runs, schema.results, schema.tests
+        base = (
+            sa.select(t.c.nodeid, sa.func.sum(res.c.duration), sa.func.max(res.c.duration),
+                      sa.func.count())
+            .select_from(res.join(r, r.c.id == res.c.run_id).join(t, t.c.id == res.c.test_id))
+            .where(r.c.dirty.is_(False), res.c.outcome.not_in(["skipped", "untestable"]))
+            .group_by(t.c.nodeid)
+        )
+        totals: dict[str, list[float]] = {}
+        with self._read() as conn:
+            for chunk in _chunks(sorted(set(shas))):
+                for nodeid, total, longest, count in conn.execute(
+                        base.where(r.c.sha.in_(chunk))):
+                    have = totals.setdefault(nodeid, [0.0, 0.0, 0])
+                    have[0] += float(total or 0.0)
+                    have[1] = max(have[1], float(longest or 0.0))
+                    have[2] += int(count)
+        out = [(nodeid, s / n, longest, int(n))
+               for nodeid, (s, longest, n) in totals.items() if n]
+        out.sort(key=lambda d: (-d[1], d[0]))
+        return out if limit is None else out[:limit]
 
     def commit_infos(self, shas: Iterable[str]) -> dict[str, CommitInfo]:
         c = schema.commits

@@ -1,6 +1,7 @@
 """Copy one history store into another (SQLite <-> PostgreSQL, or any two), without loss.
 
-Every row is carried: commits, tests, runs, results, bisections and probes. Ids are the
+Every row is carried: commits, tests, runs, results, bisections, probes and the nightly
+ledger. Ids are the
 target's own (its sequences stay valid), so references are remapped: a test by its node id, a
 run by all of its columns but the id, a bisection by its key and start time. What the target
 already holds is matched, not copied again, so a second copy adds nothing and an interrupted
@@ -50,6 +51,7 @@ class Copied:
     results: int = 0
     bisections: int = 0
     probes: int = 0
+    nightlies: int = 0
     present_runs: int = 0
     present_bisections: int = 0
     renamed_running: int = 0  # running in both under one key: the copy is kept as abandoned
@@ -58,6 +60,8 @@ class Copied:
     def summary(self) -> str:
         text = (f"{self.runs} runs ({self.results} results), {self.commits} commits, "
                 f"{self.tests} tests, {self.bisections} bisections ({self.probes} probes)")
+        if self.nightlies:
+            text += f", {self.nightlies} nightly reports"
         if self.present_runs or self.present_bisections:
             text += (f"; already there: {self.present_runs} runs, "
                      f"{self.present_bisections} bisections")
@@ -101,6 +105,7 @@ def copy_history(source: HistoryStore, target: HistoryStore, *,
         runs = _copy_runs(source, target, tests, copied, batch, say, upto["runs"])
         bisections = _copy_bisections(source, target, copied, upto["bisections"])
         _copy_probes(source, target, runs, bisections, copied)
+        _copy_nightlies(source, target, runs, copied)
     except BisectorError:
         raise
     except Exception as err:  # a bug, or a row no rule foresaw: one line, not a traceback
@@ -299,3 +304,25 @@ def _copy_probes(source: HistoryStore, target: HistoryStore, runs: dict[int, int
         if missing:
             conn.execute(p.insert(), missing)
     copied.probes = len(missing)
+
+
+def _copy_nightlies(source: HistoryStore, target: HistoryStore, runs: dict[int, int],
+                    copied: Copied) -> None:
+    """The nightly ledger, matched by branch, commit and start; its run id remapped (None when
+    the run was pruned or added after the copy began: the ledger stands without it)."""
+    n = schema.nightlies
+    fields = [c.name for c in n.columns if c.name != "id"]
+    with source._read() as conn:
+        rows = conn.execute(sa.select(n).order_by(n.c.id)).all()
+    if not rows:
+        return
+    with target._write() as conn:
+        have = {(r.branch, r.sha, r.started_at)
+                for r in conn.execute(sa.select(n.c.branch, n.c.sha, n.c.started_at))}
+        for row in rows:
+            if (row.branch, row.sha, row.started_at) in have:
+                continue
+            values = {f: row._mapping[f] for f in fields}
+            values["run_id"] = runs.get(row.run_id) if row.run_id is not None else None
+            conn.execute(n.insert().values(**values))
+            copied.nightlies += 1

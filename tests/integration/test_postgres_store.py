@@ -166,6 +166,26 @@ def test_a_long_image_reference_is_stored(store_url: str) -> None:
         assert store.outcome_counts(run_id) == {"passed": 3}
 
 
+def test_durations_group_clean_runs_in_sql(store_url: str) -> None:
+    def run(sha: str, started: float, seconds: float, *, dirty: bool = False) -> Run:
+        return Run(**{**{f: getattr(make_run(sha, started=started, dirty=dirty), f)
+                         for f in Run.__slots__}, "results": (
+            TestResult("t.py::slow", Outcome.FAILED, seconds),
+            TestResult("t.py::fast", Outcome.PASSED, 0.5),
+            TestResult("t.py::skip", Outcome.SKIPPED, 9.0))})
+
+    with HistoryStore.open(store_url) as store:
+        store.record_run(run("a" * 40, 1.0, 2.0))
+        store.record_run(run("a" * 40, 2.0, 4.0))
+        store.record_run(run("b" * 40, 3.0, 3.0))
+        store.record_run(run("b" * 40, 4.0, 100.0, dirty=True))  # never evidence
+        store.record_run(run("c" * 40, 5.0, 50.0))  # not asked for
+        assert store.durations(["a" * 40, "b" * 40]) == [
+            ("t.py::slow", 3.0, 4.0, 3), ("t.py::fast", 0.5, 0.5, 3)]
+        assert store.durations(["a" * 40], limit=1) == [("t.py::slow", 3.0, 4.0, 2)]
+        assert store.durations([]) == []
+
+
 def _set_version(url: str, version: int) -> None:
     engine = sa.create_engine(url)
     with engine.begin() as conn:
@@ -211,7 +231,7 @@ def test_a_v2_postgres_store_migrates_in_place(pg_url: str) -> None:
             "VALUES ('k', 'g', 'b', '[]', 'first-parent', 'running', 2.0)"))
         conn.execute(schema.meta.update().values(value="2"))
     with HistoryStore.open(pg_url) as store:
-        assert store.schema_version() == 3
+        assert store.schema_version() == schema.SCHEMA_VERSION
         assert store.outcome_counts(1) == {"passed": 3}
         assert [b["status"] for b in store.bisections()] == ["abandoned", "running"]
         image = "registry.example.invalid/suite@sha256:" + "0" * 64

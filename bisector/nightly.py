@@ -1,0 +1,516 @@
+"""`bisector nightly`: the whole job a team runs every night on its main branch.
+
+Run the suite at HEAD with tracking (a real pytest process, in-process or `--container`), find
+what fails now that passed within the lookback window, bisect only what no earlier night has
+reported (tests grouped by culprit), carry the rest as "still failing since <culprit>", write
+the reports and say, by the exit code, whether anybody should look.
+
+The ledger of each night (what it reported, with culprits) is kept in the history store, next
+to the runs it is about, so that the next night on another machine (CI) reads the same one.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import datetime as dt
+import os
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from .errors import BisectError, BisectorError, ConfigError, GitError
+from .gitrepo import Repository
+from .history import HistoryStore
+from .model import BisectResult, CommitInfo, Finding, Outcome, Regression, Trigger
+
+FAIL_ON = ("regression", "flaky", "never")
+EXIT_CLEAN = 0
+EXIT_FOUND = 1
+
+Progress = Callable[[str], None]
+
+
+@dataclass(frozen=True, slots=True)
+class NightlyOptions:
+    lookback: int | None = None
+    container: str | None = None
+    pytest_args: tuple[str, ...] = ()
+    fail_on: str = "regression"
+    report_dir: Path | None = None  # default: .bisector/reports in the main checkout
+    jobs: int = 1
+    timeout: float | None = None
+    confidence: float = 0.99
+    grid_commits: int = 30
+    history_db: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class NightlyOutcome:
+    exit_code: int
+    data: dict[str, Any]
+    paths: dict[str, Path] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True)
+class Carried:
+    """A regression an earlier night reported, still failing tonight."""
+
+    test: str
+    bad: str | None  # where it was first reported failing
+    culprit: str | None
+    since: float
+
+
+@dataclass(frozen=True, slots=True)
+class Triage:
+    new: list[Regression]
+    carried: list[Carried]
+    failing: list[str]  # failing tonight with no pass in the window, never reported
+
+
+# -- pure decisions ----------------------------------------------------------------------------
+
+
+def triage(regressions: Iterable[Regression], failing: Iterable[str],
+           ledger: dict[str, Any] | None, is_ancestor: Callable[[str, str], bool]
+           ) -> Triage:
+    """Split tonight's failures into new regressions, carried ones and the rest.
+
+    A regression is the one already reported when the test has not passed since that break:
+    its last pass now is an ancestor of the culprit named then (of the commit it was seen
+    failing at, when none was named). The last pass itself moves, as bisection probes the
+    culprit's parent; a pass after the culprit means it was fixed and broke again, a new
+    break. A reported test that no longer shows as a regression (its last pass fell out of the
+    lookback window) is still carried, never turned into "failing".
+    """
+    reported = {e["test"]: e for e in (ledger or {}).get("reported", [])}
+    new: list[Regression] = []
+    carried: list[Carried] = []
+    detected = set()
+    for r in regressions:
+        detected.add(r.nodeid)
+        before = reported.get(r.nodeid)
+        broke_at = before and (before.get("culprit") or before.get("bad"))
+        if broke_at and is_ancestor(r.last_good, broke_at):
+            carried.append(_carried(before))
+        else:
+            new.append(r)
+    rest = []
+    for nodeid in sorted(set(failing) - detected):
+        before = reported.get(nodeid)
+        if before is not None:
+            carried.append(_carried(before))
+        else:
+            rest.append(nodeid)
+    return Triage(new=new, carried=carried, failing=rest)
+
+
+def _carried(entry: dict[str, Any]) -> Carried:
+    return Carried(test=entry["test"], bad=entry.get("bad"), culprit=entry.get("culprit"),
+                   since=float(entry.get("since", 0.0)))
+
+
+def exit_code(fail_on: str, *, baseline: bool, new_regressions: int, flaky: int) -> int:
+    """1 when tonight found what `--fail-on` names; the first night never fails."""
+    if not baseline or fail_on == "never":
+        return EXIT_CLEAN
+    if new_regressions:
+        return EXIT_FOUND
+    if fail_on == "flaky" and flaky:
+        return EXIT_FOUND
+    return EXIT_CLEAN
+
+
+def status_of(*, baseline: bool, new_regressions: int, flaky: int) -> str:
+    if not baseline:
+        return "no-baseline"
+    if new_regressions:
+        return "regression"
+    return "flaky" if flaky else "clean"
+
+
+# -- the job -----------------------------------------------------------------------------------
+
+
+def check_checkout(repo: Repository) -> tuple[str, str]:
+    """(branch, head): the nightly tracks a branch's history, from a whole and clean clone."""
+    state = repo.state()
+    if state.branch is None:
+        raise GitError(
+            f"HEAD is not on a branch (detached at {state.sha[:10]}): the nightly keeps a "
+            "branch's history",
+            hint="check out the branch (git switch main; in Actions, checkout with ref: main)",
+        )
+    if repo.is_shallow():
+        raise GitError(
+            "this is a shallow clone: bisection needs the commits before HEAD",
+            hint="run `git fetch --unshallow` (in Actions, checkout with fetch-depth: 0)",
+        )
+    if state.dirty:
+        paths = ", ".join(repo.dirty_paths())
+        raise GitError(
+            f"the working tree has uncommitted changes ({paths}): a dirty run is never "
+            "evidence",
+            hint="commit, stash or ignore them, or run on a clean checkout",
+        )
+    return state.branch, state.sha
+
+
+def run_suite(cwd: Path, options: NightlyOptions, echo: Callable[[str], None]) -> int:
+    """pytest with tracking, in a process of its own: the user's conftest, plugins and
+    `--container` behave exactly as when they run pytest, and a crash in the suite cannot take
+    the nightly down with it. Its output goes to `echo` (stderr) as it comes."""
+    cmd = [sys.executable, "-m", "pytest", "--track-history"]
+    if options.history_db:
+        cmd += ["--history-db", options.history_db]
+    if options.container:
+        cmd += ["--container", options.container]
+    cmd += list(options.pytest_args)
+    env = {**os.environ, "BISECTOR_TRIGGER": Trigger.NIGHTLY.value}
+    try:
+        proc = subprocess.Popen(cmd, cwd=cwd, env=env, stdout=subprocess.PIPE,
+                                stderr=subprocess.STDOUT, text=True, errors="replace")
+    except OSError as exc:
+        raise ConfigError(f"cannot start pytest ({exc.strerror})",
+                          hint="install pytest in this environment") from None
+    assert proc.stdout is not None
+    try:
+        for line in proc.stdout:
+            echo(line.rstrip("\n"))
+        return proc.wait()
+    except BaseException:
+        proc.terminate()
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            proc.wait(timeout=30)
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+        raise
+
+
+def _check_status(status: int) -> None:
+    if status in (0, 1):
+        return
+    if status == 5:
+        raise ConfigError("pytest collected no tests: there is nothing to track",
+                          hint="run it where pytest finds the suite, or pass its arguments "
+                               "after --")
+    raise BisectorError(f"the suite did not run to the end (pytest exit status {status})",
+                        hint="run the same pytest command to see why; its output is above")
+
+
+def run_nightly(repo_path: Path, options: NightlyOptions,
+                progress: Progress | None = None,
+                echo: Callable[[str], None] | None = None) -> NightlyOutcome:
+    from .queries import open_store, regressions_at_head, tracked_window
+
+    say = progress or (lambda _m: None)
+    if options.fail_on not in FAIL_ON:
+        raise ConfigError(f"--fail-on {options.fail_on!r} is not one of {', '.join(FAIL_ON)}")
+    started = time.time()
+    with Repository(repo_path) as repo:
+        branch, head = check_checkout(repo)
+        report_dir = options.report_dir or repo.main_root / ".bisector" / "reports"
+        _check_writable(report_dir)
+        if report_dir.resolve().is_relative_to(repo.main_root / ".bisector"):
+            repo.ensure_excluded()
+        say(f"running the suite at {head[:10]} on {branch}")
+        status = run_suite(Path(repo_path), options, echo or (lambda _m: None))
+        _check_status(status)
+        with open_store(repo, options.history_db, options.lookback) as (store, settings):
+            lookback = settings.lookback
+            run = _tonight(store, head, started)
+            tonight = store.run_results(run.id)
+            report = regressions_at_head(repo, store, lookback)
+            window = tracked_window(repo, store.tracked_shas(env_key=run.env_key), lookback)
+            baseline = len(window.shas) > 1
+            failing = sorted(t for t, (o, _m) in tonight.items() if Outcome(o).is_bad)
+            previous = store.nightlies(branch, limit=1)
+            ledger = previous[0]["ledger"] if previous else None
+            triaged = triage(report.regressions, failing, ledger, repo.is_ancestor)
+            result = None
+            notes: list[str] = []
+            if triaged.new:
+                say(f"bisecting {len(triaged.new)} new regression(s)")
+                result, note = _bisect(repo_path, triaged.new, head, lookback, options, say)
+                if note:
+                    notes.append(note)
+            data = _assemble(repo, store, options, branch=branch, head=head, run=run,
+                             tonight=tonight, lookback=lookback, baseline=baseline,
+                             triaged=triaged, result=result, report=report, notes=notes,
+                             started=started)
+            code = data["exit_code"]
+            store.record_nightly(
+                branch=branch, sha=head, run_id=run.id, started_at=started,
+                finished_at=time.time(), status=data["status"], exit_code=code,
+                ledger=_ledger(data, triaged, result, started),
+            )
+            data["stats"] = _stats(repo, store)
+    paths = write_reports(data, report_dir)
+    return NightlyOutcome(exit_code=code, data=data, paths=paths)
+
+
+def _check_writable(report_dir: Path) -> None:
+    try:
+        report_dir.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise ConfigError(f"cannot create the report directory {report_dir} ({exc.strerror})",
+                          hint="give a writable --report-dir") from None
+    if not os.access(report_dir, os.W_OK):
+        raise ConfigError(f"cannot write into the report directory {report_dir}",
+                          hint="give a writable --report-dir")
+
+
+def _tonight(store: HistoryStore, head: str, started: float) -> Any:
+    for run in store.runs(sha=head, limit=20):
+        if run.trigger == Trigger.NIGHTLY.value and run.started_at >= started - 1:
+            if run.dirty:
+                raise GitError("the checkout changed while the suite ran: the run is dirty",
+                               hint="run the nightly on a checkout nothing else writes to")
+            return run
+    raise BisectorError("the suite ran but recorded nothing in the history store",
+                        hint="check the warning pytest printed above (bisector: ...)")
+
+
+def _bisect(repo_path: Path, new: list[Regression], head: str, lookback: int,
+            options: NightlyOptions, say: Progress) -> tuple[BisectResult | None, str | None]:
+    from .finder import find_break
+
+    try:
+        return find_break(
+            repo_path, tests=[r.nodeid for r in new], bad=head, lookback=lookback,
+            history_db=options.history_db, timeout=options.timeout,
+            confidence=options.confidence, jobs=options.jobs, progress=say,
+            executor="docker" if options.container else "local", suite=options.container,
+        ), None
+    except BisectError as exc:  # still a regression to report, without a culprit
+        return None, f"bisection failed: {exc.one_line()}"
+
+
+def _stats(repo: Repository, store: HistoryStore) -> dict[str, Any] | None:
+    from .reports.stats import stats_json
+    from .stats import compute_stats
+
+    return stats_json(compute_stats(repo, store))
+
+
+# -- the report's data -------------------------------------------------------------------------
+
+
+def _iso(ts: float) -> str:
+    return dt.datetime.fromtimestamp(ts, tz=dt.UTC).isoformat(timespec="seconds")
+
+
+def commit_data(c: CommitInfo | None, sha: str | None = None) -> dict[str, Any] | None:
+    from .reports.history import commit_json
+
+    if c is None and sha is None:
+        return None
+    out = commit_json(c, sha)
+    out["short"] = (c.sha if c else sha or "")[:10]
+    return out
+
+
+def _assemble(repo: Repository, store: HistoryStore, options: NightlyOptions, *, branch: str,
+              head: str, run: Any, tonight: dict[str, tuple[str, str | None]], lookback: int,
+              baseline: bool, triaged: Triage, result: BisectResult | None, report: Any,
+              notes: list[str], started: float) -> dict[str, Any]:
+    findings = result.findings if result else ()
+    flaky = [f for f in findings if f.verdict == "flaky"]
+    broken = [f for f in findings if f.verdict != "flaky"]
+    bisected = {f.nodeid for f in findings}
+    unbisected = [r for r in triaged.new if r.nodeid not in bisected]
+    groups = _regression_groups(repo, store, run.env_key, broken, triaged.new, result)
+    for r in unbisected:
+        groups.append({"culprit": None, "files": [], "owners": [], "probes": [],
+                       "bisection": None, "tests": [{
+                           "test": r.nodeid, "last_good": r.last_good, "verdict": "inconclusive",
+                           "confidence": None, "confirmed": None,
+                           "note": "not bisected (see the notes)", "before": None,
+                           "after": {"sha": head, "outcome": str(r.outcome),
+                                     "message": r.message}}]})
+    culprit_shas = {c.culprit for c in triaged.carried if c.culprit}
+    infos = repo.commits(sorted(culprit_shas | {head}))
+    outcomes: dict[str, int] = {}
+    for outcome, _m in tonight.values():
+        outcomes[outcome] = outcomes.get(outcome, 0) + 1
+    n_new = sum(len(g["tests"]) for g in groups)
+    code = exit_code(options.fail_on, baseline=baseline, new_regressions=n_new, flaky=len(flaky))
+    if not baseline:
+        notes.insert(0, "no baseline yet: this is the first tracked run of the branch in this "
+                        "environment; regressions are found from the next night on")
+    data: dict[str, Any] = {
+        "schema": 1,
+        "kind": "bisector-nightly",
+        "generated_at": _iso(time.time()),
+        "repository": repo.main_root.name,
+        "branch": branch,
+        "head": commit_data(infos.get(head), head),
+        "lookback": lookback,
+        "fail_on": options.fail_on,
+        "status": status_of(baseline=baseline, new_regressions=n_new, flaky=len(flaky)),
+        "exit_code": code,
+        "run": {"id": run.id, "container": options.container, "exit_status": run.exit_status,
+                "seconds": round(run.finished_at - run.started_at, 3), "outcomes": outcomes},
+        "regressions": groups,
+        "still_failing": [
+            {"test": c.test, "culprit": commit_data(infos.get(c.culprit), c.culprit)
+             if c.culprit else None, "since": _iso(c.since), "message": tonight.get(
+                 c.test, (None, None))[1]}
+            for c in triaged.carried
+        ],
+        "flaky": [
+            {"test": f.nodeid, "message": tonight.get(f.nodeid, (None, f.message))[1],
+             "false_fail_rate": _round(f.false_fail_rate),
+             "false_fail_interval": [_round(x) for x in f.false_fail_interval]
+             if f.false_fail_interval else None, "note": f.note}
+            for f in flaky
+        ],
+        "failing": [{"test": t, "outcome": tonight[t][0], "message": tonight[t][1]}
+                    for t in triaged.failing],
+        "grid": _grid(repo, store, options.grid_commits, groups, triaged, flaky),
+        "stats": None,
+        "notes": [*notes, *(result.notes if result else ())],
+    }
+    return data
+
+
+def _round(x: float | None) -> float | None:
+    return None if x is None else round(x, 4)
+
+
+def _regression_groups(repo: Repository, store: HistoryStore, env_key: str,
+                       broken: list[Finding], new: list[Regression],
+                       result: BisectResult | None) -> list[dict[str, Any]]:
+    """One entry per culprit (the unresolved ones last), as docs/nightly-report.md lays out."""
+    if not broken or result is None:
+        return []
+    last_good = {r.nodeid: r.last_good for r in new}
+    by_culprit: dict[str | None, list[Finding]] = {}
+    for f in broken:
+        by_culprit.setdefault(f.culprit.sha if f.culprit else None, []).append(f)
+    probes = store.probes_of(result.journal_id) if result.journal_id is not None else []
+    probe_results = {p["run_id"]: store.run_results(p["run_id"]) for p in probes}
+    known = store.tests()
+    groups = []
+    for sha, findings in sorted(by_culprit.items(), key=lambda kv: kv[0] is None):
+        tests = [f.nodeid for f in findings]
+        culprit = findings[0].culprit
+        parent = culprit.parents[0] if culprit and culprit.parents else None
+        after = _latest(store, sha, env_key, tests, known) if sha else {}
+        before = _latest(store, parent, env_key, tests, known) if parent else {}
+        owners = list(findings[0].owners)
+        if culprit is not None:
+            owners.append(f"{culprit.author_name} <{culprit.author_email}>")
+        groups.append({
+            "culprit": commit_data(culprit) if culprit else None,
+            "files": list(findings[0].files) if culprit else [],
+            "owners": owners,
+            "tests": [{
+                "test": f.nodeid, "last_good": last_good.get(f.nodeid),
+                "verdict": f.verdict,
+                "confidence": _round(f.confidence), "confirmed": f.confirmed, "note": f.note,
+                "before": _side(parent, before.get(f.nodeid)) if parent else None,
+                "after": _side(sha, after.get(f.nodeid)) if sha else None,
+            } for f in findings],
+            "probes": [{
+                "sha": p["sha"], "short": p["sha"][:10], "purpose": p["purpose"],
+                "started_at": _iso(p["started_at"]),
+                "seconds": round(p["finished_at"] - p["started_at"], 3),
+                "outcomes": {t: probe_results[p["run_id"]][t][0] for t in tests
+                             if t in probe_results[p["run_id"]]},
+            } for p in probes if any(t in probe_results[p["run_id"]] for t in tests)],
+            "bisection": {"good": result.good, "bad": result.bad,
+                          "candidates": result.candidates, "probes_run": result.probes_run,
+                          "probes_reused": result.probes_reused,
+                          "seconds": round(result.seconds, 3)},
+        })
+    return groups
+
+
+def _latest(store: HistoryStore, sha: str | None, env_key: str, tests: list[str],
+            known: dict[str, int]) -> dict[str, tuple[str, str | None]]:
+    if sha is None:
+        return {}
+    rows = store.results_at([sha], env_key=env_key,
+                            test_ids=[known[t] for t in tests if t in known])
+    rows.sort(key=lambda r: (r.started_at, r.run_id))
+    return {r.nodeid: (r.outcome, r.message) for r in rows}
+
+
+def _side(sha: str | None, seen: tuple[str, str | None] | None) -> dict[str, Any]:
+    outcome, message = seen if seen else ("not run", None)
+    return {"sha": sha, "outcome": outcome, "message": message}
+
+
+def _grid(repo: Repository, store: HistoryStore, limit: int, groups: list[dict[str, Any]],
+          triaged: Triage, flaky: list[Finding]) -> dict[str, Any]:
+    from .queries import flaky_tests, history_grid
+    from .reports.history import interesting_tests
+
+    grid = history_grid(repo, store, [], limit)
+    regressions = {t["test"]: g["culprit"]["sha"] for g in groups if g["culprit"]
+                   for t in g["tests"]}
+    regressions.update({c.test: c.culprit for c in triaged.carried if c.culprit})
+    flaky_names = {f.nodeid for f in flaky} | {f.nodeid for f in flaky_tests(repo, store, limit)}
+    shown = interesting_tests(grid)
+    shown += [t for t in sorted(set(regressions) | flaky_names)
+              if t in grid.tests and t not in shown]
+    return {
+        "commits": [{**(commit_data(c) or {}), "runs": grid.runs.get(c.sha, 0)}
+                    for c in grid.commits],
+        "tests": shown,
+        "passing_tests": len(grid.tests) - len(shown),
+        "cells": {t: {sha: outcomes for (n, sha), outcomes in grid.cells.items() if n == t}
+                  for t in shown},
+        "regressions": regressions,
+        "flaky": sorted(flaky_names & set(shown)),
+    }
+
+
+def _ledger(data: dict[str, Any], triaged: Triage, result: BisectResult | None,
+            started: float) -> dict[str, Any]:
+    """What the next night needs: every regression reported, new or carried, with its culprit
+    and since when it is reported."""
+    head = data["head"]["sha"]
+    reported = [
+        {"test": t["test"], "bad": head,
+         "culprit": g["culprit"]["sha"] if g["culprit"] else None, "since": started}
+        for g in data["regressions"] for t in g["tests"]
+    ]
+    reported += [{"test": c.test, "bad": c.bad, "culprit": c.culprit, "since": c.since}
+                 for c in triaged.carried]
+    return {"reported": reported, "flaky": [f["test"] for f in data["flaky"]]}
+
+
+# -- writing -----------------------------------------------------------------------------------
+
+
+def write_reports(data: dict[str, Any], report_dir: Path) -> dict[str, Path]:
+    """nightly.json, nightly.md and nightly.html, each written whole or not at all."""
+    import json
+
+    from .reports.html import render_html
+    from .reports.nightly import to_markdown
+
+    texts = {
+        "json": json.dumps(data, indent=2) + "\n",
+        "md": to_markdown(data),
+        "html": render_html(data),
+    }
+    paths = {}
+    for kind, text in texts.items():
+        path = report_dir / f"nightly.{kind}"
+        tmp = path.with_suffix(f".{kind}.tmp")
+        try:
+            tmp.write_text(text, encoding="utf-8")
+            tmp.replace(path)
+        except OSError as exc:
+            raise ConfigError(f"cannot write the report {path} ({exc.strerror})",
+                              hint="give a writable --report-dir") from None
+        paths[kind] = path
+    return paths

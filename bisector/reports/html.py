@@ -1,0 +1,171 @@
+"""The nightly report as one self-contained HTML page (docs/nightly-report.md).
+
+The page is read from CI artifacts and mail attachments, often offline: everything it needs
+(CSS, the trend chart) is inline, nothing is fetched. Layout lives in the Jinja2 template; this
+module only turns the JSON's raw values into what the template shows (glyphs, classes,
+rounded figures), so the template never has to guess at missing keys.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import functools
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import jinja2
+from markupsafe import Markup
+
+from .history import FLAKY, GLYPHS, NOT_RUN
+from .svg import trend_svg
+
+BAD = frozenset({"failed", "error"})
+STATUS_TEXT = {
+    "regression": "regression",
+    "flaky": "flaky",
+    "clean": "clean",
+    "no-baseline": "no baseline yet",
+}
+LEGEND = [*((o, g) for o, (g, _) in GLYPHS.items()), ("flaky", FLAKY[0]),
+          ("not-run", NOT_RUN[0])]
+
+
+@dataclass(frozen=True, slots=True)
+class Cell:
+    css: str
+    glyph: str
+    title: str
+
+
+@dataclass(frozen=True, slots=True)
+class Row:
+    test: str
+    flaky: bool
+    cells: list[Cell]
+
+
+@functools.cache
+def _environment() -> jinja2.Environment:
+    # autoescape=True, not select_autoescape: the template's name ends in .j2, which
+    # select_autoescape's extension check would not recognise as HTML.
+    env = jinja2.Environment(
+        loader=jinja2.PackageLoader("bisector.reports", "templates"),
+        autoescape=True,
+        trim_blocks=True,
+        lstrip_blocks=True,
+        undefined=jinja2.ChainableUndefined,
+    )
+    env.filters.update(short=short, when=when, number=number, pct=pct, dash=dash)
+    # `is given`, not `is not none`: a key missing from the report is Undefined, not None.
+    env.tests["given"] = lambda value: not _missing(value)
+    return env
+
+
+def render_html(data: Mapping[str, Any]) -> str:
+    """The page for one nightly report dict; tolerant of missing or null keys, because the
+    same renderer serves a first night with no baseline and a full night with stats."""
+    stats = data.get("stats") or None
+    grid = data.get("grid") or {}
+    status = str(data.get("status") or "unknown")
+    return _environment().get_template("nightly.html.j2").render(
+        data=data,
+        status=status if status in STATUS_TEXT else "unknown",  # a CSS class: known ones only
+        status_text=STATUS_TEXT.get(status, status),
+        regressions=list(data.get("regressions") or []),
+        grid=grid,
+        commits=list(grid.get("commits") or []),
+        rows=grid_rows(grid),
+        legend=LEGEND,
+        stats=stats,
+        trend=Markup(trend_svg(stats.get("trend") or [])) if stats else None,
+        outcome_glyph=outcome_glyph,
+    )
+
+
+def _missing(value: Any) -> bool:
+    return value is None or isinstance(value, jinja2.Undefined)
+
+
+def short(sha: Any) -> str:
+    """Commit objects carry their own `short`; bare shas (last_good, bisection bounds) do not."""
+    if isinstance(sha, Mapping):
+        return str(sha.get("short") or short(sha.get("sha")))
+    return str(sha)[:10] if sha else "—"
+
+
+def when(value: Any) -> str:
+    """ISO 8601 down to the minute, in UTC: seconds and offsets are noise in a nightly page."""
+    if not value:
+        return "—"
+    try:
+        moment = dt.datetime.fromisoformat(str(value))
+    except ValueError:
+        return str(value)
+    if moment.tzinfo is not None:
+        moment = moment.astimezone(dt.UTC)
+    return moment.strftime("%Y-%m-%d %H:%M UTC")
+
+
+def number(value: Any, digits: int = 1) -> str:
+    """A figure, or a dash when the report has none (e.g. no regression yet to time)."""
+    if _missing(value) or isinstance(value, bool):
+        return "—"
+    try:
+        return f"{float(value):.{digits}f}"
+    except (TypeError, ValueError):
+        return str(value)
+
+
+def dash(value: Any) -> Any:
+    """The value, or a dash where the report has none: an empty cell reads as a rendering bug."""
+    return "—" if _missing(value) else value
+
+
+def pct(value: Any) -> str:
+    if _missing(value):
+        return "—"
+    try:
+        return f"{float(value) * 100:.0f}%"
+    except (TypeError, ValueError):
+        return str(value)
+
+
+def outcome_glyph(outcome: Any) -> str:
+    return GLYPHS.get(str(outcome), ("?", ""))[0]
+
+
+def cell(outcomes: Sequence[str] | None) -> tuple[str, str]:
+    """The CSS class and glyph of one grid cell: runs that disagree (a pass and a failure at
+    one commit) are what makes a test flaky, so they are shown as such, not as either."""
+    if not outcomes:
+        return "not-run", NOT_RUN[0]
+    kinds = {str(o) for o in outcomes}
+    if "passed" in kinds and kinds & BAD:
+        return "flaky", FLAKY[0]
+    newest = str(outcomes[0])
+    if newest in GLYPHS:
+        return newest, GLYPHS[newest][0]
+    return "untestable", GLYPHS["untestable"][0]
+
+
+def grid_rows(grid: Mapping[str, Any]) -> list[Row]:
+    commits = list(grid.get("commits") or [])
+    cells = grid.get("cells") or {}
+    culprits = grid.get("regressions") or {}
+    flaky = set(grid.get("flaky") or [])
+    rows = []
+    for test in grid.get("tests") or []:
+        by_sha = cells.get(test) or {}
+        row = []
+        for commit in commits:
+            sha = commit.get("sha")
+            outcomes = by_sha.get(sha)
+            css, glyph = cell(outcomes)
+            title = f"{test} at {short(commit)}: {', '.join(outcomes) if outcomes else 'not run'}"
+            if sha and culprits.get(test) == sha:
+                css += " regression"
+                title += " (culprit)"
+            row.append(Cell(css, glyph, title))
+        rows.append(Row(test, test in flaky, row))
+    return rows

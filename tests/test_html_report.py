@@ -1,0 +1,397 @@
+"""The nightly HTML report: rendered from tests/fixtures/nightly/report.json (the shape of
+docs/nightly-report.md), checked as text, then loaded in a real headless Chromium, because what
+matters is what a browser builds and paints from the file, not what the template meant to say.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import re
+import shutil
+import subprocess
+import xml.etree.ElementTree as ET
+from html.parser import HTMLParser
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from bisector.reports.html import cell, render_html
+from bisector.reports.svg import trend_svg
+from tests.integration.conftest import unavailable
+
+FIXTURE = Path(__file__).parent / "fixtures" / "nightly" / "report.json"
+SVG = "{http://www.w3.org/2000/svg}"
+ATTACK = "<script>alert(1)</script>"
+ESCAPED_ATTACK = "&lt;script&gt;alert(1)&lt;/script&gt;"
+
+
+@pytest.fixture
+def report() -> dict[str, Any]:
+    return json.loads(FIXTURE.read_text())
+
+
+# --- a tiny DOM, enough to ask "which elements with which classes hold which text" -------------
+
+VOID = {"area", "base", "br", "col", "embed", "hr", "img", "input", "link", "meta", "source",
+        "track", "wbr"}
+
+
+class Node:
+    def __init__(self, tag: str, attrs: dict[str, str]) -> None:
+        self.tag = tag
+        self.attrs = attrs
+        self.children: list[Node | str] = []
+
+    @property
+    def classes(self) -> set[str]:
+        return set(self.attrs.get("class", "").split())
+
+    def text(self) -> str:
+        return "".join(c if isinstance(c, str) else c.text() for c in self.children)
+
+    def elements(self) -> list[Node]:
+        return [c for c in self.children if isinstance(c, Node)]
+
+    def find_all(self, tag: str | None = None, cls: str | None = None) -> list[Node]:
+        found = []
+        for child in self.elements():
+            if (tag is None or child.tag == tag) and (cls is None or cls in child.classes):
+                found.append(child)
+            found.extend(child.find_all(tag, cls))
+        return found
+
+    def one(self, tag: str | None = None, cls: str | None = None) -> Node:
+        found = self.find_all(tag, cls)
+        assert len(found) == 1, f"expected one {tag or ''}.{cls or ''}, found {len(found)}"
+        return found[0]
+
+
+class _Builder(HTMLParser):
+    def __init__(self) -> None:
+        super().__init__(convert_charrefs=True)
+        self.root = Node("#document", {})
+        self.stack = [self.root]
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        node = Node(tag, {k: v or "" for k, v in attrs})
+        self.stack[-1].children.append(node)
+        if tag not in VOID:
+            self.stack.append(node)
+
+    def handle_startendtag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        self.stack[-1].children.append(Node(tag, {k: v or "" for k, v in attrs}))
+
+    def handle_endtag(self, tag: str) -> None:
+        if any(n.tag == tag for n in self.stack[1:]):
+            while self.stack.pop().tag != tag:
+                pass
+
+    def handle_data(self, data: str) -> None:
+        self.stack[-1].children.append(data)
+
+
+def parse(html: str) -> Node:
+    builder = _Builder()
+    builder.feed(html)
+    builder.close()
+    return builder.root
+
+
+def grid_rows(dom: Node) -> dict[str, list[Node]]:
+    """The history grid's cells by the full node id in each row header's title."""
+    table = dom.one("table", "grid")
+    return {tr.one("th").attrs["title"]: tr.find_all("td")
+            for tr in table.one("tbody").find_all("tr")}
+
+
+# --- rendering, as text -------------------------------------------------------------------------
+
+def test_every_section_of_the_report_is_rendered(report: dict[str, Any]) -> None:
+    dom = parse(render_html(report))
+    text = " ".join(dom.one("body").text().split())
+
+    assert dom.one(cls="badge").text() == "regression"
+    assert "status-regression" in dom.one(cls="badge").classes
+    head = report["head"]
+    assert f"HEAD {head['short']} {head['subject']}" in text
+    assert "2024-05-09 02:14 UTC" in text  # generated_at
+    assert "✓ 37 passed" in text and "✗ 7 failed" in text
+
+    cards = dom.find_all("article", "culprit-card")
+    isolated = [e for e in report["regressions"] if e["culprit"]]
+    assert [c.attrs["data-sha"] for c in cards] == [e["culprit"]["sha"] for e in isolated]
+    first = " ".join(cards[0].text().split())
+    assert "0.990" in first and "0.970" in first  # confidences, three digits
+    assert "Dave Kowalski <dave@example.com>" in first
+    assert "calc/signs.py" in first and "@calc/core" in first
+    assert "assert 5 == -5" in first  # the message after, at the culprit
+    assert len(cards[0].find_all("li", "probe")) == 4
+    assert "4 candidates 4 probes run 1 reused 6.3 s" in first
+
+    lost = dom.one("article", "not-isolated")
+    assert "not isolated" in lost.text()
+    assert "untestable (ImportError while collecting)" in lost.text()
+
+    culprit = report["still_failing"][0]["culprit"]
+    assert f"since {culprit['short']} {culprit['subject']}" in text
+    assert "Flaky tonight (1)" in text and "20% (5%–50%)" in text
+    assert "Failing without a baseline (1)" in text and "--strict" in text
+    assert "1 probe result reused from tonight's run at HEAD" in text
+    assert "37 tests always passed" in text
+    assert "Stats" in text and "20.5 mean hours to detection" in text
+    assert "12.3 mean seconds to culprit" in text and "3.0 per 100 commits" in text
+
+
+def test_grid_cells_carry_the_outcome_the_culprit_and_flakiness(report: dict[str, Any]) -> None:
+    grid = report["grid"]
+    shas = [c["sha"] for c in grid["commits"]]
+    rows = grid_rows(parse(render_html(report)))
+    assert list(rows) == grid["tests"]
+
+    for test, culprit in grid["regressions"].items():
+        marked = [i for i, td in enumerate(rows[test]) if "regression" in td.classes]
+        assert marked == [shas.index(culprit)], test
+    add = rows["tests/test_calc.py::test_add_negative"]
+    assert [td.text() for td in add] == ["✗", "✗", "✗", "✗", "✓", "✓", "✓", "✓"]
+    assert add[0].attrs["title"] == (
+        f"tests/test_calc.py::test_add_negative at {shas[0][:10]}: failed")
+
+    net = rows["tests/test_net.py::test_fetch_times_out"]
+    assert ["flaky" in td.classes for td in net] == [False, False, True, *[False] * 5]
+    assert net[2].text() == "~" and net[2].attrs["title"].endswith(": failed, passed")
+    assert net[5].text() == "s" and "skipped" in net[5].classes
+    assert "untestable" in rows["tests/test_db.py::test_migrate_v3"][1].classes
+    assert "not-run" in rows["tests/test_io.py::test_read_big_file"][4].classes
+    assert [td.text() for td in rows["tests/test_cli.py::test_strict_flag"][1:]] == ["·"] * 7
+
+    dom = parse(render_html(report))
+    flagged = [th.attrs["title"] for th in dom.find_all("th", "flaky-test")]
+    assert flagged == grid["flaky"]
+    headers = dom.one("table", "grid").one("thead").find_all("th", "commit")
+    assert [th.text() for th in headers] == [c["short"] for c in grid["commits"]]
+    assert grid["commits"][1]["subject"] in headers[1].attrs["title"]
+
+
+@pytest.mark.parametrize(("outcomes", "expected"), [
+    (["failed", "passed"], ("flaky", "~")),
+    (["passed", "error"], ("flaky", "~")),
+    (["skipped", "passed"], ("skipped", "s")),  # a skip disagrees with nothing
+    (["xfailed"], ("xfailed", "x")),
+    (["xpassed"], ("xpassed", "X")),
+    (["error", "failed"], ("error", "E")),
+    ([], ("not-run", "·")),
+    (None, ("not-run", "·")),
+    (["from-a-newer-bisector"], ("untestable", "?")),
+])
+def test_a_cell_shows_disagreeing_runs_as_flaky(outcomes: list[str] | None,
+                                                expected: tuple[str, str]) -> None:
+    assert cell(outcomes) == expected
+
+
+def test_the_page_fetches_nothing(report: dict[str, Any]) -> None:
+    html = render_html(report)
+    assert not re.search(r"""\b(?:src|href)\s*=\s*["']?\s*(?:https?:)?//""", html, re.I)
+    assert not re.search(r"<script\b", html, re.I)
+    assert not re.search(r"<link\b", html, re.I)
+    assert not re.search(r"@import|url\(", html, re.I)
+    assert html.count("<style>") == 1
+
+
+def test_text_from_the_report_is_escaped(report: dict[str, Any]) -> None:
+    hostile = copy.deepcopy(report)
+    hostile["repository"] = '<img src=x onerror="alert(1)">'
+    hostile["regressions"][0]["tests"][0]["after"]["message"] = ATTACK
+    hostile["regressions"][0]["owners"].append('"><b>owner</b>')
+    hostile["notes"].append(ATTACK)
+    hostile["stats"]["trend"][0]["short"] = "<svg onload=alert(1)>"
+    html = render_html(hostile)
+
+    assert ATTACK not in html and "<img" not in html and "<b>owner" not in html
+    assert "<svg onload" not in html
+    assert html.count(ESCAPED_ATTACK) >= 2
+    assert "&lt;img src=x onerror=&#34;alert(1)&#34;&gt;" in html
+    dom = parse(html)
+    assert dom.find_all("script") == [] and dom.find_all("img") == []
+    assert ATTACK in dom.find_all("article", "culprit-card")[0].text()
+
+
+def test_a_first_night_without_baseline_or_stats_renders() -> None:
+    html = render_html({"schema": 1, "repository": "calc", "status": "no-baseline",
+                        "exit_code": 0, "regressions": [], "grid": None, "stats": None})
+    dom = parse(html)
+    assert dom.one(cls="badge").text() == "no baseline yet"
+    assert dom.find_all(cls="culprit-card") == []
+    assert "No new regressions tonight." in dom.text()
+    assert dom.find_all("table", "grid") == [] and dom.find_all("svg") == []
+    assert "Stats" not in dom.text()
+    # Nothing at all is still a page, not a crash.
+    assert "<html" in render_html({})
+
+
+def test_missing_and_null_keys_render_what_is_there() -> None:
+    data: dict[str, Any] = {
+        "status": "flaky",
+        "run": {"outcomes": None, "seconds": None},
+        "regressions": [{"culprit": None, "tests": [{"test": "t.py::a", "note": "no pass"}]},
+                        {"culprit": {"sha": "f" * 40}, "probes": [{"sha": "e" * 40}],
+                         "bisection": {"good": "a" * 40}}],
+        "still_failing": [{"test": "t.py::b", "culprit": None}],
+        "flaky": [{"test": "t.py::c", "false_fail_rate": None, "false_fail_interval": None}],
+        "grid": {"commits": [{"sha": "a" * 40}], "tests": ["t.py::a"], "cells": {}},
+        "stats": {"window": None, "regressions": None, "flaky": None, "trend": None,
+                  "slowest": [{"test": "t.py::d"}]},
+    }
+    dom = parse(render_html(data))
+    text = " ".join(dom.one("body").text().split())
+    assert dom.one(cls="badge").text() == "flaky"
+    assert dom.one("article", "culprit-card").attrs["data-sha"] == "f" * 40
+    assert "ffffffffff" in text and "eeeeeeeeee" in text
+    assert "not isolated" in text and "no pass" in text and "culprit unknown" in text
+    assert [td.text() for td in grid_rows(dom)["t.py::a"]] == ["·"]
+    assert "— regressions" in text and "— mean hours to detection" in text
+    assert "no tracked commits" in dom.one("svg", "trend").text()
+    # Absent figures are left out, not printed as blanks ("#", " candidates", "— s").
+    assert "searched aaaaaaaaaa..—" in text
+    assert "candidates" not in text and "reused" not in text and " s " not in text
+    assert "tonight's run" in text and "#" not in text and "always passed" not in text
+
+
+def test_the_template_ships_inside_the_package() -> None:
+    template = resources.files("bisector.reports") / "templates" / "nightly.html.j2"
+    assert template.is_file()
+
+
+# --- the trend chart ----------------------------------------------------------------------------
+
+def test_an_empty_trend_is_a_small_wellformed_svg() -> None:
+    root = ET.fromstring(trend_svg([]))
+    assert root.tag == f"{SVG}svg"
+    assert "no tracked commits" in "".join(root.itertext())
+    assert root.findall(f".//{SVG}rect") == []
+
+
+def test_the_trend_has_one_bar_per_commit_scaled_to_its_failures(
+        report: dict[str, Any]) -> None:
+    trend = report["stats"]["trend"]
+    root = ET.fromstring(trend_svg(trend))
+    assert (root.get("width"), root.get("height")) == ("720", "180")
+
+    bars = [r for r in root.iter(f"{SVG}rect") if "bar" in r.get("class", "").split()]
+    assert len(bars) == len(trend)
+    xs = [float(b.get("x", "nan")) for b in bars]
+    assert xs == sorted(xs)  # oldest on the left
+    heights = [float(b.get("height", "nan")) for b in bars]
+    failed = [p["failed"] for p in trend]
+    assert heights.index(max(heights)) == failed.index(max(failed))
+    assert heights[4] < heights[7] and heights[1] == heights[2]  # 3 < 7 failed, 1 == 1
+    marked = ["regression" in b.get("class", "") for b in bars]
+    assert marked == [p["regressions"] > 0 for p in trend]
+    tips = [b.findtext(f"{SVG}title") for b in bars]
+    assert tips[4] == (f"{trend[4]['short']}: 3 failed, 41 passed, 2 new regressions "
+                       f"({trend[4]['committed_at']})")
+    labels = "".join(root.itertext())
+    assert trend[0]["short"][:7] in labels and trend[-1]["short"][:7] in labels
+
+
+def test_trend_text_is_escaped_and_bad_counts_draw_as_zero() -> None:
+    svg = trend_svg([{"short": "<&>\"'", "failed": None, "regressions": "many"},
+                     {"sha": "b" * 40, "failed": "3"}])
+    root = ET.fromstring(svg)  # would raise on unescaped text
+    assert "<&>" in "".join(root.itertext())
+    bars = [r for r in root.iter(f"{SVG}rect") if "bar" in r.get("class", "")]
+    assert float(bars[0].get("height", "0")) < float(bars[1].get("height", "0"))
+    assert "bbbbbbb" in "".join(root.itertext())
+
+
+# --- in a real browser --------------------------------------------------------------------------
+
+@pytest.fixture
+def chromium() -> str:
+    path = shutil.which("chromium")
+    if path is None:
+        unavailable("chromium not installed: apt-get install chromium", what="Chromium",
+                    how=".ci/run installs it with scripts/ensure-chromium")
+    assert path is not None
+    return path
+
+
+def run_chromium(chromium: str, tmp_path: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    """Headless, with a fresh profile and everything that would reach the network switched off:
+    the page must render from the file alone."""
+    profile = tmp_path / "profile"
+    profile.mkdir()
+    proc = subprocess.run(
+        [chromium, "--headless", "--no-sandbox", "--disable-gpu", "--no-first-run",
+         "--disable-background-networking", "--disable-component-update", "--disable-sync",
+         "--disable-quic", f"--user-data-dir={profile}", *args],
+        capture_output=True, text=True, timeout=60, check=False,
+    )
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    return proc
+
+
+def write_page(tmp_path: Path, report: dict[str, Any]) -> str:
+    page = tmp_path / "report.html"
+    page.write_text(render_html(report), encoding="utf-8")
+    return page.as_uri()
+
+
+@pytest.mark.chromium
+def test_chromium_builds_the_cards_grid_and_chart(chromium: str, tmp_path: Path,
+                                                  report: dict[str, Any]) -> None:
+    url = write_page(tmp_path, report)
+    proc = run_chromium(chromium, tmp_path, "--dump-dom", url)
+    dom = parse(proc.stdout)
+
+    isolated = [e for e in report["regressions"] if e["culprit"]]
+    cards = dom.find_all(cls="culprit-card")
+    assert len(cards) == len(isolated) == 2
+    for card, entry in zip(cards, isolated, strict=True):
+        assert card.attrs["data-sha"] == entry["culprit"]["sha"]
+        text = card.text()
+        assert entry["culprit"]["short"] in text
+        assert all(owner in text for owner in entry["owners"])
+        assert len(card.find_all("li", "probe")) == len(entry["probes"])
+    assert len(dom.find_all(cls="not-isolated")) == 1
+
+    # The failure message with a <script> in it stayed text: the browser built no script.
+    assert dom.find_all("script") == []
+    assert ATTACK in cards[1].text()
+
+    rows = grid_rows(dom)
+    shas = [c["sha"] for c in report["grid"]["commits"]]
+    for test, culprit in report["grid"]["regressions"].items():
+        at = rows[test][shas.index(culprit)]
+        assert {"regression", "failed"} <= at.classes, test
+    assert len(dom.find_all("td", "regression")) == len(report["grid"]["regressions"])
+    assert len(dom.find_all("td", "flaky")) == 1
+    assert "flaky" in rows["tests/test_net.py::test_fetch_times_out"][2].classes
+
+    chart = dom.one("svg", "trend")
+    assert len(chart.find_all("rect", "bar")) == len(report["stats"]["trend"])
+
+
+@pytest.mark.chromium
+def test_chromium_paints_a_readable_page(chromium: str, tmp_path: Path,
+                                         report: dict[str, Any]) -> None:
+    from PIL import Image
+
+    url = write_page(tmp_path, report)
+    shot = tmp_path / "shot.png"
+    run_chromium(chromium, tmp_path, f"--screenshot={shot}", "--window-size=1280,1600", url)
+
+    with Image.open(shot) as image:
+        assert image.size == (1280, 1600)
+        pixels = image.convert("RGB")
+    colours = pixels.getcolors(maxcolors=1 << 24)
+    assert colours is not None
+    total = 1280 * 1600
+    background_count, _ = max(colours)
+    assert len(colours) > 50, "a flat page: the CSS or the content did not render"
+    assert (total - background_count) / total >= 0.03
+    # The status badge, failed outcomes and the culprit cards' edge are red: the regression shows.
+    red = sum(n for n, (r, g, b) in colours if r >= 150 and g <= 80 and b <= 80)
+    assert red >= 500, f"only {red} red pixels"
