@@ -225,8 +225,11 @@ def load_settings(
 TRIGGER_ENV = "BISECTOR_TRIGGER"
 
 
-def run_trigger() -> str:
+def take_trigger() -> str:
     """What started this pytest session: `bisector nightly` sets BISECTOR_TRIGGER=nightly for
-    the session it runs, so its runs are told apart in the history; anything else is pytest."""
-    value = os.environ.get(TRIGGER_ENV, "")
+    the session it runs, so its runs are told apart in the history; anything else is pytest.
+
+    Taken out of the environment as it is read, so that pytest sessions the suite itself starts
+    (a plugin's own tests, say) are not labelled as the nightly's."""
+    value = os.environ.pop(TRIGGER_ENV, "")
     return value if value in {t.value for t in Trigger} else Trigger.PYTEST.value

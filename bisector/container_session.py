@@ -61,7 +61,7 @@ def _in_container(value: str, root: Path) -> str:
 
 def run(name: str, args: Sequence[str], invocation_dir: Path, *, track: bool,
         history_db: str | None, auto_bisect: bool = False,
-        write: Callable[[str], None] | None = None) -> int:
+        write: Callable[[str], None] | None = None, trigger: str = "pytest") -> int:
     """Run the suite over the working tree; the container's exit status.
 
     2 is bisector's own error (one line) or an interrupted run, as for pytest; 3 a run that
@@ -77,7 +77,7 @@ def run(name: str, args: Sequence[str], invocation_dir: Path, *, track: bool,
         previous = signal.signal(signal.SIGTERM, _interrupt)
     try:
         return _run(name, args, invocation_dir, track=track, history_db=history_db,
-                    auto_bisect=auto_bisect, out=out)
+                    auto_bisect=auto_bisect, out=out, trigger=trigger)
     except BisectorError as exc:
         out(f"bisector: error: {exc.one_line()}\n")
         return exc.exit_code
@@ -94,7 +94,8 @@ def _interrupt(signum: int, frame: object) -> None:
 
 
 def _run(name: str, args: Sequence[str], invocation_dir: Path, *, track: bool,
-         history_db: str | None, auto_bisect: bool, out: Callable[[str], None]) -> int:
+         history_db: str | None, auto_bisect: bool, out: Callable[[str], None],
+         trigger: str = "pytest") -> int:
     from .executors.docker import (
         SuiteRunner,
         connect,
@@ -142,7 +143,7 @@ def _run(name: str, args: Sequence[str], invocation_dir: Path, *, track: bool,
         env = container_environment(suite, outcome.image_ref, outcome.image_id, root)
         try:
             said = _record(invocation_dir, history_db, env, results, started, finished,
-                           outcome.status, state.sha, state.dirty)
+                           outcome.status, state.sha, state.dirty, trigger)
         except BisectorError as exc:  # as locally: the tests' status stands, with a warning
             said = f"warning: {exc.one_line()}; nothing recorded"
         out(f"bisector: {said}\n")
@@ -151,10 +152,9 @@ def _run(name: str, args: Sequence[str], invocation_dir: Path, *, track: bool,
 
 def _record(invocation_dir: Path, history_db: str | None, env: Environment,
             results: dict[str, TestResult], started: float, finished: float,
-            status: int | None, sha: str | None, dirty: bool) -> str:
+            status: int | None, sha: str | None, dirty: bool, trigger: str) -> str:
     from dataclasses import replace
 
-    from .config import run_trigger
     from .recorder import Prepared
 
     prepared = Prepared(invocation_dir, history_db)
@@ -166,7 +166,7 @@ def _record(invocation_dir: Path, history_db: str | None, env: Environment,
             prepared.state = replace(prepared.state, dirty=True)
         rows = [[r.nodeid, r.outcome.value, r.duration, r.signature, r.message, r.reruns,
                  r.phase] for r in results.values()]
-        answer = prepared.record({"protocol": 1, "trigger": run_trigger(), "started_at": started,
+        answer = prepared.record({"protocol": 1, "trigger": trigger, "started_at": started,
                                   "finished_at": finished, "exit_status": status,
                                   "results": rows})
     finally:

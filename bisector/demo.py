@@ -125,8 +125,8 @@ def main() -> int:
     _step(f"building a demo repository with a planted regression in {repo}")
     shas = build_repo(repo, commits=12, culprit=7)
     print(f"12 commits; commit 8 of 12 ({shas[7][:10]}, {CULPRIT_SUBJECT!r}) breaks a test")
-    tracked = [0, 4, 10, 11]
-    _step("running `pytest --track-history` on commits 1, 5, 11 and 12 (HEAD)")
+    tracked = [0, 4, 10]
+    _step("running `pytest --track-history` on commits 1, 5 and 11: the nights before")
     try:
         for i in tracked:
             _git(repo, "checkout", "-q", shas[i])
@@ -136,12 +136,19 @@ def main() -> int:
         _git(repo, "checkout", "-q", "main")
     _step("bisector history")
     bisector(["history", "-C", str(repo)])
+    _step("bisector nightly at HEAD (commit 12): run the suite, find what broke, bisect it "
+          "(probes run in a worktree under .bisector/, reusing history), write the reports")
+    reports = base / "reports"
+    found = bisector(["nightly", "-C", str(repo), "--report-dir", str(reports)])
     _step("bisector regressions")
     code = bisector(["regressions", "-C", str(repo)])
-    _step("bisector find-break (probes run in a worktree under .bisector/, reusing history)")
-    code = code or bisector(["find-break", "-C", str(repo)])
     print(f"\nThe planted culprit is {shas[7][:10]} {CULPRIT_SUBJECT!r}.")
     print(f"The demo repository stays in {repo}")
+    if found != 1:  # the nightly exits 1 when it finds a new regression, as here
+        print(f"bisector nightly exited {found}, not 1: it missed the planted regression")
+        return 1
+    print(f"\nHTML report: {reports / 'nightly.html'}")
+    print(f"  open it in a browser: file://{(reports / 'nightly.html').resolve()}")
     return code
 
 

@@ -22,7 +22,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from .errors import BisectError, BisectorError, ConfigError, GitError
+from .config import load_settings, sqlite_path
+from .errors import BisectorError, ConfigError, GitError
 from .gitrepo import Repository
 from .history import HistoryStore
 from .model import BisectResult, CommitInfo, Finding, Outcome, Regression, Trigger
@@ -76,26 +77,34 @@ class Triage:
 
 
 def triage(regressions: Iterable[Regression], failing: Iterable[str],
-           ledger: dict[str, Any] | None, is_ancestor: Callable[[str, str], bool]
+           ledger: dict[str, Any] | None, is_ancestor: Callable[[str, str], bool], head: str
            ) -> Triage:
     """Split tonight's failures into new regressions, carried ones and the rest.
 
-    A regression is the one already reported when the test has not passed since that break:
-    its last pass now is an ancestor of the culprit named then (of the commit it was seen
-    failing at, when none was named). The last pass itself moves, as bisection probes the
-    culprit's parent; a pass after the culprit means it was fixed and broke again, a new
-    break. A reported test that no longer shows as a regression (its last pass fell out of the
-    lookback window) is still carried, never turned into "failing".
+    A regression is the one already reported while the test has not passed since that break:
+    it is new again only when its last pass now contains the culprit named then (the commit it
+    was seen failing at, when none was named): fixed, then broken again. The last pass itself
+    moves forward as the bisection probes the culprit's parent (or a merge's first parent, for
+    a culprit in a merged branch), so it cannot be compared as it is. A reported break that is
+    no longer in HEAD's history (main was rewritten) is forgotten. A reported test that no
+    longer shows as a regression (its last pass left the lookback window) is still carried,
+    never turned into "failing".
     """
-    reported = {e["test"]: e for e in (ledger or {}).get("reported", [])}
+    reported: dict[str, dict[str, Any]] = {}
+    for entry in (ledger or {}).get("reported", []) if isinstance(ledger, dict) else []:
+        if not isinstance(entry, dict) or not isinstance(entry.get("test"), str):
+            continue
+        broke_at = entry.get("culprit") or entry.get("bad")
+        if isinstance(broke_at, str) and is_ancestor(broke_at, head):
+            reported[entry["test"]] = entry
     new: list[Regression] = []
     carried: list[Carried] = []
     detected = set()
     for r in regressions:
         detected.add(r.nodeid)
         before = reported.get(r.nodeid)
-        broke_at = before and (before.get("culprit") or before.get("bad"))
-        if broke_at and is_ancestor(r.last_good, broke_at):
+        if before is not None and not is_ancestor(before.get("culprit") or before["bad"],
+                                                  r.last_good):
             carried.append(_carried(before))
         else:
             new.append(r)
@@ -110,8 +119,9 @@ def triage(regressions: Iterable[Regression], failing: Iterable[str],
 
 
 def _carried(entry: dict[str, Any]) -> Carried:
+    since = entry.get("since")
     return Carried(test=entry["test"], bad=entry.get("bad"), culprit=entry.get("culprit"),
-                   since=float(entry.get("since", 0.0)))
+                   since=float(since) if isinstance(since, int | float) else 0.0)
 
 
 def exit_code(fail_on: str, *, baseline: bool, new_regressions: int, flaky: int) -> int:
@@ -160,17 +170,18 @@ def check_checkout(repo: Repository) -> tuple[str, str]:
     return state.branch, state.sha
 
 
-def run_suite(cwd: Path, options: NightlyOptions, echo: Callable[[str], None]) -> int:
+def run_suite(cwd: Path, options: NightlyOptions, echo: Callable[[str], None],
+              url: str) -> int:
     """pytest with tracking, in a process of its own: the user's conftest, plugins and
     `--container` behave exactly as when they run pytest, and a crash in the suite cannot take
     the nightly down with it. Its output goes to `echo` (stderr) as it comes."""
     cmd = [sys.executable, "-m", "pytest", "--track-history"]
-    if options.history_db:
-        cmd += ["--history-db", options.history_db]
+    if "@" not in url:  # resolved here, so a relative path means one store to both; a URL
+        cmd += ["--history-db", url]  # with a password goes by the environment only
     if options.container:
         cmd += ["--container", options.container]
     cmd += list(options.pytest_args)
-    env = {**os.environ, "BISECTOR_TRIGGER": Trigger.NIGHTLY.value}
+    env = {**os.environ, "BISECTOR_TRIGGER": Trigger.NIGHTLY.value, "BISECTOR_DB": url}
     try:
         proc = subprocess.Popen(cmd, cwd=cwd, env=env, stdout=subprocess.PIPE,
                                 stderr=subprocess.STDOUT, text=True, errors="replace")
@@ -193,7 +204,7 @@ def run_suite(cwd: Path, options: NightlyOptions, echo: Callable[[str], None]) -
 
 
 def _check_status(status: int) -> None:
-    if status in (0, 1):
+    if status in (0, 1, 2):  # 2: interrupted, e.g. by collection errors: judged by its record
         return
     if status == 5:
         raise ConfigError("pytest collected no tests: there is nothing to track",
@@ -213,45 +224,81 @@ def run_nightly(repo_path: Path, options: NightlyOptions,
         raise ConfigError(f"--fail-on {options.fail_on!r} is not one of {', '.join(FAIL_ON)}")
     started = time.time()
     with Repository(repo_path) as repo:
-        branch, head = check_checkout(repo)
+        settings = load_settings(repo.main_root, history_db=options.history_db,
+                                 lookback=options.lookback)
+        url = settings.store_url(repo.main_root)
         report_dir = options.report_dir or repo.main_root / ".bisector" / "reports"
+        # bisector's own files (a store restored from a cache, worktrees, last night's
+        # reports) are not uncommitted changes: excluded before the checkout is judged
+        repo.ensure_excluded()
+        repo.exclude_store(sqlite_path(url))
+        _exclude(repo, report_dir)
+        branch, head = check_checkout(repo)
         _check_writable(report_dir)
-        if report_dir.resolve().is_relative_to(repo.main_root / ".bisector"):
-            repo.ensure_excluded()
         say(f"running the suite at {head[:10]} on {branch}")
-        status = run_suite(Path(repo_path), options, echo or (lambda _m: None))
+        status = run_suite(Path(repo_path), options, echo or (lambda _m: None), url)
         _check_status(status)
-        with open_store(repo, options.history_db, options.lookback) as (store, settings):
+        with open_store(repo, url) as (store, _settings):
             lookback = settings.lookback
-            run = _tonight(store, head, started)
+            run = _tonight(store, head, started, status)
             tonight = store.run_results(run.id)
             report = regressions_at_head(repo, store, lookback)
             window = tracked_window(repo, store.tracked_shas(env_key=run.env_key), lookback)
             baseline = len(window.shas) > 1
             failing = sorted(t for t, (o, _m) in tonight.items() if Outcome(o).is_bad)
-            previous = store.nightlies(branch, limit=1)
-            ledger = previous[0]["ledger"] if previous else None
-            triaged = triage(report.regressions, failing, ledger, repo.is_ancestor)
-            result = None
             notes: list[str] = []
+            ledger, note = _last_ledger(store, branch)
+            if note:
+                notes.append(note)
+            triaged = triage(report.regressions, failing, ledger, repo.is_ancestor, head)
+            result = None
             if triaged.new:
                 say(f"bisecting {len(triaged.new)} new regression(s)")
-                result, note = _bisect(repo_path, triaged.new, head, lookback, options, say)
+                result, note = _bisect(repo_path, triaged.new, head, lookback, options, url,
+                                       say)
                 if note:
                     notes.append(note)
             data = _assemble(repo, store, options, branch=branch, head=head, run=run,
                              tonight=tonight, lookback=lookback, baseline=baseline,
-                             triaged=triaged, result=result, report=report, notes=notes,
-                             started=started)
+                             triaged=triaged, result=result, notes=notes)
+            data["stats"] = _stats(repo, store)
             code = data["exit_code"]
+            paths = write_reports(data, report_dir)
+            # last: a night that could not write its reports has told nobody, so the next
+            # night must not carry its regressions as already reported
             store.record_nightly(
                 branch=branch, sha=head, run_id=run.id, started_at=started,
                 finished_at=time.time(), status=data["status"], exit_code=code,
-                ledger=_ledger(data, triaged, result, started),
+                ledger=_ledger(data, triaged),
             )
-            data["stats"] = _stats(repo, store)
-    paths = write_reports(data, report_dir)
     return NightlyOutcome(exit_code=code, data=data, paths=paths)
+
+
+def _last_ledger(store: HistoryStore, branch: str) -> tuple[dict[str, Any] | None, str | None]:
+    previous = store.nightlies(branch, limit=1)
+    if not previous:
+        return None, None
+    ledger = previous[0]["ledger"]
+    if not isinstance(ledger, dict):
+        return None, (f"the ledger of the last night (#{previous[0]['id']}) is unreadable: "
+                      "every regression is treated as new")
+    return ledger, None
+
+
+def _exclude(repo: Repository, report_dir: Path) -> None:
+    """Reports written inside the checkout go to .git/info/exclude (as the store does), so
+    that they do not make the next night's run dirty."""
+    try:
+        rel = report_dir.resolve().relative_to(repo.main_root)
+    except ValueError:
+        return
+    if not rel.parts:
+        raise ConfigError("--report-dir is the checkout itself",
+                          hint="give a directory of its own, e.g. --report-dir bisector-report")
+    if rel.parts[0] == ".bisector":
+        repo.ensure_excluded()
+    else:
+        repo.ensure_excluded(f"{rel.as_posix()}/")
 
 
 def _check_writable(report_dir: Path) -> None:
@@ -263,31 +310,37 @@ def _check_writable(report_dir: Path) -> None:
     if not os.access(report_dir, os.W_OK):
         raise ConfigError(f"cannot write into the report directory {report_dir}",
                           hint="give a writable --report-dir")
+    for kind in ("json", "md", "html"):  # a night that fails must not leave the last one's
+        (report_dir / f"nightly.{kind}").unlink(missing_ok=True)
 
 
-def _tonight(store: HistoryStore, head: str, started: float) -> Any:
+def _tonight(store: HistoryStore, head: str, started: float, status: int) -> Any:
     for run in store.runs(sha=head, limit=20):
         if run.trigger == Trigger.NIGHTLY.value and run.started_at >= started - 1:
             if run.dirty:
                 raise GitError("the checkout changed while the suite ran: the run is dirty",
                                hint="run the nightly on a checkout nothing else writes to")
             return run
+    if status == 2:
+        raise BisectorError("pytest was interrupted (exit status 2) before it recorded a run",
+                            hint="run the same pytest command to see why; its output is above")
     raise BisectorError("the suite ran but recorded nothing in the history store",
                         hint="check the warning pytest printed above (bisector: ...)")
 
 
 def _bisect(repo_path: Path, new: list[Regression], head: str, lookback: int,
-            options: NightlyOptions, say: Progress) -> tuple[BisectResult | None, str | None]:
+            options: NightlyOptions, url: str, say: Progress
+            ) -> tuple[BisectResult | None, str | None]:
     from .finder import find_break
 
     try:
         return find_break(
             repo_path, tests=[r.nodeid for r in new], bad=head, lookback=lookback,
-            history_db=options.history_db, timeout=options.timeout,
+            history_db=url, timeout=options.timeout,
             confidence=options.confidence, jobs=options.jobs, progress=say,
             executor="docker" if options.container else "local", suite=options.container,
         ), None
-    except BisectError as exc:  # still a regression to report, without a culprit
+    except BisectorError as exc:  # still regressions to report, without a culprit
         return None, f"bisection failed: {exc.one_line()}"
 
 
@@ -317,24 +370,30 @@ def commit_data(c: CommitInfo | None, sha: str | None = None) -> dict[str, Any] 
 
 def _assemble(repo: Repository, store: HistoryStore, options: NightlyOptions, *, branch: str,
               head: str, run: Any, tonight: dict[str, tuple[str, str | None]], lookback: int,
-              baseline: bool, triaged: Triage, result: BisectResult | None, report: Any,
-              notes: list[str], started: float) -> dict[str, Any]:
+              baseline: bool, triaged: Triage, result: BisectResult | None,
+              notes: list[str]) -> dict[str, Any]:
     findings = result.findings if result else ()
     flaky = [f for f in findings if f.verdict == "flaky"]
     broken = [f for f in findings if f.verdict != "flaky"]
     bisected = {f.nodeid for f in findings}
-    unbisected = [r for r in triaged.new if r.nodeid not in bisected]
     groups = _regression_groups(repo, store, run.env_key, broken, triaged.new, result)
-    for r in unbisected:
-        groups.append({"culprit": None, "files": [], "owners": [], "probes": [],
-                       "bisection": None, "tests": [{
-                           "test": r.nodeid, "last_good": r.last_good, "verdict": "inconclusive",
-                           "confidence": None, "confirmed": None,
-                           "note": "not bisected (see the notes)", "before": None,
-                           "after": {"sha": head, "outcome": str(r.outcome),
-                                     "message": r.message}}]})
+    for r in triaged.new:
+        if r.nodeid not in bisected:  # its bisection failed: tried again the next night
+            groups.append(_unresolved(r.nodeid, r.last_good, head, str(r.outcome), r.message,
+                                      "not-bisected", "not bisected (see the notes)"))
+    # A module that no longer imports: none of its tests runs, so there is nothing to bisect
+    # per test; still a break to report once (the ledger carries it from then on).
+    failing = []
+    for t in triaged.failing:
+        outcome, message = tonight[t]
+        if "::" not in t and outcome == "error":
+            groups.append(_unresolved(t, None, head, outcome, message, "collection-error",
+                                      "does not collect: none of its tests ran"))
+        else:
+            failing.append(t)
     culprit_shas = {c.culprit for c in triaged.carried if c.culprit}
     infos = repo.commits(sorted(culprit_shas | {head}))
+    owners = _owners_at(repo, head)
     outcomes: dict[str, int] = {}
     for outcome, _m in tonight.values():
         outcomes[outcome] = outcomes.get(outcome, 0) + 1
@@ -358,9 +417,10 @@ def _assemble(repo: Repository, store: HistoryStore, options: NightlyOptions, *,
                 "seconds": round(run.finished_at - run.started_at, 3), "outcomes": outcomes},
         "regressions": groups,
         "still_failing": [
-            {"test": c.test, "culprit": commit_data(infos.get(c.culprit), c.culprit)
-             if c.culprit else None, "since": _iso(c.since), "message": tonight.get(
-                 c.test, (None, None))[1]}
+            {"test": c.test,
+             "culprit": commit_data(infos.get(c.culprit), c.culprit) if c.culprit else None,
+             "owners": owners(infos[c.culprit]) if c.culprit in infos else [],
+             "since": _iso(c.since), "message": tonight.get(c.test, (None, None))[1]}
             for c in triaged.carried
         ],
         "flaky": [
@@ -371,12 +431,38 @@ def _assemble(repo: Repository, store: HistoryStore, options: NightlyOptions, *,
             for f in flaky
         ],
         "failing": [{"test": t, "outcome": tonight[t][0], "message": tonight[t][1]}
-                    for t in triaged.failing],
+                    for t in failing],
         "grid": _grid(repo, store, options.grid_commits, groups, triaged, flaky),
         "stats": None,
         "notes": [*notes, *(result.notes if result else ())],
     }
     return data
+
+
+def _unresolved(test: str, last_good: str | None, head: str, outcome: str,
+                message: str | None, reason: str, note: str) -> dict[str, Any]:
+    """A new regression without a bisection: `reason` says why (not-bisected is tried again
+    the next night; collection-error is reported once)."""
+    return {"culprit": None, "files": [], "owners": [], "probes": [], "bisection": None,
+            "reason": reason, "tests": [{
+                "test": test, "last_good": last_good, "verdict": "inconclusive",
+                "confidence": None, "confirmed": None, "note": note, "suspects": [],
+                "before": None, "after": {"sha": head, "outcome": outcome, "message": message}}]}
+
+
+def _owners_at(repo: Repository, head: str) -> Callable[[CommitInfo], list[str]]:
+    """Owners of a carried culprit, by HEAD's CODEOWNERS (who owns its files now), then its
+    author, as find-break names them for a new one."""
+    from .owners import LOCATIONS, owners_for, parse
+
+    text = next((t for path in LOCATIONS if (t := repo.show(head, path))), None)
+    rules = parse(text)[0] if text else []
+
+    def owners(c: CommitInfo) -> list[str]:
+        named = owners_for(tuple(repo.changed_files(c.sha)), rules) if rules else ()
+        return [*named, f"{c.author_name} <{c.author_email}>"]
+
+    return owners
 
 
 def _round(x: float | None) -> float | None:
@@ -412,7 +498,7 @@ def _regression_groups(repo: Repository, store: HistoryStore, env_key: str,
             "owners": owners,
             "tests": [{
                 "test": f.nodeid, "last_good": last_good.get(f.nodeid),
-                "verdict": f.verdict,
+                "verdict": f.verdict, "suspects": [] if f.culprit else list(f.suspects),
                 "confidence": _round(f.confidence), "confirmed": f.confirmed, "note": f.note,
                 "before": _side(parent, before.get(f.nodeid)) if parent else None,
                 "after": _side(sha, after.get(f.nodeid)) if sha else None,
@@ -472,15 +558,16 @@ def _grid(repo: Repository, store: HistoryStore, limit: int, groups: list[dict[s
     }
 
 
-def _ledger(data: dict[str, Any], triaged: Triage, result: BisectResult | None,
-            started: float) -> dict[str, Any]:
-    """What the next night needs: every regression reported, new or carried, with its culprit
-    and since when it is reported."""
+def _ledger(data: dict[str, Any], triaged: Triage) -> dict[str, Any]:
+    """What the next night needs: every regression reported, new or carried, with its culprit,
+    where it was seen failing and since when. A regression whose bisection failed is left out,
+    so that the next night tries again."""
     head = data["head"]["sha"]
+    since = dt.datetime.fromisoformat(data["generated_at"]).timestamp()
     reported = [
         {"test": t["test"], "bad": head,
-         "culprit": g["culprit"]["sha"] if g["culprit"] else None, "since": started}
-        for g in data["regressions"] for t in g["tests"]
+         "culprit": g["culprit"]["sha"] if g["culprit"] else None, "since": since}
+        for g in data["regressions"] if g.get("reason") != "not-bisected" for t in g["tests"]
     ]
     reported += [{"test": c.test, "bad": c.bad, "culprit": c.culprit, "since": c.since}
                  for c in triaged.carried]
@@ -502,15 +589,16 @@ def write_reports(data: dict[str, Any], report_dir: Path) -> dict[str, Path]:
         "md": to_markdown(data),
         "html": render_html(data),
     }
-    paths = {}
-    for kind, text in texts.items():
-        path = report_dir / f"nightly.{kind}"
-        tmp = path.with_suffix(f".{kind}.tmp")
-        try:
-            tmp.write_text(text, encoding="utf-8")
-            tmp.replace(path)
-        except OSError as exc:
-            raise ConfigError(f"cannot write the report {path} ({exc.strerror})",
-                              hint="give a writable --report-dir") from None
-        paths[kind] = path
+    paths = {kind: report_dir / f"nightly.{kind}" for kind in texts}
+    temps = {kind: path.with_name(path.name + ".tmp") for kind, path in paths.items()}
+    try:
+        for kind, text in texts.items():
+            temps[kind].write_text(text, encoding="utf-8")
+        for kind, path in paths.items():
+            temps[kind].replace(path)
+    except OSError as exc:
+        for tmp in temps.values():
+            tmp.unlink(missing_ok=True)
+        raise ConfigError(f"cannot write the reports in {report_dir} ({exc.strerror})",
+                          hint="give a writable --report-dir") from None
     return paths

@@ -79,9 +79,16 @@ def _tracking(config: pytest.Config) -> bool:
     return _flag(config, "track_history")
 
 
+TRIGGER = pytest.StashKey[str]()
+
+
 @pytest.hookimpl(tryfirst=True)
 def pytest_cmdline_main(config: pytest.Config) -> int | None:
     """--container: the whole invocation runs in the suite's container instead of here."""
+    if os.environ.get("BISECTOR_TRIGGER"):
+        from .config import take_trigger
+
+        config.stash[TRIGGER] = take_trigger()
     name = config.getoption("container", None)
     if not name or _is_xdist_worker(config):
         return None
@@ -89,7 +96,8 @@ def pytest_cmdline_main(config: pytest.Config) -> int | None:
 
     return run(name, config.invocation_params.args, config.invocation_params.dir,
                track=_tracking(config), history_db=_history_db(config),
-               auto_bisect=_flag(config, "auto_bisect"))
+               auto_bisect=_flag(config, "auto_bisect"),
+               trigger=config.stash.get(TRIGGER, "pytest"))
 
 
 def _history_db(config: pytest.Config) -> str | None:
@@ -239,12 +247,10 @@ class HistoryRecorder:
     def pytest_sessionfinish(
         self, session: pytest.Session, exitstatus: int | pytest.ExitCode
     ) -> None:
-        from .config import run_trigger
-
         rows = [t.row(nodeid) for nodeid, t in self.tests.items() if t.outcome is not None]
         payload = {
             "protocol": 1,
-            "trigger": run_trigger(),
+            "trigger": self.config.stash.get(TRIGGER, "pytest"),
             "started_at": self.started_at,
             "finished_at": time.time(),
             "exit_status": int(exitstatus),

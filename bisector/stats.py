@@ -230,7 +230,9 @@ def compute_stats(repo: Repository, store: HistoryStore, *, commits: int | None 
     for c in reversed(line):
         if c.sha not in tracked:
             continue
-        run = store.latest_clean_run(c.sha)
+        # the latest whole run: a probe runs only the tests being bisected
+        runs = [r for r in store.runs(sha=c.sha) if not r.dirty]
+        run = next((r for r in runs if r.trigger != "probe"), runs[0] if runs else None)
         counts = store.outcome_counts(run.id) if run is not None else {}
         trend.append(TrendPoint(
             sha=c.sha, committed_at=c.committed_at,

@@ -21,7 +21,8 @@ IDENTITY = {
 
 @pytest.fixture(autouse=True)
 def _clean_env(monkeypatch: pytest.MonkeyPatch) -> None:
-    for name in ("BISECTOR_DB", "BISECTOR_LOOKBACK", "PYTEST_ADDOPTS", "PYTEST_PLUGINS"):
+    for name in ("BISECTOR_DB", "BISECTOR_LOOKBACK", "BISECTOR_TRIGGER", "PYTEST_ADDOPTS",
+                 "PYTEST_PLUGINS"):
         monkeypatch.delenv(name, raising=False)
     for name, value in IDENTITY.items():
         monkeypatch.setenv(name, value)

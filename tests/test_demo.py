@@ -16,3 +16,8 @@ def test_make_demo_runs_end_to_end(tmp_path: Path) -> None:
     assert "1 regression at" in out
     assert "tests/test_calc.py::test_add_negative" in out
     assert (tmp_path / "calc" / ".bisector" / "history.db").exists()
+    culprit = out.split("The planted culprit is ")[1][:10]
+    assert f"culprit {culprit} Clamp add() results at zero" in out  # the nightly named it
+    html = tmp_path / "reports" / "nightly.html"
+    assert out.rstrip().splitlines()[-2] == f"HTML report: {html}"
+    assert f'data-sha="{culprit}' in html.read_text()

@@ -170,13 +170,24 @@ def _reg(nodeid: str, last_good: str) -> Regression:
     return Regression(nodeid, last_good, "bad", 3, Outcome.FAILED)
 
 
+def _dag(parents: dict[str, tuple[str, ...]]):
+    """is_ancestor over a small commit graph (commit -> parents)."""
+    def ancestors(sha: str) -> set[str]:
+        seen, todo = set(), [sha]
+        while todo:
+            c = todo.pop()
+            if c not in seen:
+                seen.add(c)
+                todo += parents.get(c, ())
+        return seen
+
+    return lambda older, newer: newer in parents and older in ancestors(newer)
+
+
 def test_triage_carries_what_has_not_passed_since_its_culprit() -> None:
-    # history: g0 - g1 - c1 - g2 - c2 - bad (each letter a commit, oldest first)
-    line = ["g0", "g1", "c1", "g2", "c2", "bad"]
-
-    def is_ancestor(older: str, newer: str) -> bool:
-        return line.index(older) <= line.index(newer)
-
+    # g0 - g1 - c1 - g2 - c2 - head (first parents), oldest first
+    line = ["g0", "g1", "c1", "g2", "c2", "head"]
+    is_ancestor = _dag({c: (line[i - 1],) if i else () for i, c in enumerate(line)})
     ledger = {"reported": [
         {"test": "t1", "bad": "c2", "culprit": "c1", "since": 10.0},
         {"test": "t2", "bad": "c2", "culprit": "c1", "since": 20.0},
@@ -184,7 +195,7 @@ def test_triage_carries_what_has_not_passed_since_its_culprit() -> None:
         {"test": "t6", "bad": "c2", "culprit": None, "since": 40.0},
     ]}
     out = triage([_reg("t1", "g1"), _reg("t2", "g2"), _reg("t4", "g1"), _reg("t6", "g2")],
-                 ["t1", "t2", "t3", "t4", "t5", "t6"], ledger, is_ancestor)
+                 ["t1", "t2", "t3", "t4", "t5", "t6"], ledger, is_ancestor, "head")
     # t2 passed at g2, after its culprit c1: fixed, then broken again (a new break); t6 has
     # no culprit, but g2 is before where it was seen failing: the same break
     assert [r.nodeid for r in out.new] == ["t2", "t4"]
@@ -194,8 +205,28 @@ def test_triage_carries_what_has_not_passed_since_its_culprit() -> None:
     assert out.failing == ["t5"]
 
 
-def test_triage_without_a_ledger_reports_everything_new() -> None:
-    out = triage([_reg("t1", "g")], ["t1", "t2"], None, lambda a, b: True)
+def test_triage_carries_a_culprit_in_a_merged_branch() -> None:
+    """The probes move the last pass to the merge's first parent, which does not contain the
+    side branch's culprit: still the same break (a review found it bisected every night)."""
+    is_ancestor = _dag({"base": (), "s1": ("base",), "m1": ("base",), "merge": ("m1", "s1"),
+                        "head": ("merge",)})
+    ledger = {"reported": [{"test": "t", "bad": "merge", "culprit": "s1", "since": 1.0}]}
+    out = triage([_reg("t", "m1")], ["t"], ledger, is_ancestor, "head")
+    assert out.new == [] and [c.culprit for c in out.carried] == ["s1"]
+
+
+def test_triage_forgets_breaks_rewritten_out_of_history() -> None:
+    is_ancestor = _dag({"g": (), "new": ("g",), "head": ("new",)})
+    ledger = {"reported": [{"test": "t", "bad": "gone", "culprit": "gone2", "since": 1.0}]}
+    out = triage([_reg("t", "g")], ["t"], ledger, is_ancestor, "head")
+    assert [r.nodeid for r in out.new] == ["t"] and out.carried == []
+
+
+@pytest.mark.parametrize("ledger", [
+    None, [], "x", {"reported": "x"}, {"reported": [1, {"culprit": "c"}, {"test": 3}]},
+])
+def test_triage_survives_a_malformed_ledger(ledger: object) -> None:
+    out = triage([_reg("t1", "g")], ["t1", "t2"], ledger, lambda a, b: True, "head")  # type: ignore[arg-type]
     assert [r.nodeid for r in out.new] == ["t1"] and out.carried == [] and out.failing == ["t2"]
 
 
@@ -217,3 +248,133 @@ def test_status() -> None:
     assert status_of(baseline=True, new_regressions=2, flaky=1) == "regression"
     assert status_of(baseline=True, new_regressions=0, flaky=1) == "flaky"
     assert status_of(baseline=True, new_regressions=0, flaky=0) == "clean"
+
+
+def test_reports_inside_the_checkout_do_not_make_the_next_night_dirty(
+        repo: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("PYTEST_XDIST_WORKER", raising=False)
+    commit(repo, {"test_a.py": "def test_a():\n    pass\n"}, "a")
+    for night in range(2):
+        assert main(["nightly", "-C", str(repo), "--report-dir",
+                     str(repo / "bisector-report")]) == 0, capsys.readouterr().err
+        assert (repo / "bisector-report" / "nightly.html").exists()
+        commit(repo, {"NOTES.md": f"{night}\n"}, f"night {night}")
+    data = json.loads((repo / "bisector-report" / "nightly.json").read_text())
+    assert data["status"] == "clean"
+    assert git(repo, "status", "--porcelain") == ""
+
+
+def _calc_repo(repo: Path) -> None:
+    commit(repo, {"calc.py": CALC_GOOD, "tests/test_calc.py": TESTS,
+                  ".gitignore": "__pycache__/\n"}, "Calculator")
+
+
+def test_a_module_that_stops_importing_is_reported_once(
+        repo: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str],
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """pytest exits 2 on a collection error: the night still stands on its recorded run."""
+    monkeypatch.delenv("PYTEST_XDIST_WORKER", raising=False)
+    _calc_repo(repo)
+    assert _night(repo, tmp_path / "n1", capsys)[0] == 0
+    commit(repo, {"calc.py": "import not_a_module\n" + CALC_GOOD}, "Use a module")
+    code, out, data, md, html = _night(repo, tmp_path / "n2", capsys)
+    assert code == 1, out
+    [group] = data["regressions"]
+    assert group["reason"] == "collection-error" and group["culprit"] is None
+    assert group["tests"][0]["test"] == "tests/test_calc.py"
+    assert "not_a_module" in group["tests"][0]["after"]["message"]
+    commit(repo, {"NOTES.md": "1\n"}, "Notes")
+    code, out, data, md, html = _night(repo, tmp_path / "n3", capsys)
+    assert code == 0 and data["regressions"] == []
+    assert [s["test"] for s in data["still_failing"]] == ["tests/test_calc.py"]
+
+
+def test_a_night_that_cannot_write_its_reports_is_not_in_the_ledger(
+        repo: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str],
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """Otherwise the next night would carry a regression nobody was ever told about."""
+    import bisector.nightly as nightly_module
+    from bisector.errors import ConfigError
+
+    monkeypatch.delenv("PYTEST_XDIST_WORKER", raising=False)
+    _calc_repo(repo)
+    assert _night(repo, tmp_path / "n1", capsys)[0] == 0
+    commit(repo, {"calc.py": CALC_BAD}, "Clamp")
+
+    def broken(data: object, report_dir: Path) -> None:
+        raise ConfigError("cannot write the reports (disk full)")
+
+    with monkeypatch.context() as m:
+        m.setattr(nightly_module, "write_reports", broken)
+        assert main(["nightly", "-C", str(repo), "--report-dir", str(tmp_path / "n2")]) == 2
+    assert not (tmp_path / "n2" / "nightly.json").exists()
+    code, out, data, _md, _html = _night(repo, tmp_path / "n2", capsys)
+    assert code == 1 and len(data["regressions"]) == 1 and data["still_failing"] == []
+    assert data["regressions"][0]["culprit"]["subject"] == "Clamp"
+
+
+def test_a_failed_bisection_is_reported_and_tried_again(
+        repo: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str],
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    import bisector.finder as finder_module
+    from bisector.errors import ExecutorError
+
+    monkeypatch.delenv("PYTEST_XDIST_WORKER", raising=False)
+    _calc_repo(repo)
+    assert _night(repo, tmp_path / "n1", capsys)[0] == 0
+    culprit = commit(repo, {"calc.py": CALC_BAD}, "Clamp")
+
+    def engine_gone(*args: object, **kwargs: object) -> None:
+        raise ExecutorError("no Docker engine answers")
+
+    with monkeypatch.context() as m:
+        m.setattr(finder_module, "find_break", engine_gone)
+        code, out, data, _md, _html = _night(repo, tmp_path / "n2", capsys)
+    assert code == 1
+    [group] = data["regressions"]
+    assert group["reason"] == "not-bisected" and group["culprit"] is None
+    assert any("no Docker engine answers" in n for n in data["notes"])
+    commit(repo, {"NOTES.md": "1\n"}, "Notes")
+    code, out, data, _md, _html = _night(repo, tmp_path / "n3", capsys)
+    assert code == 1 and data["regressions"][0]["culprit"]["sha"] == culprit
+
+
+def test_an_unreadable_ledger_is_a_note_not_a_traceback(
+        repo: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str],
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    import sqlite3
+
+    monkeypatch.delenv("PYTEST_XDIST_WORKER", raising=False)
+    _calc_repo(repo)
+    assert _night(repo, tmp_path / "n1", capsys)[0] == 0
+    with sqlite3.connect(repo / ".bisector" / "history.db") as conn:
+        conn.execute("update nightlies set ledger = '{not json'")
+    commit(repo, {"NOTES.md": "1\n"}, "Notes")
+    code, out, data, _md, _html = _night(repo, tmp_path / "n2", capsys)
+    assert code == 0 and any("unreadable" in n for n in data["notes"])
+
+
+def test_a_relative_history_db_is_one_store(repo: Path, tmp_path: Path,
+                                            capsys: pytest.CaptureFixture[str],
+                                            monkeypatch: pytest.MonkeyPatch) -> None:
+    """Relative to where bisector was started, for the suite's session too (it runs in the
+    checkout)."""
+    monkeypatch.delenv("PYTEST_XDIST_WORKER", raising=False)
+    _calc_repo(repo)
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    monkeypatch.chdir(elsewhere)
+    assert main(["nightly", "-C", str(repo), "--history-db", "hist.db",
+                 "--report-dir", "r"]) == 0, capsys.readouterr().err
+    assert (elsewhere / "hist.db").exists() and not (repo / "hist.db").exists()
+
+
+def test_the_trigger_is_taken_from_the_environment_once(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    from bisector.config import take_trigger
+
+    monkeypatch.setenv("BISECTOR_TRIGGER", "nightly")
+    assert take_trigger() == "nightly"
+    assert take_trigger() == "pytest"  # gone: sessions the suite starts are its own
+    monkeypatch.setenv("BISECTOR_TRIGGER", "bogus")
+    assert take_trigger() == "pytest"

@@ -740,13 +740,18 @@ class HistoryStore:
     def nightlies(self, branch: str, *, limit: int | None = None) -> list[dict[str, Any]]:
         """The branch's nightly runs, newest first, each with its ledger decoded."""
         n = schema.nightlies
-        query = sa.select(n).where(n.c.branch == branch).order_by(n.c.id.desc())
+        # by start, not id: `import-history` may append an older night after a newer one
+        query = (sa.select(n).where(n.c.branch == branch)
+                 .order_by(n.c.started_at.desc(), n.c.id.desc()))
         if limit is not None:
             query = query.limit(limit)
         with self._read() as conn:
             rows = [dict(row._mapping) for row in conn.execute(query)]
         for row in rows:
-            row["ledger"] = json.loads(row["ledger"])
+            try:
+                row["ledger"] = json.loads(row["ledger"])
+            except (TypeError, ValueError):
+                row["ledger"] = None  # unreadable: the caller says so and goes on without it
         return rows
 
     # -- pruning ----------------------------------------------------------------------------

@@ -25,7 +25,7 @@ def _cell(text: Any) -> str:
 def _commit(c: dict[str, Any] | None) -> str:
     if not c:
         return "(not isolated)"
-    return f"`{c['short']}` {c.get('subject', '')}".rstrip()
+    return f"`{c['short']}` {_cell(c.get('subject', ''))}".rstrip()
 
 
 def headline(data: dict[str, Any]) -> str:

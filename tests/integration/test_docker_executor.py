@@ -381,3 +381,34 @@ def test_ctrl_c_during_pytest_container_leaves_nothing(repo: Path, docker_client
     assert "Traceback" not in out + err
     assert "bisector: interrupted; the container was removed" in out
     nothing_left(docker_client, proc.pid)
+
+
+def test_nightly_in_containers(repo: Path, docker_client: Any, base_image: str,
+                               tmp_path: Path) -> None:
+    """`bisector nightly --container`: the night's run and its probes run in the suite's
+    containers, are one experiment (the first night is the second's baseline), and leave
+    nothing behind."""
+    commit(repo, {"m.py": "X = 1\n", "tests/test_m.py":
+                  "import m\n\ndef test_x():\n    assert m.X == 1\n", "CODEOWNERS": "m.py @m\n"})
+    write_suite(repo, "nightly-py", plain_suite(base_image))
+    first = run_cli("nightly", "--container", "nightly-py", "--report-dir", str(tmp_path / "n1"),
+                    cwd=repo)
+    assert first.returncode == 0, first.stderr
+    assert json.loads((tmp_path / "n1" / "nightly.json").read_text())["status"] == "no-baseline"
+    commit(repo, {"notes.txt": "1\n"})
+    bad = commit(repo, {"m.py": "X = 2\n"}, "Two is the new one")
+    commit(repo, {"notes.txt": "2\n"})
+    second = run_cli("nightly", "--container", "nightly-py", "--report-dir", str(tmp_path / "n2"),
+                     cwd=repo)
+    assert second.returncode == 1, second.stderr
+    data = json.loads((tmp_path / "n2" / "nightly.json").read_text())
+    assert data["run"]["container"] == "nightly-py"
+    [group] = data["regressions"]
+    assert group["culprit"]["sha"] == bad and group["owners"][0] == "@m"
+    assert group["bisection"]["probes_reused"] >= 1  # the first night's run, from its container
+    assert all(p["outcomes"] for p in group["probes"])
+    for kind in ("ps", "network ls", "volume ls"):  # the nightly was another process
+        listed = subprocess.run(["docker", *kind.split(), *(["-a"] if kind == "ps" else []),
+                                 "--filter", "label=io.bisector.suite=nightly-py", "-q"],
+                                capture_output=True, text=True, check=True)
+        assert listed.stdout.strip() == "", (kind, listed.stdout)
