@@ -277,14 +277,14 @@ def test_a_module_that_stops_importing_is_reported_once(
     _calc_repo(repo)
     assert _night(repo, tmp_path / "n1", capsys)[0] == 0
     commit(repo, {"calc.py": "import not_a_module\n" + CALC_GOOD}, "Use a module")
-    code, out, data, md, html = _night(repo, tmp_path / "n2", capsys)
+    code, out, data, _md, _html = _night(repo, tmp_path / "n2", capsys)
     assert code == 1, out
     [group] = data["regressions"]
     assert group["reason"] == "collection-error" and group["culprit"] is None
     assert group["tests"][0]["test"] == "tests/test_calc.py"
     assert "not_a_module" in group["tests"][0]["after"]["message"]
     commit(repo, {"NOTES.md": "1\n"}, "Notes")
-    code, out, data, md, html = _night(repo, tmp_path / "n3", capsys)
+    code, out, data, _md, _html = _night(repo, tmp_path / "n3", capsys)
     assert code == 0 and data["regressions"] == []
     assert [s["test"] for s in data["still_failing"]] == ["tests/test_calc.py"]
 
@@ -308,7 +308,7 @@ def test_a_night_that_cannot_write_its_reports_is_not_in_the_ledger(
         m.setattr(nightly_module, "write_reports", broken)
         assert main(["nightly", "-C", str(repo), "--report-dir", str(tmp_path / "n2")]) == 2
     assert not (tmp_path / "n2" / "nightly.json").exists()
-    code, out, data, _md, _html = _night(repo, tmp_path / "n2", capsys)
+    code, _out, data, _md, _html = _night(repo, tmp_path / "n2", capsys)
     assert code == 1 and len(data["regressions"]) == 1 and data["still_failing"] == []
     assert data["regressions"][0]["culprit"]["subject"] == "Clamp"
 
@@ -329,13 +329,13 @@ def test_a_failed_bisection_is_reported_and_tried_again(
 
     with monkeypatch.context() as m:
         m.setattr(finder_module, "find_break", engine_gone)
-        code, out, data, _md, _html = _night(repo, tmp_path / "n2", capsys)
+        code, _out, data, _md, _html = _night(repo, tmp_path / "n2", capsys)
     assert code == 1
     [group] = data["regressions"]
     assert group["reason"] == "not-bisected" and group["culprit"] is None
     assert any("no Docker engine answers" in n for n in data["notes"])
     commit(repo, {"NOTES.md": "1\n"}, "Notes")
-    code, out, data, _md, _html = _night(repo, tmp_path / "n3", capsys)
+    code, _out, data, _md, _html = _night(repo, tmp_path / "n3", capsys)
     assert code == 1 and data["regressions"][0]["culprit"]["sha"] == culprit
 
 
@@ -350,7 +350,7 @@ def test_an_unreadable_ledger_is_a_note_not_a_traceback(
     with sqlite3.connect(repo / ".bisector" / "history.db") as conn:
         conn.execute("update nightlies set ledger = '{not json'")
     commit(repo, {"NOTES.md": "1\n"}, "Notes")
-    code, out, data, _md, _html = _night(repo, tmp_path / "n2", capsys)
+    code, _out, data, _md, _html = _night(repo, tmp_path / "n2", capsys)
     assert code == 0 and any("unreadable" in n for n in data["notes"])
 
 
