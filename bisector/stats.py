@@ -230,10 +230,13 @@ def compute_stats(repo: Repository, store: HistoryStore, *, commits: int | None 
     for c in reversed(line):
         if c.sha not in tracked:
             continue
-        # the latest whole run: a probe runs only the tests being bisected
-        runs = [r for r in store.runs(sha=c.sha) if not r.dirty]
-        run = next((r for r in runs if r.trigger != "probe"), runs[0] if runs else None)
-        counts = store.outcome_counts(run.id) if run is not None else {}
+        # the latest whole run: a probe runs only the tests being bisected, so a commit only
+        # probes ran at says nothing of how many tests failed there
+        run = next((r for r in store.runs(sha=c.sha) if not r.dirty and r.trigger != "probe"),
+                   None)
+        if run is None:
+            continue
+        counts = store.outcome_counts(run.id)
         trend.append(TrendPoint(
             sha=c.sha, committed_at=c.committed_at,
             failed=counts.get("failed", 0) + counts.get("error", 0),

@@ -67,7 +67,10 @@ def test_three_nights(repo: Path, tmp_path: Path, capsys: pytest.CaptureFixture[
     for i in range(1, 4):
         commit(repo, {"NOTES.md": f"{i}\n"}, f"Notes {i}")
 
+    night_heads = set()
+
     # night 1: nothing to compare with
+    night_heads.add(git(repo, "rev-parse", "HEAD"))
     code, out, data, md, html = _night(repo, tmp_path / "n1", capsys)
     assert code == 0, out
     assert data["status"] == "no-baseline" and data["exit_code"] == 0
@@ -77,7 +80,7 @@ def test_three_nights(repo: Path, tmp_path: Path, capsys: pytest.CaptureFixture[
     # night 2: a commit breaks test_add_negative among two harmless ones
     commit(repo, {"NOTES.md": "4\n"}, "Notes 4")
     culprit = commit(repo, {"calc.py": CALC_BAD}, "Clamp add() at zero")
-    commit(repo, {"NOTES.md": "5\n"}, "Notes 5")
+    night_heads.add(commit(repo, {"NOTES.md": "5\n"}, "Notes 5"))
     code, out, data, md, html = _night(repo, tmp_path / "n2", capsys)
     assert code == 1, out
     assert data["status"] == "regression"
@@ -101,7 +104,7 @@ def test_three_nights(repo: Path, tmp_path: Path, capsys: pytest.CaptureFixture[
 
     # night 3: two more commits; the flaky test fails once at HEAD, the regression persists
     commit(repo, {"NOTES.md": "6\n"}, "Notes 6")
-    commit(repo, {"NOTES.md": "7\n"}, "Notes 7")
+    night_heads.add(commit(repo, {"NOTES.md": "7\n"}, "Notes 7"))
     flip.write_text("armed")
     code, out, data, md, html = _night(repo, tmp_path / "n3", capsys, "--fail-on", "flaky")
     assert not flip.exists()  # tonight's run did fail once
@@ -110,6 +113,7 @@ def test_three_nights(repo: Path, tmp_path: Path, capsys: pytest.CaptureFixture[
     [still] = data["still_failing"]
     assert still["test"] == "tests/test_calc.py::test_add_negative"
     assert still["culprit"]["sha"] == culprit
+    assert still["owners"] == ["@calc-team", "@alice", "Test Author <author@example.invalid>"]
     [flaky] = data["flaky"]
     assert flaky["test"] == "tests/test_flip.py::test_flip"
     assert "lost the race" in flaky["message"]
@@ -117,6 +121,11 @@ def test_three_nights(repo: Path, tmp_path: Path, capsys: pytest.CaptureFixture[
     assert "## Flaky tonight" in md and "test_flip" in md
     assert "tests/test_flip.py::test_flip" in data["grid"]["flaky"]
     assert re.search(r"still failing", html, re.I) and "test_flip" in html
+    assert re.search(r'<tr class="still-failing">.*?@calc-team', html, re.S)
+    # the trend counts whole runs only: the commits only probes ran at are not points
+    assert [p["sha"] for p in data["stats"]["trend"]] == [
+        sha for sha in reversed(git(repo, "rev-list", "--first-parent", "HEAD").split())
+        if sha in night_heads]
     # the carried regression was not bisected again: only the flaky test was
     new = _bisected_tests(repo)[len(bisections_after_night_2):]
     assert new == [["tests/test_flip.py::test_flip"]]

@@ -90,11 +90,12 @@ def to_markdown(data: dict[str, Any]) -> str:
             lines += ["", "Probes: " + " → ".join(steps)]
         lines.append("")
     if data["still_failing"]:
-        lines += ["## Still failing", "", "| test | since | culprit | failure |",
-                  "| --- | --- | --- | --- |"]
+        lines += ["## Still failing", "", "| test | since | culprit | owners | failure |",
+                  "| --- | --- | --- | --- | --- |"]
         for s in data["still_failing"]:
             lines.append(f"| `{_cell(s['test'])}` | {s['since'][:10]} | "
                          f"still failing since {_commit(s['culprit'])} | "
+                         f"{_cell(', '.join(s.get('owners') or [])) or '-'} | "
                          f"{_cell(s.get('message'))} |")
         lines.append("")
     if data["flaky"]:
