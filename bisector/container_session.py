@@ -10,7 +10,6 @@ else, so nothing of this is imported unless `--container` is given.
 from __future__ import annotations
 
 import os
-import secrets
 import sys
 import time
 from collections.abc import Callable, Sequence
@@ -104,6 +103,7 @@ def _run(name: str, args: Sequence[str], invocation_dir: Path, *, track: bool,
         parse_results,
         sweep,
     )
+    from .executors.worktree import new_session
     from .gitrepo import Repository
 
     with Repository(invocation_dir) as repo:
@@ -117,10 +117,9 @@ def _run(name: str, args: Sequence[str], invocation_dir: Path, *, track: bool,
             subdir = ""
         context_id = None
         if suite.dockerfile:
-            context_id = context_key(repo.working_tree_id(suite.context),
-                                     repo.working_tree_id(suite.dockerfile))
+            context_id = context_key(*repo.working_tree_ids(suite.context, suite.dockerfile))
         state = repo.state()  # the commit the tests run on: read before, not after
-        session = f"{os.getpid()}-{secrets.token_hex(3)}"
+        session = new_session()
         runner = SuiteRunner(client, suite, session, output=out)
         runner.check_images()
         if auto_bisect:

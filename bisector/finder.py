@@ -258,9 +258,9 @@ class Finder:
 
     def _with_owners(self, result: BisectResult, bad_sha: str) -> BisectResult:
         """Each culprit's owners, by the CODEOWNERS of the bad commit (who owns it now)."""
-        from .owners import LOCATIONS, owners_for, parse
+        from .owners import owners_for, parse
 
-        text = next((t for path in LOCATIONS if (t := self.repo.show(bad_sha, path))), None)
+        text = self.repo.codeowners(bad_sha)
         if text is None or not any(f.culprit for f in result.findings):
             return result
         rules, problems = parse(text)

@@ -219,8 +219,12 @@ class Repository:
 
     def exclude_store(self, path: Path | None) -> None:
         """A SQLite store inside the checkout (and its -wal/-shm files) is not dirt."""
-        if path is None:
-            return
+        if path is not None:
+            self.exclude_own(path, "*")
+
+    def exclude_own(self, path: Path, suffix: str) -> None:
+        """bisector's own file or directory (`suffix` "/") inside the checkout is not dirt:
+        anything under `.bisector/` by excluding that directory, elsewhere by its path."""
         try:
             rel = path.resolve().relative_to(self.main_root)
         except ValueError:
@@ -228,7 +232,7 @@ class Repository:
         if rel.parts and f"{rel.parts[0]}/" == EXCLUDE_PATTERN:
             self.ensure_excluded()  # the default place: the whole directory is excluded
             return
-        self.ensure_excluded(f"{rel.as_posix()}*")
+        self.ensure_excluded(f"{rel.as_posix()}{suffix}")
 
     def resolve(self, rev: str) -> str:
         """A commit sha for a user-supplied revision, never letting it be read as an option."""
@@ -322,8 +326,9 @@ class Repository:
         spec = f"{sha}^{{tree}}" if path in (".", "") else f"{sha}:{path.strip('/')}"
         return self._git("rev-parse", "--verify", "--quiet", spec)
 
-    def working_tree_id(self, path: str = ".") -> str:
-        """`tree_id` of the working tree as it is now, tracked and untracked files alike.
+    def working_tree_ids(self, *paths: str) -> list[str]:
+        """`tree_id` of each path of the working tree as it is now, tracked and untracked
+        files alike; the tree is written once for all of them.
 
         Written through a temporary index and a temporary object directory (the repository's
         objects are read through it), so neither the user's index nor their object store gets
@@ -347,9 +352,9 @@ class Repository:
                    "GIT_ALTERNATE_OBJECT_DIRECTORIES": str(self.common_dir / "objects")}
             self._git("-C", str(self.root), "add", "-A", "--", ".", env=env)
             tree = self._git("-C", str(self.root), "write-tree", env=env)
-            if path in (".", ""):
-                return tree
-            return self._git("rev-parse", f"{tree}:{path.strip('/')}", env=env)
+            return [tree if path in (".", "") else
+                    self._git("rev-parse", f"{tree}:{path.strip('/')}", env=env)
+                    for path in paths]
 
     def add_worktree(self, path: Path, sha: str) -> None:
         self._git("worktree", "add", "--detach", "--force", str(path), sha)
@@ -377,6 +382,12 @@ class Repository:
                 continue
             if target == ours:
                 shutil.rmtree(admin, ignore_errors=True)
+
+    def codeowners(self, sha: str) -> str | None:
+        """The commit's CODEOWNERS file, from the first place GitHub looks that has one."""
+        from .owners import LOCATIONS
+
+        return next((text for path in LOCATIONS if (text := self.show(sha, path))), None)
 
     def is_shallow(self) -> bool:
         return self._git("rev-parse", "--is-shallow-repository") == "true"

@@ -12,21 +12,30 @@ to the runs it is about, so that the next night on another machine (CI) reads th
 from __future__ import annotations
 
 import contextlib
-import datetime as dt
 import os
 import subprocess
 import sys
 import time
+from collections import Counter
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from .config import load_settings, sqlite_path
+from .config import load_settings, redact, sqlite_path
 from .errors import BisectorError, ConfigError, GitError
 from .gitrepo import Repository
 from .history import HistoryStore
 from .model import BisectResult, CommitInfo, Finding, Outcome, Regression, Trigger
+from .queries import (
+    flaky_tests,
+    history_grid,
+    latest_per_test,
+    open_store,
+    regressions_at_head,
+    tracked_window,
+)
+from .reports.history import commit_ref, interesting_tests, iso
 
 FAIL_ON = ("regression", "flaky", "never")
 EXIT_CLEAN = 0
@@ -176,8 +185,8 @@ def run_suite(cwd: Path, options: NightlyOptions, echo: Callable[[str], None],
     `--container` behave exactly as when they run pytest, and a crash in the suite cannot take
     the nightly down with it. Its output goes to `echo` (stderr) as it comes."""
     cmd = [sys.executable, "-m", "pytest", "--track-history"]
-    if "@" not in url:  # resolved here, so a relative path means one store to both; a URL
-        cmd += ["--history-db", url]  # with a password goes by the environment only
+    if redact(url) == url:  # resolved, so a relative path is one store to both; a secret
+        cmd += ["--history-db", url]  # goes by the environment only
     if options.container:
         cmd += ["--container", options.container]
     cmd += list(options.pytest_args)
@@ -217,8 +226,6 @@ def _check_status(status: int) -> None:
 def run_nightly(repo_path: Path, options: NightlyOptions,
                 progress: Progress | None = None,
                 echo: Callable[[str], None] | None = None) -> NightlyOutcome:
-    from .queries import open_store, regressions_at_head, tracked_window
-
     say = progress or (lambda _m: None)
     if options.fail_on not in FAIL_ON:
         raise ConfigError(f"--fail-on {options.fail_on!r} is not one of {', '.join(FAIL_ON)}")
@@ -243,8 +250,8 @@ def run_nightly(repo_path: Path, options: NightlyOptions,
             run = _tonight(store, head, started, status)
             tonight = store.run_results(run.id)
             report = regressions_at_head(repo, store, lookback)
-            window = tracked_window(repo, store.tracked_shas(env_key=run.env_key), lookback)
-            baseline = len(window.shas) > 1
+            baseline = len(tracked_window(repo, store.tracked_shas(env_key=run.env_key), 1,
+                                          head).shas) > 1
             failing = sorted(t for t, (o, _m) in tonight.items() if Outcome(o).is_bad)
             notes: list[str] = []
             ledger, note = _last_ledger(store, branch)
@@ -269,7 +276,7 @@ def run_nightly(repo_path: Path, options: NightlyOptions,
             store.record_nightly(
                 branch=branch, sha=head, run_id=run.id, started_at=started,
                 finished_at=time.time(), status=data["status"], exit_code=code,
-                ledger=_ledger(data, triaged),
+                ledger=_ledger(data, triaged, started),
             )
     return NightlyOutcome(exit_code=code, data=data, paths=paths)
 
@@ -286,19 +293,11 @@ def _last_ledger(store: HistoryStore, branch: str) -> tuple[dict[str, Any] | Non
 
 
 def _exclude(repo: Repository, report_dir: Path) -> None:
-    """Reports written inside the checkout go to .git/info/exclude (as the store does), so
-    that they do not make the next night's run dirty."""
-    try:
-        rel = report_dir.resolve().relative_to(repo.main_root)
-    except ValueError:
-        return
-    if not rel.parts:
+    """Reports written inside the checkout are not dirt for the next night (as the store)."""
+    if report_dir.resolve() == repo.main_root:
         raise ConfigError("--report-dir is the checkout itself",
                           hint="give a directory of its own, e.g. --report-dir bisector-report")
-    if rel.parts[0] == ".bisector":
-        repo.ensure_excluded()
-    else:
-        repo.ensure_excluded(f"{rel.as_posix()}/")
+    repo.exclude_own(report_dir, "/")
 
 
 def _check_writable(report_dir: Path) -> None:
@@ -354,20 +353,6 @@ def _stats(repo: Repository, store: HistoryStore) -> dict[str, Any] | None:
 # -- the report's data -------------------------------------------------------------------------
 
 
-def _iso(ts: float) -> str:
-    return dt.datetime.fromtimestamp(ts, tz=dt.UTC).isoformat(timespec="seconds")
-
-
-def commit_data(c: CommitInfo | None, sha: str | None = None) -> dict[str, Any] | None:
-    from .reports.history import commit_json
-
-    if c is None and sha is None:
-        return None
-    out = commit_json(c, sha)
-    out["short"] = (c.sha if c else sha or "")[:10]
-    return out
-
-
 def _assemble(repo: Repository, store: HistoryStore, options: NightlyOptions, *, branch: str,
               head: str, run: Any, tonight: dict[str, tuple[str, str | None]], lookback: int,
               baseline: bool, triaged: Triage, result: BisectResult | None,
@@ -394,9 +379,7 @@ def _assemble(repo: Repository, store: HistoryStore, options: NightlyOptions, *,
     culprit_shas = {c.culprit for c in triaged.carried if c.culprit}
     infos = repo.commits(sorted(culprit_shas | {head}))
     owners = _owners_at(repo, head)
-    outcomes: dict[str, int] = {}
-    for outcome, _m in tonight.values():
-        outcomes[outcome] = outcomes.get(outcome, 0) + 1
+    outcomes = dict(Counter(outcome for outcome, _m in tonight.values()))
     n_new = sum(len(g["tests"]) for g in groups)
     code = exit_code(options.fail_on, baseline=baseline, new_regressions=n_new, flaky=len(flaky))
     if not baseline:
@@ -405,10 +388,10 @@ def _assemble(repo: Repository, store: HistoryStore, options: NightlyOptions, *,
     data: dict[str, Any] = {
         "schema": 1,
         "kind": "bisector-nightly",
-        "generated_at": _iso(time.time()),
+        "generated_at": iso(time.time()),
         "repository": repo.main_root.name,
         "branch": branch,
-        "head": commit_data(infos.get(head), head),
+        "head": commit_ref(infos.get(head), head),
         "lookback": lookback,
         "fail_on": options.fail_on,
         "status": status_of(baseline=baseline, new_regressions=n_new, flaky=len(flaky)),
@@ -418,9 +401,9 @@ def _assemble(repo: Repository, store: HistoryStore, options: NightlyOptions, *,
         "regressions": groups,
         "still_failing": [
             {"test": c.test,
-             "culprit": commit_data(infos.get(c.culprit), c.culprit) if c.culprit else None,
+             "culprit": commit_ref(infos.get(c.culprit), c.culprit) if c.culprit else None,
              "owners": owners(infos[c.culprit]) if c.culprit in infos else [],
-             "since": _iso(c.since), "message": tonight.get(c.test, (None, None))[1]}
+             "since": iso(c.since), "message": tonight.get(c.test, (None, None))[1]}
             for c in triaged.carried
         ],
         "flaky": [
@@ -451,18 +434,23 @@ def _unresolved(test: str, last_good: str | None, head: str, outcome: str,
 
 
 def _owners_at(repo: Repository, head: str) -> Callable[[CommitInfo], list[str]]:
-    """Owners of a carried culprit, by HEAD's CODEOWNERS (who owns its files now), then its
-    author, as find-break names them for a new one."""
-    from .owners import LOCATIONS, owners_for, parse
+    """Owners of a carried culprit, by HEAD's CODEOWNERS (who owns its files now), as
+    find-break names them for a new one."""
+    from .owners import owners_for, parse
 
-    text = next((t for path in LOCATIONS if (t := repo.show(head, path))), None)
+    text = repo.codeowners(head)
     rules = parse(text)[0] if text else []
 
     def owners(c: CommitInfo) -> list[str]:
         named = owners_for(tuple(repo.changed_files(c.sha)), rules) if rules else ()
-        return [*named, f"{c.author_name} <{c.author_email}>"]
+        return _and_author(named, c)
 
     return owners
+
+
+def _and_author(owners: Iterable[str], c: CommitInfo) -> list[str]:
+    """The reports' owners: CODEOWNERS' for the culprit's files, then whoever committed it."""
+    return [*owners, f"{c.author_name} <{c.author_email}>"]
 
 
 def _round(x: float | None) -> float | None:
@@ -489,11 +477,9 @@ def _regression_groups(repo: Repository, store: HistoryStore, env_key: str,
         parent = culprit.parents[0] if culprit and culprit.parents else None
         after = _latest(store, sha, env_key, tests, known) if sha else {}
         before = _latest(store, parent, env_key, tests, known) if parent else {}
-        owners = list(findings[0].owners)
-        if culprit is not None:
-            owners.append(f"{culprit.author_name} <{culprit.author_email}>")
+        owners = _and_author(findings[0].owners, culprit) if culprit else []
         groups.append({
-            "culprit": commit_data(culprit) if culprit else None,
+            "culprit": commit_ref(culprit) if culprit else None,
             "files": list(findings[0].files) if culprit else [],
             "owners": owners,
             "tests": [{
@@ -505,7 +491,7 @@ def _regression_groups(repo: Repository, store: HistoryStore, env_key: str,
             } for f in findings],
             "probes": [{
                 "sha": p["sha"], "short": p["sha"][:10], "purpose": p["purpose"],
-                "started_at": _iso(p["started_at"]),
+                "started_at": iso(p["started_at"]),
                 "seconds": round(p["finished_at"] - p["started_at"], 3),
                 "outcomes": {t: probe_results[p["run_id"]][t][0] for t in tests
                              if t in probe_results[p["run_id"]]},
@@ -524,8 +510,7 @@ def _latest(store: HistoryStore, sha: str | None, env_key: str, tests: list[str]
         return {}
     rows = store.results_at([sha], env_key=env_key,
                             test_ids=[known[t] for t in tests if t in known])
-    rows.sort(key=lambda r: (r.started_at, r.run_id))
-    return {r.nodeid: (r.outcome, r.message) for r in rows}
+    return {n: (r.outcome, r.message) for n, r in latest_per_test(rows).items()}
 
 
 def _side(sha: str | None, seen: tuple[str, str | None] | None) -> dict[str, Any]:
@@ -535,9 +520,6 @@ def _side(sha: str | None, seen: tuple[str, str | None] | None) -> dict[str, Any
 
 def _grid(repo: Repository, store: HistoryStore, limit: int, groups: list[dict[str, Any]],
           triaged: Triage, flaky: list[Finding]) -> dict[str, Any]:
-    from .queries import flaky_tests, history_grid
-    from .reports.history import interesting_tests
-
     grid = history_grid(repo, store, [], limit)
     regressions = {t["test"]: g["culprit"]["sha"] for g in groups if g["culprit"]
                    for t in g["tests"]}
@@ -546,32 +528,34 @@ def _grid(repo: Repository, store: HistoryStore, limit: int, groups: list[dict[s
     shown = interesting_tests(grid)
     shown += [t for t in sorted(set(regressions) | flaky_names)
               if t in grid.tests and t not in shown]
+    cells: dict[str, dict[str, list[str]]] = {t: {} for t in shown}
+    for (nodeid, sha), outcomes in grid.cells.items():
+        if nodeid in cells:
+            cells[nodeid][sha] = outcomes
     return {
-        "commits": [{**(commit_data(c) or {}), "runs": grid.runs.get(c.sha, 0)}
+        "commits": [{**(commit_ref(c) or {}), "runs": grid.runs.get(c.sha, 0)}
                     for c in grid.commits],
         "tests": shown,
         "passing_tests": len(grid.tests) - len(shown),
-        "cells": {t: {sha: outcomes for (n, sha), outcomes in grid.cells.items() if n == t}
-                  for t in shown},
+        "cells": cells,
         "regressions": regressions,
         "flaky": sorted(flaky_names & set(shown)),
     }
 
 
-def _ledger(data: dict[str, Any], triaged: Triage) -> dict[str, Any]:
+def _ledger(data: dict[str, Any], triaged: Triage, started: float) -> dict[str, Any]:
     """What the next night needs: every regression reported, new or carried, with its culprit,
     where it was seen failing and since when. A regression whose bisection failed is left out,
     so that the next night tries again."""
     head = data["head"]["sha"]
-    since = dt.datetime.fromisoformat(data["generated_at"]).timestamp()
     reported = [
         {"test": t["test"], "bad": head,
-         "culprit": g["culprit"]["sha"] if g["culprit"] else None, "since": since}
+         "culprit": g["culprit"]["sha"] if g["culprit"] else None, "since": started}
         for g in data["regressions"] if g.get("reason") != "not-bisected" for t in g["tests"]
     ]
     reported += [{"test": c.test, "bad": c.bad, "culprit": c.culprit, "since": c.since}
                  for c in triaged.carried]
-    return {"reported": reported, "flaky": [f["test"] for f in data["flaky"]]}
+    return {"reported": reported}
 
 
 # -- writing -----------------------------------------------------------------------------------

@@ -75,7 +75,7 @@ def tracked_window(repo: Repository, tracked: set[str], lookback: int, rev: str 
     return Window(head=head, shas=shas, positions=positions)
 
 
-def _latest_per_test(rows: Iterable[ResultRow]) -> dict[str, ResultRow]:
+def latest_per_test(rows: Iterable[ResultRow]) -> dict[str, ResultRow]:
     latest: dict[str, ResultRow] = {}
     for row in rows:
         have = latest.get(row.nodeid)
@@ -96,7 +96,7 @@ def regressions_at_head(
     if latest_run is None:
         return RegressionReport(head=head, env_key=None, window=[head], regressions=[])
     env_key = latest_run.env_key
-    at_head = _latest_per_test(store.results_at([head], env_key=env_key))
+    at_head = latest_per_test(store.results_at([head], env_key=env_key))
     failing = {
         nodeid: (Outcome(row.outcome), row.signature, row.message)
         for nodeid, row in at_head.items()

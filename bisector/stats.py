@@ -21,9 +21,10 @@ culprit was isolated, names no culprit):
 - `flaky`: `queries.flaky_tests` over the window's first-parent commits.
 - `slowest`: the tests with the slowest mean duration over clean runs on the window's
   first-parent commits (skipped and untestable results left out).
-- `trend`: one point per tracked commit (at least one clean run) of the first-parent window,
-  oldest first: failed (failed or error) and passed counts of its latest clean run, and the
-  culprits that commit brought in (itself, or the commits of the branch it merged).
+- `trend`: one point per commit of the first-parent window with a clean run of the suite (not
+  only bisection probes, which run just the tests bisected), oldest first: failed (failed or
+  error) and passed counts of its latest such run, and the culprits that commit brought in
+  (itself, or the commits of the branch it merged).
 """
 
 from __future__ import annotations
@@ -69,7 +70,7 @@ class SlowTest:
 class TrendPoint:
     sha: str
     committed_at: int
-    failed: int  # failed or error in the commit's latest clean run
+    failed: int  # failed or error in the commit's latest clean run that is not a probe
     passed: int
     regressions: int  # culprits this commit brought in
 

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from ..model import Environment, TestResult
+from ..model import Environment, Outcome, TestResult
 
 
 @dataclass(frozen=True, slots=True)
@@ -38,3 +38,43 @@ class ProbeAborted(Exception):
     or container, so a thread still checking out or setting up ends at once instead of running
     a probe nobody waits for.
     """
+
+
+def last_line(text: str) -> str:
+    """The last non-blank line of a log: what a one-line reason quotes."""
+    lines = [line.strip() for line in text.splitlines() if line.strip()]
+    return lines[-1] if lines else ""
+
+
+def reported_missing(nodeid: str, log: str) -> bool:
+    """Whether pytest's usage error names this node id (or its file) as not found."""
+    file = nodeid.split("::", 1)[0]
+    for line in log.splitlines():
+        if "not found:" in line:
+            named = line.split("not found:", 1)[1].strip()
+            if named.endswith(nodeid) or (named.endswith(file) and "::" not in named):
+                return True
+    return False
+
+
+def runnable(nodeids: tuple[str, ...], status: int | None, log: str) -> list[str] | None:
+    """pytest refuses a whole run (exit 4) when one node id does not exist at the commit: the
+    others, to run again so that one new test does not make the commit untestable for all;
+    None when that is not what happened."""
+    if status != 4 or len(nodeids) < 2:
+        return None
+    missing = [n for n in nodeids if reported_missing(n, log)]
+    rest = [n for n in nodeids if n not in missing]
+    return rest if missing and rest else None
+
+
+def fill_untestable(results: dict[str, TestResult], nodeids: tuple[str, ...],
+                    problem: str | None) -> dict[str, TestResult]:
+    """Every asked test has a result: the ones the run did not report are untestable, for the
+    probe's problem or because they do not exist at this commit."""
+    for nodeid in nodeids:
+        if nodeid not in results:
+            reason = problem or f"{nodeid} not found at this commit"
+            results[nodeid] = TestResult(nodeid, Outcome.UNTESTABLE, 0.0, None, reason,
+                                         phase="collect")
+    return results

@@ -225,10 +225,6 @@ def mirror(url: str, sha: str | None = None) -> Path:
             if proc.returncode != 0:
                 shutil.rmtree(tmp, ignore_errors=True)
                 raise _failed("clone", url, proc)
-            exclude = tmp / ".git" / "info" / "exclude"
-            exclude.parent.mkdir(parents=True, exist_ok=True)
-            with exclude.open("a", encoding="utf-8") as fh:  # worktrees live in .bisector/
-                fh.write("\n/.bisector/\n")
             os.replace(tmp, path)
         if sha is not None and not _has(path, sha, url):
             proc = _git(path, "fetch", "--quiet", "--tags", "origin",
@@ -524,10 +520,6 @@ class DaskExecutor:
         """The key of the runs these probes are comparable with: the workers' environment."""
         assert self._env_key is not None
         return self._env_key
-
-    @property
-    def fingerprint_extra(self) -> str:
-        return ""
 
     # -- running ----------------------------------------------------------------------------
 

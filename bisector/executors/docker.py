@@ -31,11 +31,10 @@ from .. import environment
 from ..errors import ConfigError, ExecutorError
 from ..gitrepo import Repository
 from ..junit import read_results, results_for
-from ..model import Environment, Outcome, TestResult
+from ..model import Environment, TestResult
 from ..suites import RESULTS_DIR, SCRATCH_DIR, SOURCE_DIR, Service, Suite
-from . import Probe, ProbeAborted, ProbeOutcome
-from .local import reported_missing
-from .worktree import Worktree, alive, started
+from . import Probe, ProbeAborted, ProbeOutcome, fill_untestable, last_line, runnable
+from .worktree import Worktree, alive, new_session, started
 
 LABEL_SESSION = "io.bisector.session"
 LABEL_PID = "io.bisector.pid"
@@ -79,9 +78,6 @@ class Swept:
     containers: list[str] = field(default_factory=list)
     networks: list[str] = field(default_factory=list)
     volumes: list[str] = field(default_factory=list)
-
-    def __len__(self) -> int:
-        return len(self.containers) + len(self.networks) + len(self.volumes)
 
 
 def _orphaned(labels: dict[str, str] | None, host: str) -> bool:
@@ -140,11 +136,6 @@ class ContainerRun:
     junit: bytes | None
     image_ref: str
     image_id: str
-
-
-def _last_line(text: str) -> str:
-    lines = [line.strip() for line in text.splitlines() if line.strip()]
-    return lines[-1] if lines else ""
 
 
 def suite_digest(suite: Suite) -> str:
@@ -207,7 +198,7 @@ class SuiteRunner:
                 labels={LABEL_SUITE: suite.name}, pull=False, timeout=int(self.timeout) + 60)
         except BuildError as exc:
             lines = [str(c.get("stream") or c.get("error") or "") for c in exc.build_log]
-            raise _Untestable(f"image build failed: {_last_line(''.join(lines)) or exc.msg}"
+            raise _Untestable(f"image build failed: {last_line(''.join(lines)) or exc.msg}"
                               ) from None
         return ref, image.id
 
@@ -287,7 +278,7 @@ class SuiteRunner:
             if container.status not in ("created", "running"):
                 log = container.logs(tail=5).decode("utf-8", "replace")
                 raise _Untestable(f"service {service.name} exited before it was ready "
-                                  f"({_last_line(log) or container.status})")
+                                  f"({last_line(log) or container.status})")
             if service.ready is None:
                 if container.status == "running":
                     return
@@ -390,7 +381,7 @@ class SuiteRunner:
             # the engine failed this probe (a network pool exhausted, a vanished service):
             # it tells nothing about the tests
             reason = getattr(exc, "explanation", None) or str(exc)
-            return ContainerRun(None, "".join(chunks), f"docker: {_last_line(str(reason))}",
+            return ContainerRun(None, "".join(chunks), f"docker: {last_line(str(reason))}",
                                 None, image_ref, image_id)
         finally:
             self._running = None
@@ -471,9 +462,8 @@ class DockerExecutor:
         self.suite = suite
         self.subdir = subdir
         self.client = client or connect()
-        swept = sweep(self.client)  # what a killed bisector left
-        self.swept = len(swept)
-        self.session = f"{os.getpid()}-{secrets.token_hex(3)}"
+        sweep(self.client)  # what a killed bisector left
+        self.session = new_session()
         self.extra_files = dict(extra_files or {})
         self.fingerprint_extra = ""
         if self.extra_files:
@@ -518,38 +508,29 @@ class DockerExecutor:
                            self.repo.tree_id(sha, self.suite.dockerfile), self.fingerprint_extra)
 
     def run(self, probe: Probe) -> ProbeOutcome:
-        started = time.time()
+        began = time.time()
         self.runner._check_aborted()
         tree = self.worktree.checkout(probe.sha)
         try:
             context_id = self._context_id(probe.sha)
         except Exception:  # no context directory at this commit: the build says so
             context_id = None
-        outcome = self.runner.run(tree, list(probe.nodeids), subdir=self.subdir,
-                                  context_id=context_id)
         nodeids = list(probe.nodeids)
-        if (self.suite.dialect == "pytest" and outcome.status == 4 and outcome.junit is None
-                and len(nodeids) > 1):
-            # pytest refuses the whole run when one node id does not exist at this commit:
-            # run the others, so one new test does not make the commit untestable for all
-            missing = [n for n in nodeids if reported_missing(n, outcome.log)]
-            rest = [n for n in nodeids if n not in missing]
-            if missing and rest:
-                outcome = self.runner.run(tree, rest, subdir=self.subdir, context_id=context_id)
+        outcome = self.runner.run(tree, nodeids, subdir=self.subdir, context_id=context_id)
+        rest = (runnable(probe.nodeids, outcome.status, outcome.log)
+                if self.suite.dialect == "pytest" and outcome.junit is None else None)
+        if rest:
+            outcome = self.runner.run(tree, rest, subdir=self.subdir, context_id=context_id)
         env_info = container_environment(self.suite, outcome.image_ref, outcome.image_id, tree,
                                          self.fingerprint_extra)
-        results = parse_results(self.suite, outcome, list(probe.nodeids))
+        results = parse_results(self.suite, outcome, nodeids)
         problem = outcome.problem
         if problem is None and not results:
             problem = (f"no JUnit XML at {self.suite.junit} (exit {outcome.status}): "
-                       f"{_last_line(outcome.log) or 'no output'}") if outcome.junit is None \
-                else f"exit {outcome.status}: {_last_line(outcome.log) or 'no output'}"
-        for nodeid in probe.nodeids:
-            if nodeid not in results:
-                reason = problem or f"{nodeid} not found at this commit"
-                results[nodeid] = TestResult(nodeid, Outcome.UNTESTABLE, 0.0, None, reason,
-                                             phase="collect")
-        return ProbeOutcome(probe, results, env_info, started, time.time(), outcome.status,
+                       f"{last_line(outcome.log) or 'no output'}") if outcome.junit is None \
+                else f"exit {outcome.status}: {last_line(outcome.log) or 'no output'}"
+        fill_untestable(results, probe.nodeids, problem)
+        return ProbeOutcome(probe, results, env_info, began, time.time(), outcome.status,
                             problem, outcome.log)
 
 

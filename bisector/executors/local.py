@@ -10,7 +10,6 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import os
-import secrets
 import shutil
 import signal
 import site
@@ -27,8 +26,8 @@ from ..errors import ExecutorError
 from ..gitrepo import Repository
 from ..junit import results_for
 from ..model import Outcome, TestResult
-from . import Probe, ProbeAborted, ProbeOutcome
-from .worktree import Worktree
+from . import Probe, ProbeAborted, ProbeOutcome, fill_untestable, last_line, runnable
+from .worktree import Worktree, new_session
 
 
 class LocalExecutor:
@@ -61,7 +60,7 @@ class LocalExecutor:
         self._venv: Path | None = None
         self.timeout = timeout
         self.pytest_args = pytest_args
-        self.session = f"{os.getpid()}-{secrets.token_hex(3)}"
+        self.session = new_session()
         self.worktree = Worktree(repo, self.session, self.extra_files)
         self.tree = self.worktree.path
         self._running: subprocess.Popen[str] | None = None
@@ -141,7 +140,7 @@ class LocalExecutor:
             site_dirs = list(venv.glob("lib/python*/site-packages"))
             if proc.returncode != 0 or len(site_dirs) != 1:
                 raise ExecutorError(
-                    f"cannot create the probes' virtual environment ({_last_line(err)})",
+                    f"cannot create the probes' virtual environment ({last_line(err)})",
                     hint="install the venv module (Debian: apt-get install python3-venv)",
                 )
             parents = [p for p in (*site.getsitepackages(), site.getusersitepackages())
@@ -165,7 +164,7 @@ class LocalExecutor:
             status, log, problem = self._execute(self.setup, shell=True)
             if problem or status != 0:
                 raise ExecutorError(f"--setup failed at {sha[:10]} before collecting: "
-                                    f"{problem or _last_line(log)}")
+                                    f"{problem or last_line(log)}")
         cmd = [python, "-m", "pytest", "--collect-only", "-q", "-p",
                "no:cacheprovider", "-o", "track_history=false", *paths]
         _, log, _ = self._execute(cmd)
@@ -198,7 +197,7 @@ class LocalExecutor:
         if self.setup:
             status, log, problem = self._execute(self.setup, shell=True)
             if problem is None and status != 0:
-                problem = f"setup failed (exit {status}): {_last_line(log) or 'no output'}"
+                problem = f"setup failed (exit {status}): {last_line(log) or 'no output'}"
             if problem is not None:
                 results = {
                     n: TestResult(n, Outcome.UNTESTABLE, 0.0, None, problem, phase="setup")
@@ -207,22 +206,13 @@ class LocalExecutor:
                 return ProbeOutcome(probe, results, env_info, started, time.time(), status,
                                     problem, log)
         status, log, problem, results = self._pytest(python, list(probe.nodeids))
-        if status == 4 and problem is None and not results and len(probe.nodeids) > 1:
-            # pytest refuses the whole run when one node id does not exist at this commit:
-            # run the others, so one new test does not make the commit untestable for all
-            missing = [n for n in probe.nodeids if reported_missing(n, log)]
-            rest = [n for n in probe.nodeids if n not in missing]
-            if missing and rest:
-                status, more, problem, results = self._pytest(python, rest)
-                log += more
+        rest = runnable(probe.nodeids, status, log) if problem is None and not results else None
+        if rest:
+            status, more, problem, results = self._pytest(python, rest)
+            log += more
         if problem is None and status not in (0, 1) and not results:
-            problem = f"pytest exited {status}: " + (_last_line(log) or "no output")
-        for nodeid in probe.nodeids:
-            found = results.get(nodeid)
-            if found is None:
-                reason = problem or f"{nodeid} not found at this commit"
-                results[nodeid] = TestResult(nodeid, Outcome.UNTESTABLE, 0.0, None, reason,
-                                             phase="collect")
+            problem = f"pytest exited {status}: " + (last_line(log) or "no output")
+        fill_untestable(results, probe.nodeids, problem)
         return ProbeOutcome(probe, results, env_info, started, time.time(), status, problem, log)
 
     def _pytest(self, python: str, nodeids: list[str]
@@ -264,19 +254,3 @@ class LocalExecutor:
 def _kill_group(proc: subprocess.Popen[str]) -> None:
     with contextlib.suppress(ProcessLookupError, PermissionError):
         os.killpg(proc.pid, signal.SIGKILL)
-
-
-def reported_missing(nodeid: str, log: str) -> bool:
-    """Whether pytest's usage error names this node id (or its file) as not found."""
-    file = nodeid.split("::", 1)[0]
-    for line in log.splitlines():
-        if "not found:" in line:
-            named = line.split("not found:", 1)[1].strip()
-            if named.endswith(nodeid) or (named.endswith(file) and "::" not in named):
-                return True
-    return False
-
-
-def _last_line(text: str) -> str:
-    lines = [line.strip() for line in text.splitlines() if line.strip()]
-    return lines[-1] if lines else ""

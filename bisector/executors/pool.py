@@ -29,10 +29,6 @@ class Pool:
             raise ValueError("a pool needs at least one executor")
         self.executors = executors
 
-    @property
-    def jobs(self) -> int:
-        return len(self.executors)
-
     def run(self, probe: Probe) -> ProbeOutcome:
         return self.executors[0].run(probe)
 

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import os
 import re
+import secrets
 import shutil
 import socket
 import threading
@@ -51,6 +52,12 @@ def started(pid: int) -> str | None:
 def host_id() -> str:
     """This host's name, as it may appear in a file name."""
     return re.sub(r"[^A-Za-z0-9._-]", "_", socket.gethostname()) or "localhost"
+
+
+def new_session() -> str:
+    """A process's session id, `PID-TOKEN`: the pid says whose leftovers a sweep may remove,
+    the token keeps two executors of one process apart."""
+    return f"{os.getpid()}-{secrets.token_hex(3)}"
 
 
 def worktree_name(session: str) -> str:

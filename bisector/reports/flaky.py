@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import datetime as dt
 from typing import Any
 
 from rich.console import Console
@@ -10,10 +9,7 @@ from rich.table import Table
 from rich.text import Text
 
 from ..model import FlakyTest
-
-
-def _iso(ts: float) -> str:
-    return dt.datetime.fromtimestamp(ts, tz=dt.UTC).isoformat(timespec="seconds")
+from .history import iso
 
 
 def flaky_json(tests: list[FlakyTest], window: int) -> dict[str, Any]:
@@ -27,7 +23,7 @@ def flaky_json(tests: list[FlakyTest], window: int) -> dict[str, Any]:
                 "false_fail_interval": [round(x, 4) for x in f.false_fail_interval],
                 "false_pass_rate": round(f.false_pass_rate, 4),
                 "runs": f.runs,
-                "last_seen": _iso(f.last_seen),
+                "last_seen": iso(f.last_seen),
                 "flipped": list(f.flipped),
             }
             for f in tests
@@ -52,7 +48,7 @@ def render_flaky(tests: list[FlakyTest], console: Console, window: int) -> None:
         if len(f.flipped) > 5:
             flips += f" (+{len(f.flipped) - 5})"
         table.add_row(Text(f.nodeid), f"{f.false_fail_rate:.2f}", f"{low:.2f}-{high:.2f}",
-                      str(f.runs), _iso(f.last_seen)[:16].replace("T", " "), flips)
+                      str(f.runs), iso(f.last_seen)[:16].replace("T", " "), flips)
     n = len(tests)
     console.print(f"{n} flaky test{'s' if n != 1 else ''} in the last {window} commits:",
                   style="bold")

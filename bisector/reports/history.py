@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Sequence
 from typing import Any
 
 from rich.console import Console
@@ -25,14 +26,21 @@ NOT_RUN = ("·", "dim")
 MAX_TEST_COLUMNS = 24
 
 
+def cell_kind(outcomes: Sequence[str] | None) -> str:
+    """What a commit's outcomes of one test show as: `not-run`, `flaky` when its runs disagree
+    (a pass and a failure at one commit), else the newest outcome."""
+    if not outcomes:
+        return "not-run"
+    kinds = {str(o) for o in outcomes}
+    if Outcome.PASSED in kinds and kinds & {Outcome.FAILED, Outcome.ERROR}:
+        return "flaky"
+    return str(outcomes[0])
+
+
 def cell(outcomes: list[str] | None) -> tuple[str, str]:
     """One glyph for a commit's outcomes of one test: disagreeing runs show as flaky."""
-    if not outcomes:
-        return NOT_RUN
-    kinds = {Outcome(o) for o in outcomes}
-    if any(k.is_good for k in kinds) and any(k.is_bad for k in kinds):
-        return FLAKY
-    return GLYPHS[outcomes[0]]
+    kind = cell_kind(outcomes)
+    return {"not-run": NOT_RUN, "flaky": FLAKY}.get(kind) or GLYPHS[kind]
 
 
 def _date(ts: int) -> str:
@@ -126,12 +134,20 @@ def commit_json(c: CommitInfo | None, sha: str | None = None) -> dict[str, Any]:
         "subject": c.subject,
         "author": c.author_name,
         "author_email": c.author_email,
-        "committed_at": _iso(c.committed_at),
+        "committed_at": iso(c.committed_at),
     }
 
 
-def _iso(ts: int) -> str:
-    return dt.datetime.fromtimestamp(ts, tz=dt.UTC).isoformat()
+def commit_ref(c: CommitInfo | None, sha: str | None = None) -> dict[str, Any] | None:
+    """`commit_json` with the short sha the reports show; None when there is no commit."""
+    if c is None and sha is None:
+        return None
+    return {**commit_json(c, sha), "short": (c.sha if c else sha or "")[:10]}
+
+
+def iso(ts: float) -> str:
+    """Epoch seconds as ISO 8601 in UTC, to the second: what every JSON output carries."""
+    return dt.datetime.fromtimestamp(ts, tz=dt.UTC).isoformat(timespec="seconds")
 
 
 def regressions_json(report: RegressionReport, lookback: int) -> dict[str, Any]:

@@ -17,10 +17,9 @@ from typing import Any
 import jinja2
 from markupsafe import Markup
 
-from .history import FLAKY, GLYPHS, NOT_RUN
+from .history import FLAKY, GLYPHS, NOT_RUN, cell_kind
 from .svg import trend_svg
 
-BAD = frozenset({"failed", "error"})
 STATUS_TEXT = {
     "regression": "regression",
     "flaky": "flaky",
@@ -136,17 +135,11 @@ def outcome_glyph(outcome: Any) -> str:
 
 
 def cell(outcomes: Sequence[str] | None) -> tuple[str, str]:
-    """The CSS class and glyph of one grid cell: runs that disagree (a pass and a failure at
-    one commit) are what makes a test flaky, so they are shown as such, not as either."""
-    if not outcomes:
-        return "not-run", NOT_RUN[0]
-    kinds = {str(o) for o in outcomes}
-    if "passed" in kinds and kinds & BAD:
-        return "flaky", FLAKY[0]
-    newest = str(outcomes[0])
-    if newest in GLYPHS:
-        return newest, GLYPHS[newest][0]
-    return "untestable", GLYPHS["untestable"][0]
+    """The CSS class and glyph of one grid cell, as the terminal grid shows it (`cell_kind`);
+    an outcome the page does not know (a newer report) shows as untestable."""
+    kind = cell_kind(outcomes)
+    glyphs = {"not-run": NOT_RUN[0], "flaky": FLAKY[0], **{o: g for o, (g, _) in GLYPHS.items()}}
+    return (kind, glyphs[kind]) if kind in glyphs else ("untestable", GLYPHS["untestable"][0])
 
 
 def grid_rows(grid: Mapping[str, Any]) -> list[Row]:

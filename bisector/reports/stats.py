@@ -6,7 +6,6 @@ keep its keys.
 
 from __future__ import annotations
 
-import datetime as dt
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
@@ -14,19 +13,10 @@ from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
-from ..model import CommitInfo
-from .history import commit_json
+from .history import commit_ref, iso
 
 if TYPE_CHECKING:  # the figures are assembled above the reports layer
     from ..stats import Stats
-
-
-def _iso(ts: int) -> str:
-    return dt.datetime.fromtimestamp(ts, tz=dt.UTC).isoformat()
-
-
-def _commit(c: CommitInfo | None) -> dict[str, Any] | None:
-    return None if c is None else {**commit_json(c), "short": c.short}
 
 
 def sparkline(values: Sequence[int]) -> str:
@@ -49,8 +39,8 @@ def stats_json(stats: Stats) -> dict[str, Any]:
             "days": stats.days,
             "size": stats.size,  # first-parent commits in the window
             "tracked_commits": stats.tracked_commits,
-            "from": _commit(stats.first),
-            "to": _commit(stats.last),
+            "from": commit_ref(stats.first),
+            "to": commit_ref(stats.last),
         },
         "regressions": stats.regressions,
         "regressions_per_100_commits": stats.regressions_per_100_commits,
@@ -72,7 +62,7 @@ def stats_json(stats: Stats) -> dict[str, Any]:
             for s in stats.slowest
         ],
         "trend": [
-            {"sha": p.sha, "short": p.short, "committed_at": _iso(p.committed_at),
+            {"sha": p.sha, "short": p.short, "committed_at": iso(p.committed_at),
              "failed": p.failed, "passed": p.passed, "regressions": p.regressions}
             for p in stats.trend
         ],
