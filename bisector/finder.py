@@ -15,7 +15,6 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from . import environment
 from .bayes import FlakySearch
 from .errors import BisectError, ConfigError, GitError
 from .executors import Probe, ProbeOutcome
@@ -69,8 +68,7 @@ class _Evidence:
 class Finder:
     def __init__(self, repo: Repository, store: HistoryStore, executor: Executor, *,
                  progress: Progress | None = None, max_untestable: int | None = None,
-                 env_extra: str = "", confidence: float = 0.99,
-                 max_probes: int | None = None, env_key: str | None = None,
+                 env_key: str, confidence: float = 0.99, max_probes: int | None = None,
                  jobs: int = 1, run_round: RoundRunner | None = None) -> None:
         self.repo = repo
         self.store = store
@@ -85,8 +83,8 @@ class Finder:
         self.runs = 0
         self.reused = 0
         # Which stored runs are comparable: the executor's environment (an interpreter, or a
-        # suite's container) decides; the local one by default.
-        self.env_key = env_key or environment.current(repo.root, extra=env_extra).key
+        # suite's container) decides.
+        self.env_key = env_key
         self.journal_id: int | None = None
         self.confidence = confidence
         self.max_probes = max_probes
@@ -167,19 +165,23 @@ class Finder:
                      ) -> list[dict[str, TestResult]]:
         """One round: these probes at once (one executor each), then recorded in order.
 
-        Only this thread writes the store; the executors' threads only run tests.
+        Only this thread writes the store; the executors' threads only run tests. Without
+        --jobs the probes run one by one, each recorded before the next starts: a Ctrl-C then
+        loses only the probe it interrupts.
         """
+        if len(requests) > 1 and (self.run_round is None or len(requests) > self.jobs):
+            return [self._probe_round([request])[0] for request in requests]
         probes = []
         for sha, tests, why in requests:
             self.progress(f"probe {self.runs + len(probes) + 1}: {sha[:10]} ({why}), "
                           f"{len(tests)} test(s)")
             probes.append(Probe(sha, tuple(tests)))
-        if self.run_round is not None and 1 < len(probes) <= self.jobs:
+        if len(probes) > 1:
+            assert self.run_round is not None
             outcomes = self.run_round(probes)
-            self.rounds += 1
         else:
-            outcomes = [self.executor(probe) for probe in probes]
-            self.rounds += len(probes)
+            outcomes = [self.executor(probes[0])]
+        self.rounds += 1
         out = []
         for (sha, _, why), outcome in zip(requests, outcomes, strict=True):
             self.runs += 1
@@ -260,8 +262,10 @@ class Finder:
         """Each culprit's owners, by the CODEOWNERS of the bad commit (who owns it now)."""
         from .owners import owners_for, parse
 
+        if not any(f.culprit for f in result.findings):
+            return result
         text = self.repo.codeowners(bad_sha)
-        if text is None or not any(f.culprit for f in result.findings):
+        if text is None:
             return result
         rules, problems = parse(text)
         findings = tuple(replace(f, owners=owners_for(f.files, rules)) if f.culprit else f
@@ -274,12 +278,8 @@ class Finder:
         line_range = self.repo.range(good_sha, bad_sha, first_parent=True)
         line = list(reversed(self.repo.first_parent(good_sha, limit=RATE_WINDOW))) + line_range
         self._load_known(line, tests)
-        if self.jobs > 1:  # both ends in one round
-            at_bad, at_good = self._results_round([(bad_sha, tests, "check bad end"),
-                                                   (good_sha, tests, "check good end")])
-        else:
-            at_bad = self._results_at(bad_sha, tests, "check bad end")
-            at_good = self._results_at(good_sha, tests, "check good end")
+        at_bad, at_good = self._results_round([(bad_sha, tests, "check bad end"),
+                                               (good_sha, tests, "check good end")])
         for t in tests:
             failing = [r for r in self.evidence.seen.get((t, bad_sha), [])
                        if verdict_of(r) is Verdict.BAD]
@@ -414,7 +414,7 @@ class Finder:
             if not pending:
                 break
             for i, group in sorted(pending.items()):
-                if i > 0 and self.jobs > 1:  # the culprit and its parent in one round
+                if i > 0:  # the culprit and its parent: one round with --jobs
                     again, before = self._probe_round([
                         (candidates[i], group, "confirm culprit"),
                         (candidates[i - 1], group, "confirm parent")])
@@ -422,10 +422,7 @@ class Finder:
                     observe(i - 1, group, before)
                 else:
                     probe(i, group, "confirm culprit")
-                    if i > 0:
-                        probe(i - 1, group, "confirm parent")
-                    else:
-                        self._probe(good_sha, group, "confirm parent")
+                    self._probe(good_sha, group, "confirm parent")
                 confirmed.update(group)
             if all(search.belief(t).probability >= self.confidence for t in tests):
                 break

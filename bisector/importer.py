@@ -21,7 +21,9 @@ from .model import Environment, Run, TestResult, Trigger
 from .queries import open_store
 
 DEFAULT_ENVIRONMENT = "imported"
-_COLUMN = 64  # the width of the runs table's python and platform columns
+# environment names are stored cut to 64 characters, as when the platform column was that
+# wide (it is text since v3): runs imported before and after show the same platform
+_COLUMN = 64
 
 
 @dataclass(frozen=True, slots=True)
@@ -44,11 +46,6 @@ def named_environment(name: str) -> Environment:
     key = digest("import", name)
     return Environment(python="imported", platform=name[:_COLUMN], deps_hash="unknown",
                        key=key, fingerprint=digest(key, "unknown"))
-
-
-def repository_files(repo: Repository, sha: str) -> set[str]:
-    """Every path in the commit's tree (what pytest's node ids can start with)."""
-    return repo.files(sha)
 
 
 def import_files(
@@ -74,7 +71,7 @@ def import_files(
     env = named_environment(environment_name)
     with Repository(repo_path) as repo:
         sha = repo.resolve(commit)
-        files = repository_files(repo, sha) if dialect == "pytest" else None
+        files = repo.files(sha) if dialect == "pytest" else None
         reports = [read_report(Path(p), dialect, files=files) for p in paths]
         results: list[TestResult] = [r for rep in reports for r in rep.results.values()]
         if not results:

@@ -14,8 +14,9 @@ from pathlib import Path
 from .config import as_store_url, load_settings, sqlite_path
 from .errors import GitError, StoreError
 from .gitrepo import Repository
-from .history import HistoryStore, Pruned, schema
+from .history import HistoryStore, Pruned, migrations, schema
 from .history.transfer import Copied, copy_history
+from .queries import store_url
 
 
 def prune_history(repo: Repository, store: HistoryStore, keep: int) -> Pruned:
@@ -32,6 +33,8 @@ def prune_history(repo: Repository, store: HistoryStore, keep: int) -> Pruned:
     if not boundary:
         return Pruned(0, 0, 0, {})
     old = repo.ancestors(boundary[0]) & store.run_shas()
+    if not old:
+        return Pruned(0, 0, 0, {})
     protected: dict[int, set[str]] = {}
     for bisection in store.open_bisections():
         good, bad = bisection["good"], bisection["bad"]
@@ -40,8 +43,6 @@ def prune_history(repo: Repository, store: HistoryStore, keep: int) -> Pruned:
             shas.update(repo.range(good, bad, first_parent=False))
             shas.update(repo.first_parent(good, limit=RATE_WINDOW))
         protected[bisection["id"]] = shas
-    if not old:
-        return Pruned(0, 0, 0, {})
     return store.prune(old, protected=protected)
 
 
@@ -66,9 +67,7 @@ def this_store_url(repo_path: Path, history_db: str | None) -> tuple[str, Reposi
             raise
         return settings.history_db, None
     try:
-        root = repo.main_root
-        url = load_settings(root, history_db=history_db).store_url(root)
-        repo.exclude_store(sqlite_path(url))
+        url = store_url(repo, history_db)[0]
     except BaseException:
         repo.close()
         raise
@@ -112,7 +111,7 @@ def _open_source(url: str) -> HistoryStore:
                 f"uses {schema.SCHEMA_VERSION})",
                 hint="open it with bisector once to migrate, or export from it with this "
                      "version", location=store.location)
-        store.ensure_schema()  # refuses a newer one
+        migrations.check_supported(version, store.location)  # refuses a newer one
     except BaseException:
         store.close()
         raise

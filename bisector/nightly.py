@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from .config import load_settings, redact, sqlite_path
+from .config import TRIGGER_ENV, redact
 from .errors import BisectorError, ConfigError, GitError
 from .gitrepo import Repository
 from .history import HistoryStore
@@ -33,6 +33,7 @@ from .queries import (
     latest_per_test,
     open_store,
     regressions_at_head,
+    store_url,
     tracked_window,
 )
 from .reports.history import commit_ref, interesting_tests, iso
@@ -190,7 +191,7 @@ def run_suite(cwd: Path, options: NightlyOptions, echo: Callable[[str], None],
     if options.container:
         cmd += ["--container", options.container]
     cmd += list(options.pytest_args)
-    env = {**os.environ, "BISECTOR_TRIGGER": Trigger.NIGHTLY.value, "BISECTOR_DB": url}
+    env = {**os.environ, TRIGGER_ENV: Trigger.NIGHTLY.value, "BISECTOR_DB": url}
     try:
         proc = subprocess.Popen(cmd, cwd=cwd, env=env, stdout=subprocess.PIPE,
                                 stderr=subprocess.STDOUT, text=True, errors="replace")
@@ -231,14 +232,11 @@ def run_nightly(repo_path: Path, options: NightlyOptions,
         raise ConfigError(f"--fail-on {options.fail_on!r} is not one of {', '.join(FAIL_ON)}")
     started = time.time()
     with Repository(repo_path) as repo:
-        settings = load_settings(repo.main_root, history_db=options.history_db,
-                                 lookback=options.lookback)
-        url = settings.store_url(repo.main_root)
-        report_dir = options.report_dir or repo.main_root / ".bisector" / "reports"
         # bisector's own files (a store restored from a cache, worktrees, last night's
         # reports) are not uncommitted changes: excluded before the checkout is judged
+        url, settings = store_url(repo, options.history_db, options.lookback)
+        report_dir = options.report_dir or repo.main_root / ".bisector" / "reports"
         repo.ensure_excluded()
-        repo.exclude_store(sqlite_path(url))
         _exclude(repo, report_dir)
         branch, head = check_checkout(repo)
         _check_writable(report_dir)

@@ -85,7 +85,7 @@ TRIGGER = pytest.StashKey[str]()
 @pytest.hookimpl(tryfirst=True)
 def pytest_cmdline_main(config: pytest.Config) -> int | None:
     """--container: the whole invocation runs in the suite's container instead of here."""
-    if os.environ.get("BISECTOR_TRIGGER"):
+    if os.environ.get("BISECTOR_TRIGGER"):  # config.TRIGGER_ENV, read without importing it
         from .config import take_trigger
 
         config.stash[TRIGGER] = take_trigger()

@@ -37,12 +37,20 @@ def open_store(
     repo: Repository, history_db: str | None = None, lookback: int | None = None
 ) -> Iterator[tuple[HistoryStore, Settings]]:
     """The store of an open checkout (created if missing), with the settings that chose it."""
+    url, settings = store_url(repo, history_db, lookback)
+    with HistoryStore.open(url) as store:
+        yield store, settings
+
+
+def store_url(repo: Repository, history_db: str | None = None, lookback: int | None = None
+              ) -> tuple[str, Settings]:
+    """The URL of a checkout's store and the settings that chose it; a SQLite file inside the
+    checkout is excluded from `git status` (it is not the user's change)."""
     root = repo.main_root
     settings = load_settings(root, history_db=history_db, lookback=lookback)
     url = settings.store_url(root)
     repo.exclude_store(sqlite_path(url))
-    with HistoryStore.open(url) as store:
-        yield store, settings
+    return url, settings
 
 
 @dataclass(frozen=True, slots=True)

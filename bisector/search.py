@@ -114,9 +114,6 @@ class Track:
         """
         if self.done:
             return []
-        if k <= 1:
-            point = self.propose()
-            return [] if point is None else [point]
         size = self.hi - self.lo
         points: list[int] = []
         for j in range(1, k + 1):

@@ -27,18 +27,13 @@ from sqlalchemy import exc
 from ..config import redact_text
 from ..errors import BisectorError, StoreError
 from . import schema
+from .store import _CHUNK as _PAGE  # IN-lists under SQLite's old limit of 999 variables
+from .store import _RESULT_COLUMNS as RESULT_FIELDS
 from .store import HistoryStore, _chunks
 
 # A run has no natural key of its own: all of its columns but the id are its identity.
-RUN_FIELDS = (
-    "sha", "dirty", "branch", "env_key", "fingerprint", "python", "platform", "deps_hash",
-    "trigger", "host", "started_at", "finished_at", "exit_status",
-)
+RUN_FIELDS = tuple(c.name for c in schema.runs.columns if c.name != "id")
 BISECTION_FIELDS = tuple(c.name for c in schema.bisections.columns if c.name != "id")
-RESULT_FIELDS = (
-    "run_id", "test_id", "outcome", "duration", "signature", "message", "reruns", "phase",
-)
-_PAGE = 500  # IN-lists stay under SQLite's (before 3.32) limit of 999 bound variables
 
 
 @dataclass
