@@ -13,13 +13,13 @@ Needs a Docker engine and the base image (make base-image).
 from __future__ import annotations
 
 import argparse
-import os
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
+
+from _generated import build_linear
 
 from bisector.executors import Probe
 from bisector.executors.docker import DockerExecutor, connect
@@ -29,32 +29,17 @@ from bisector.suites import parse_suite
 
 BASE = "bisector/base:bookworm"
 TEST = "tests/test_m.py::test_value"
-ENV = {**os.environ, "GIT_AUTHOR_NAME": "Bench", "GIT_AUTHOR_EMAIL": "bench@example.invalid",
-       "GIT_COMMITTER_NAME": "Bench", "GIT_COMMITTER_EMAIL": "bench@example.invalid"}
 COMMAND = ("python3 -m pytest -p no:cacheprovider -o junit_family=xunit1 "
            "--junitxml=/results/junit.xml {tests}")
 
 
-def git(repo: Path, *args: str) -> str:
-    return subprocess.run(["git", *args], cwd=repo, check=True, capture_output=True, text=True,
-                          env=ENV).stdout.strip()
-
-
 def build(repo: Path, commits: int) -> list[str]:
-    repo.mkdir()
-    git(repo, "init", "-q", "-b", "main")
-    shas = []
-    for i in range(commits):
-        (repo / "tests").mkdir(exist_ok=True)
-        (repo / "docker").mkdir(exist_ok=True)
-        (repo / "m.py").write_text(f"def value():\n    return 1  # {i}\n")
-        (repo / "tests" / "test_m.py").write_text(
-            "import m\n\ndef test_value():\n    assert m.value() == 1\n")
-        (repo / "docker" / "Dockerfile").write_text(f"FROM {BASE}\nRUN echo built > /built\n")
-        git(repo, "add", "-A")
-        git(repo, "commit", "-q", "-m", f"c{i}")
-        shas.append(git(repo, "rev-parse", "HEAD"))
-    return shas
+    """`commits` commits that change only a comment: the same test passes at every one."""
+    return build_linear(repo, commits, lambda i: {
+        "m.py": f"def value():\n    return 1  # {i}\n",
+        "tests/test_m.py": "import m\n\ndef test_value():\n    assert m.value() == 1\n",
+        "docker/Dockerfile": f"FROM {BASE}\nRUN echo built > /built\n",
+    })
 
 
 def timed(executor: LocalExecutor | DockerExecutor, sha: str) -> float:

@@ -16,11 +16,15 @@ ENV = Environment(python="cpython-3.11.7", platform="linux-x86_64", deps_hash="n
 
 def make_run(sha: str = "a" * 40, *, dirty: bool = False, n: int = 3, started: float = 1.0,
              outcome: Outcome = Outcome.PASSED, env: Environment = ENV,
-             prefix: str = "t.py::test_") -> Run:
+             prefix: str = "t.py::test_", results: tuple[TestResult, ...] | None = None,
+             seconds: float = 1.0, exit_status: int = 0) -> Run:
+    """A clean pytest run: `n` tests with one outcome, or the `results` given."""
+    if results is None:
+        results = tuple(TestResult(f"{prefix}{i}", outcome, 0.1) for i in range(n))
     return Run(
         sha=sha, dirty=dirty, branch="main", environment=env, trigger=Trigger.PYTEST,
-        host="h", started_at=started, finished_at=started + 1, exit_status=0,
-        results=tuple(TestResult(f"{prefix}{i}", outcome, 0.1) for i in range(n)),
+        host="h", started_at=started, finished_at=started + seconds, exit_status=exit_status,
+        results=results,
     )
 
 

@@ -11,7 +11,7 @@ import pytest
 
 from bisector.container_session import container_args
 
-from .conftest import commit, run_cli, run_pytest
+from .conftest import commit, git, run_cli, run_pytest
 
 NO_ENGINE = {"DOCKER_HOST": "unix:///nonexistent/bisector-docker.sock"}
 
@@ -58,13 +58,18 @@ def test_unknown_suite_lists_the_known_ones(repo: Path) -> None:
                    cwd=repo, env=NO_ENGINE)
     assert proc.returncode == 2
     assert "no suite named 'nope'" in proc.stderr
+    assert "python-pytest" in proc.stderr  # the shipped suites, among the known ones
 
 
 def test_gc_without_engine_still_sweeps_worktrees(repo: Path) -> None:
+    from bisector.executors.worktree import WORKTREES, worktree_name
+
     _two_commits(repo)
+    left = repo / WORKTREES / worktree_name("999999-dead00")  # above pid_max: a dead owner
+    git(repo, "worktree", "add", "--detach", "-q", str(left), "HEAD")
     proc = run_cli("gc", cwd=repo, env=NO_ENGINE)
     assert proc.returncode == 0
-    assert "removed 0 worktree(s)" in proc.stdout
+    assert "removed 1 worktree(s)" in proc.stdout and not left.exists()
     assert "docker: skipped (no Docker engine is reachable" in proc.stdout
 
 
@@ -94,4 +99,5 @@ def test_a_reused_pid_does_not_keep_a_dead_bisectors_containers() -> None:
     me = {LABEL_PID: str(os.getpid()), LABEL_HOST: host}
     assert not _orphaned({**me, LABEL_STARTED: started(os.getpid()) or ""}, host)
     assert _orphaned({**me, LABEL_STARTED: "1"}, host)  # same pid, another process: reused
-    assert not _orphaned({**me, LABEL_HOST: "elsewhere"}, "elsewhere-not")  # not ours to judge
+    # another host's container whose pid, here, started at another time: not ours to judge
+    assert not _orphaned({**me, LABEL_HOST: "elsewhere", LABEL_STARTED: "1"}, "elsewhere-not")

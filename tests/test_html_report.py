@@ -260,8 +260,17 @@ def test_missing_and_null_keys_render_what_is_there() -> None:
 
 
 def test_the_template_ships_inside_the_package() -> None:
+    """An editable install reads the source tree, so the wheel's package data is checked
+    from pyproject.toml: a template it leaves out would be missing from an installed
+    bisector."""
+    import fnmatch
+    import tomllib
+
     template = resources.files("bisector.reports") / "templates" / "nightly.html.j2"
     assert template.is_file()
+    pyproject = tomllib.loads((Path(__file__).parents[1] / "pyproject.toml").read_text())
+    patterns = pyproject["tool"]["setuptools"]["package-data"]["bisector.reports"]
+    assert any(fnmatch.fnmatch("templates/nightly.html.j2", p) for p in patterns)
 
 
 # --- the trend chart ----------------------------------------------------------------------------

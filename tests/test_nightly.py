@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import re
 from pathlib import Path
+from typing import Any, NamedTuple
 
 import pytest
 
@@ -45,20 +46,31 @@ def test_flip():
 CODEOWNERS = "* @everyone\ncalc.py @calc-team @alice\n[broken\n"
 
 
+class Night(NamedTuple):
+    code: int
+    out: str
+    data: dict[str, Any]
+    md: str
+    html: str
+
+
 def _night(repo: Path, reports: Path, capsys: pytest.CaptureFixture[str], *args: str
-           ) -> tuple[int, str, dict, str, str]:
+           ) -> Night:
     code = main(["nightly", "-C", str(repo), "--report-dir", str(reports), *args])
     out = capsys.readouterr().out
-    data = json.loads((reports / "nightly.json").read_text())
-    md = (reports / "nightly.md").read_text()
-    html = (reports / "nightly.html").read_text()
-    return code, out, data, md, html
+    return Night(code, out, json.loads((reports / "nightly.json").read_text()),
+                 (reports / "nightly.md").read_text(), (reports / "nightly.html").read_text())
+
+
+@pytest.fixture(autouse=True)
+def _a_session_of_its_own(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The nightly's pytest is a user's session, not one of this run's xdist workers."""
+    monkeypatch.delenv("PYTEST_XDIST_WORKER", raising=False)
 
 
 @pytest.mark.slow
 def test_three_nights(repo: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str],
                       monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.delenv("PYTEST_XDIST_WORKER", raising=False)
     flip = tmp_path / "flip"
     monkeypatch.setenv("FLIP_FILE", str(flip))
     commit(repo, {"calc.py": CALC_GOOD, "tests/test_calc.py": TESTS,
@@ -167,9 +179,8 @@ def test_dirty_tree_is_refused_naming_the_files(repo: Path,
     assert err.count("\n") == 1 and "scratch.py" in err
 
 
-def test_no_tests_is_an_error(repo: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str],
-                              monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.delenv("PYTEST_XDIST_WORKER", raising=False)
+def test_no_tests_is_an_error(repo: Path, tmp_path: Path,
+                              capsys: pytest.CaptureFixture[str]) -> None:
     commit(repo, {"README.md": "nothing to test\n"}, "a")
     assert main(["nightly", "-C", str(repo), "--report-dir", str(tmp_path / "r")]) == 2
     assert "collected no tests" in capsys.readouterr().err
@@ -260,8 +271,7 @@ def test_status() -> None:
 
 
 def test_reports_inside_the_checkout_do_not_make_the_next_night_dirty(
-        repo: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.delenv("PYTEST_XDIST_WORKER", raising=False)
+        repo: Path, capsys: pytest.CaptureFixture[str]) -> None:
     commit(repo, {"test_a.py": "def test_a():\n    pass\n"}, "a")
     for night in range(2):
         assert main(["nightly", "-C", str(repo), "--report-dir",
@@ -278,24 +288,27 @@ def _calc_repo(repo: Path) -> None:
                   ".gitignore": "__pycache__/\n"}, "Calculator")
 
 
-def test_a_module_that_stops_importing_is_reported_once(
-        repo: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str],
-        monkeypatch: pytest.MonkeyPatch) -> None:
-    """pytest exits 2 on a collection error: the night still stands on its recorded run."""
-    monkeypatch.delenv("PYTEST_XDIST_WORKER", raising=False)
+def _first_night(repo: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """The calculator, tracked once: the baseline of the nights that follow."""
     _calc_repo(repo)
-    assert _night(repo, tmp_path / "n1", capsys)[0] == 0
+    assert _night(repo, tmp_path / "n1", capsys).code == 0
+
+
+def test_a_module_that_stops_importing_is_reported_once(
+        repo: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """pytest exits 2 on a collection error: the night still stands on its recorded run."""
+    _first_night(repo, tmp_path, capsys)
     commit(repo, {"calc.py": "import not_a_module\n" + CALC_GOOD}, "Use a module")
-    code, out, data, _md, _html = _night(repo, tmp_path / "n2", capsys)
-    assert code == 1, out
-    [group] = data["regressions"]
+    night = _night(repo, tmp_path / "n2", capsys)
+    assert night.code == 1, night.out
+    [group] = night.data["regressions"]
     assert group["reason"] == "collection-error" and group["culprit"] is None
     assert group["tests"][0]["test"] == "tests/test_calc.py"
     assert "not_a_module" in group["tests"][0]["after"]["message"]
     commit(repo, {"NOTES.md": "1\n"}, "Notes")
-    code, out, data, _md, _html = _night(repo, tmp_path / "n3", capsys)
-    assert code == 0 and data["regressions"] == []
-    assert [s["test"] for s in data["still_failing"]] == ["tests/test_calc.py"]
+    night = _night(repo, tmp_path / "n3", capsys)
+    assert night.code == 0 and night.data["regressions"] == []
+    assert [s["test"] for s in night.data["still_failing"]] == ["tests/test_calc.py"]
 
 
 def test_a_night_that_cannot_write_its_reports_is_not_in_the_ledger(
@@ -305,9 +318,7 @@ def test_a_night_that_cannot_write_its_reports_is_not_in_the_ledger(
     import bisector.nightly as nightly_module
     from bisector.errors import ConfigError
 
-    monkeypatch.delenv("PYTEST_XDIST_WORKER", raising=False)
-    _calc_repo(repo)
-    assert _night(repo, tmp_path / "n1", capsys)[0] == 0
+    _first_night(repo, tmp_path, capsys)
     commit(repo, {"calc.py": CALC_BAD}, "Clamp")
 
     def broken(data: object, report_dir: Path) -> None:
@@ -317,9 +328,10 @@ def test_a_night_that_cannot_write_its_reports_is_not_in_the_ledger(
         m.setattr(nightly_module, "write_reports", broken)
         assert main(["nightly", "-C", str(repo), "--report-dir", str(tmp_path / "n2")]) == 2
     assert not (tmp_path / "n2" / "nightly.json").exists()
-    code, _out, data, _md, _html = _night(repo, tmp_path / "n2", capsys)
-    assert code == 1 and len(data["regressions"]) == 1 and data["still_failing"] == []
-    assert data["regressions"][0]["culprit"]["subject"] == "Clamp"
+    night = _night(repo, tmp_path / "n2", capsys)
+    assert night.code == 1 and len(night.data["regressions"]) == 1
+    assert night.data["still_failing"] == []
+    assert night.data["regressions"][0]["culprit"]["subject"] == "Clamp"
 
 
 def test_a_failed_bisection_is_reported_and_tried_again(
@@ -328,9 +340,7 @@ def test_a_failed_bisection_is_reported_and_tried_again(
     import bisector.finder as finder_module
     from bisector.errors import ExecutorError
 
-    monkeypatch.delenv("PYTEST_XDIST_WORKER", raising=False)
-    _calc_repo(repo)
-    assert _night(repo, tmp_path / "n1", capsys)[0] == 0
+    _first_night(repo, tmp_path, capsys)
     culprit = commit(repo, {"calc.py": CALC_BAD}, "Clamp")
 
     def engine_gone(*args: object, **kwargs: object) -> None:
@@ -338,29 +348,26 @@ def test_a_failed_bisection_is_reported_and_tried_again(
 
     with monkeypatch.context() as m:
         m.setattr(finder_module, "find_break", engine_gone)
-        code, _out, data, _md, _html = _night(repo, tmp_path / "n2", capsys)
-    assert code == 1
-    [group] = data["regressions"]
+        night = _night(repo, tmp_path / "n2", capsys)
+    assert night.code == 1
+    [group] = night.data["regressions"]
     assert group["reason"] == "not-bisected" and group["culprit"] is None
-    assert any("no Docker engine answers" in n for n in data["notes"])
+    assert any("no Docker engine answers" in n for n in night.data["notes"])
     commit(repo, {"NOTES.md": "1\n"}, "Notes")
-    code, _out, data, _md, _html = _night(repo, tmp_path / "n3", capsys)
-    assert code == 1 and data["regressions"][0]["culprit"]["sha"] == culprit
+    night = _night(repo, tmp_path / "n3", capsys)
+    assert night.code == 1 and night.data["regressions"][0]["culprit"]["sha"] == culprit
 
 
 def test_an_unreadable_ledger_is_a_note_not_a_traceback(
-        repo: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str],
-        monkeypatch: pytest.MonkeyPatch) -> None:
+        repo: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     import sqlite3
 
-    monkeypatch.delenv("PYTEST_XDIST_WORKER", raising=False)
-    _calc_repo(repo)
-    assert _night(repo, tmp_path / "n1", capsys)[0] == 0
+    _first_night(repo, tmp_path, capsys)
     with sqlite3.connect(repo / ".bisector" / "history.db") as conn:
         conn.execute("update nightlies set ledger = '{not json'")
     commit(repo, {"NOTES.md": "1\n"}, "Notes")
-    code, _out, data, _md, _html = _night(repo, tmp_path / "n2", capsys)
-    assert code == 0 and any("unreadable" in n for n in data["notes"])
+    night = _night(repo, tmp_path / "n2", capsys)
+    assert night.code == 0 and any("unreadable" in n for n in night.data["notes"])
 
 
 def test_a_relative_history_db_is_one_store(repo: Path, tmp_path: Path,
@@ -368,7 +375,6 @@ def test_a_relative_history_db_is_one_store(repo: Path, tmp_path: Path,
                                             monkeypatch: pytest.MonkeyPatch) -> None:
     """Relative to where bisector was started, for the suite's session too (it runs in the
     checkout)."""
-    monkeypatch.delenv("PYTEST_XDIST_WORKER", raising=False)
     _calc_repo(repo)
     elsewhere = tmp_path / "elsewhere"
     elsewhere.mkdir()

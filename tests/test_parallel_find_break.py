@@ -104,3 +104,4 @@ def test_jobs_must_be_positive(repo: Path) -> None:
     proc = run_cli("find-break", "x::y", "--jobs", "0", cwd=repo)
     assert proc.returncode == 2
     assert "Traceback" not in proc.stderr
+    assert "--jobs" in proc.stderr and "0 is not in the range" in proc.stderr

@@ -12,7 +12,7 @@ from hypothesis import strategies as st
 from bisector.cli import main
 from bisector.gitrepo import Repository
 from bisector.history import HistoryStore
-from bisector.model import Outcome, Run, TestResult, Trigger
+from bisector.model import Outcome, Run, TestResult
 from bisector.reports.stats import sparkline, stats_json
 from bisector.stats import (
     Named,
@@ -26,7 +26,7 @@ from bisector.stats import (
 )
 
 from .conftest import git
-from .store_helpers import ENV
+from .store_helpers import make_run
 
 T0 = 1_700_000_000
 HOUR = 3600
@@ -78,9 +78,8 @@ def _results(i: int) -> tuple[TestResult, ...]:
 
 def _run(sha: str, started: float, results: tuple[TestResult, ...], *,
          dirty: bool = False) -> Run:
-    return Run(sha=sha, dirty=dirty, branch="main", environment=ENV, trigger=Trigger.PYTEST,
-               host="h", started_at=started, finished_at=started + 5, exit_status=1,
-               results=results)
+    return make_run(sha, dirty=dirty, started=started, results=results, seconds=5,
+                    exit_status=1)
 
 
 def _bisect(store: HistoryStore, key: str, started: float, seconds: float, result: object,

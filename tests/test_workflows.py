@@ -141,7 +141,9 @@ def test_nightly_runs_bisector_nightly(nightly: dict[str, Any]) -> None:
     assert step["env"]["FAIL_ON"] == "${{ inputs.fail-on || 'regression' }}"
     assert "inputs.lookback" in step["env"]["LOOKBACK"]
     # the reports and the history are wanted most when the nightly failed
-    for later in all_steps[all_steps.index(step) + 1:]:
+    after = all_steps[all_steps.index(step) + 1:]
+    assert after, "nothing saves or uploads after the nightly"
+    for later in after:
         assert any(c in str(later.get("if", "")) for c in AFTER_FAILURE), (
             f"step {later.get('name') or later.get('uses')} is skipped when the nightly fails")
 
