@@ -291,11 +291,16 @@ def _last_ledger(store: HistoryStore, branch: str) -> tuple[dict[str, Any] | Non
 
 
 def _exclude(repo: Repository, report_dir: Path) -> None:
-    """Reports written inside the checkout are not dirt for the next night (as the store)."""
+    """Reports written inside the checkout are not dirt for the next night (as the store).
+
+    Only the report files (`nightly.*`, with their `.tmp` siblings) are excluded, never the
+    directory: it may hold or later hold the user's tracked files (`--report-dir tests`), and
+    excluding it would hide their new files from `git status`.
+    """
     if report_dir.resolve() == repo.main_root:
         raise ConfigError("--report-dir is the checkout itself",
                           hint="give a directory of its own, e.g. --report-dir bisector-report")
-    repo.exclude_own(report_dir, "/")
+    repo.exclude_own(report_dir / "nightly", ".*")
 
 
 def _check_writable(report_dir: Path) -> None:

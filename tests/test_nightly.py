@@ -393,3 +393,20 @@ def test_the_trigger_is_taken_from_the_environment_once(
     assert take_trigger() == "pytest"  # gone: sessions the suite starts are its own
     monkeypatch.setenv("BISECTOR_TRIGGER", "bogus")
     assert take_trigger() == "pytest"
+
+
+def test_a_report_dir_with_tracked_files_hides_none_of_them(
+        repo: Path, capsys: pytest.CaptureFixture[str],
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """`--report-dir tests` must not exclude `tests/` itself: a new test file there is the
+    user's change, and `git status` must show it; only the report files are bisector's."""
+    _calc_repo(repo)
+    monkeypatch.chdir(repo)
+    assert main(["nightly", "--report-dir", "tests"]) == 0, capsys.readouterr().err
+    assert (repo / "tests" / "nightly.html").is_file()
+    (repo / "tests" / "test_new.py").write_text("def test_new():\n    pass\n")
+    status = git(repo, "status", "--porcelain", "--untracked-files=all")
+    assert "tests/test_new.py" in status
+    assert "nightly." not in status  # the reports themselves stay out of the way
+    excluded = (repo / ".git" / "info" / "exclude").read_text().splitlines()
+    assert "/tests/" not in excluded
