@@ -658,7 +658,9 @@ def find_break(
         for rev in (bad, good):  # bad revisions fail before a store is created
             if rev is not None:
                 repo.resolve(rev)
-        store, settings = stack.enter_context(open_store(repo, history_db, lookback))
+        # without --good the range comes from the history: a store must exist to plan from
+        store, settings = stack.enter_context(open_store(repo, history_db, lookback,
+                                                         create=good is not None))
         extra = _read_test_files(repo, test_files or [])
         try:  # probes start pytest where the user did, so node ids mean the same
             subdir = Path(repo_path).resolve().relative_to(repo.root).as_posix()
