@@ -66,6 +66,19 @@ def _password(url: str) -> str | None:
     return userinfo if match["scheme"].lower().endswith(_TOKEN_SCHEMES) and userinfo else None
 
 
+def as_read(url: str) -> str:
+    """`url` as bisector reads it, for a library that ends the userinfo at the FIRST '@'
+    (SQLAlchemy, and the driver after it): the password's own '@'s %-encoded. Otherwise the
+    tail of such a password is taken for the host, tried as one, and quoted in the error."""
+    match = _USERINFO_IN_URL.match(url)
+    if match is None or ":" not in match["userinfo"]:
+        return url
+    user, password = match["userinfo"].split(":", 1)
+    if "@" not in password:
+        return url
+    return f"{match['scheme']}{user}:{password.replace('@', '%40')}@{url[match.end():]}"
+
+
 def _redact_free(text: str) -> str:
     text = _USERINFO_IN_TEXT.sub(_hide_userinfo, text)
     return _PASSWORD_IN_QUERY.sub(r"\g<head>***", text)

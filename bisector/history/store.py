@@ -25,7 +25,7 @@ from typing import Any, NamedTuple, TypeVar
 import sqlalchemy as sa
 from sqlalchemy import event, exc
 
-from ..config import redact, redact_text
+from ..config import as_read, redact, redact_text
 from ..errors import BisectError, StoreError
 from ..model import CommitInfo, Run
 from . import migrations, schema
@@ -189,7 +189,7 @@ class HistoryStore:
         self.create = create
         self.read_only = False  # opened with SQLite's mode=ro: the user cannot write it
         try:
-            parsed = sa.engine.make_url(url)
+            parsed = sa.engine.make_url(as_read(url))
         except (exc.ArgumentError, ValueError, TypeError):
             raise StoreError(
                 f"invalid history store URL {self.location!r}",
@@ -197,7 +197,7 @@ class HistoryStore:
             ) from None
         self.dialect = parsed.get_backend_name()
         kwargs: dict[str, Any] = {}
-        engine_url: str | sa.URL = url
+        engine_url: str | sa.URL = as_read(url)
         if self.dialect == "sqlite":
             memory = parsed.database in (None, "", ":memory:")
             if not memory and not parsed.query.get("uri"):
