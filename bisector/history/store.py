@@ -147,6 +147,10 @@ def _sqlite_setup(engine: sa.Engine, *, memory: bool, checkpoint_on_commit: bool
 NO_STORE_HINT = "record one with pytest --track-history, or name one with --history-db"
 
 
+class MissingStore(StoreError):
+    """A reader's store does not exist, or holds no bisector history: nothing was made."""
+
+
 def _may_write(path: Path) -> bool:
     """Whether this process may change `path` and add files beside it (SQLite's -wal, -shm,
     -journal). Asked of access(2) and of the mode bits, so that a store made read-only with
@@ -249,8 +253,8 @@ class HistoryStore:
             busy = any(path.with_name(path.name + end).exists() for end in ("-wal", "-journal"))
             return _sqlite_uri(path, mode="ro", **({} if busy else {"immutable": "1"}))
         if not self.create:
-            raise StoreError(f"no history store at {path}", hint=NO_STORE_HINT,
-                             location=str(path))
+            raise MissingStore(f"no history store at {path}", hint=NO_STORE_HINT,
+                               location=str(path))
         if not path.parent.is_dir():
             if dirs_under is None or not _inside(path, dirs_under):
                 raise StoreError(
@@ -388,8 +392,8 @@ class HistoryStore:
         with self._read() as conn:
             version = migrations.read_version(conn)
         if version is None and not self.create:
-            raise StoreError(f"{self.location} holds no bisector history", hint=NO_STORE_HINT,
-                             location=self.location)
+            raise MissingStore(f"{self.location} holds no bisector history",
+                               hint=NO_STORE_HINT, location=self.location)
         if version is not None:
             migrations.check_supported(version, self.location)
             if version == schema.SCHEMA_VERSION:
