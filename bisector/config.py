@@ -35,89 +35,78 @@ class Settings:
         return self.history_db
 
 
-# scheme://user:PASSWORD@ in free text (a message, a traceback line, a command line). The
-# password runs to the last '@' of the word: it may hold an unencoded '@' or '/'.
-_PASSWORD_IN_TEXT = re.compile(
-    r"(?P<head>\b[A-Za-z][A-Za-z0-9+.-]*://[^\s:/@?#]*:)[^\s]*(?=@)")
+# scheme://USERINFO@ : the userinfo runs to the LAST '@' (a password may hold an unencoded '@',
+# '/', ':', '?' or '#'; hiding too much beats showing a piece of it), the user to its first ':'.
+# `scheme:///` has no userinfo: what follows is a path (sqlite:////tmp/a:b@c.db).
+_SCHEME = r"\b[A-Za-z][A-Za-z0-9+.-]*://(?!/)"
+_USERINFO_IN_URL = re.compile(rf"(?P<scheme>{_SCHEME})(?P<userinfo>.*)@", re.S)
+_USERINFO_IN_TEXT = re.compile(rf"(?P<scheme>{_SCHEME})(?P<userinfo>\S*)@")  # one word
 # ?password=... (libpq takes the password, or the file that holds it, as a query key too)
 _PASSWORD_IN_QUERY = re.compile(r"(?P<head>[?&][^=&\s#]*pass[^=&\s#]*=)[^&\s#]*", re.I)
-_USERINFO = re.compile(r"[A-Za-z][A-Za-z0-9+.-]*://[^:/@\s]*:")
+_TOKEN_SCHEMES = ("http://", "https://")  # https://TOKEN@host: a user alone is a token there
 
 
-def _secret_key(key: str) -> bool:
-    """A query key that holds a password or names its file (password, passfile, sslpassword)."""
-    return "pass" in key.lower()
+def _hide_userinfo(match: re.Match[str]) -> str:
+    scheme, userinfo = match["scheme"], match["userinfo"]
+    if ":" in userinfo:
+        return f"{scheme}{userinfo.split(':', 1)[0]}:***@"
+    if scheme.lower().endswith(_TOKEN_SCHEMES) and userinfo:
+        return f"{scheme}***@"
+    return match.group(0)
 
 
-def _parse(url: str) -> Any:
-    """`make_url`, with an unencoded '@' in the password read as part of it (the host is
-    what follows the last '@'; SQLAlchemy splits at the first)."""
-    from urllib.parse import unquote
+def _password(url: str) -> str | None:
+    """What `redact` hides of `url`'s userinfo, as written."""
+    match = _USERINFO_IN_URL.match(url.strip())
+    if match is None:
+        return None
+    userinfo = match["userinfo"]
+    if ":" in userinfo:
+        return userinfo.split(":", 1)[1]
+    return userinfo if match["scheme"].lower().endswith(_TOKEN_SCHEMES) and userinfo else None
 
-    from sqlalchemy.engine import make_url
 
-    parsed = make_url(url)
-    if parsed.host and "@" in parsed.host and parsed.password is not None:
-        extra, host = parsed.host.rsplit("@", 1)
-        parsed = parsed.set(password=f"{parsed.password}@{unquote(extra)}", host=host or None)
-    return parsed
+def as_read(url: str) -> str:
+    """`url` as bisector reads it, for a library that ends the userinfo at the FIRST '@'
+    (SQLAlchemy, and the driver after it): the password's own '@'s %-encoded. Otherwise the
+    tail of such a password is taken for the host, tried as one, and quoted in the error."""
+    match = _USERINFO_IN_URL.match(url)
+    if match is None or ":" not in match["userinfo"]:
+        return url
+    user, password = match["userinfo"].split(":", 1)
+    if "@" not in password:
+        return url
+    return f"{match['scheme']}{user}:{password.replace('@', '%40')}@{url[match.end():]}"
 
 
 def _redact_free(text: str) -> str:
-    text = _PASSWORD_IN_TEXT.sub(r"\g<head>***", text)
+    text = _USERINFO_IN_TEXT.sub(_hide_userinfo, text)
     return _PASSWORD_IN_QUERY.sub(r"\g<head>***", text)
 
 
 def redact(url: str) -> str:
-    """A store URL as it may be shown anywhere (output, logs, reports, errors): no password,
-    neither in the user part nor as a query key (`?password=`, `passfile`, `sslpassword`).
+    """A URL as it may be shown anywhere (output, logs, reports, errors), whatever its scheme
+    (a store's postgresql+psycopg://, DOCKER_HOST's tcp:// or ssh://, a repository's https://):
+    no password (everything between the user's ':' and the last '@'), no token standing as an
+    http(s) user, no `?password=`, `passfile` or `sslpassword` value. The rest is shown as
+    written.
 
     The one place that decides how a URL is shown; `redact_text` cleans free text that may
     hold one.
     """
-    from sqlalchemy.exc import ArgumentError
-
-    try:
-        parsed = _parse(url)
-        parsed = parsed.set(query={k: ("***" if _secret_key(k) else v)
-                                   for k, v in parsed.query.items()})
-        return parsed.render_as_string(hide_password=True).replace("=%2A%2A%2A", "=***")
-    except (ArgumentError, ValueError, TypeError):
-        return _redact_free(url)
+    url = _USERINFO_IN_URL.sub(_hide_userinfo, url, count=1)
+    return _PASSWORD_IN_QUERY.sub(r"\g<head>***", url)
 
 
 def _secrets(url: str) -> set[str]:
-    """What of `url` must never be shown: its password as parsed and as written (the text
-    between the user's ':' and the last '@' before the host), and secret query values, each
-    also %-decoded and %-encoded, as a driver's message may quote any of them."""
+    """What of `url` must never be shown: its password as written, and secret query values,
+    each also %-decoded and %-encoded, as a driver's message may quote any of them."""
     from urllib.parse import quote, quote_plus, unquote
 
-    from sqlalchemy.exc import ArgumentError
-
-    found: set[str] = set()
-    host: str | None = None
-    try:
-        parsed = _parse(url)
-    except (ArgumentError, ValueError, TypeError):
-        parsed = None
-    if parsed is not None:
-        host = parsed.host
-        if parsed.password:
-            found.add(str(parsed.password))
-        for key, value in parsed.query.items():
-            if _secret_key(key):
-                found.update([value] if isinstance(value, str) else value)
-    head = _USERINFO.match(url)
-    if head is not None:
-        rest = url[head.end():]
-        if host:
-            at = rest.rfind("@" + host)
-        else:
-            query = rest.find("?")
-            at = rest.rfind("@", 0, query if query >= 0 else len(rest))
-        if at > 0:
-            found.add(rest[:at])
-    found.update(m.group(0).split("=", 1)[1] for m in _PASSWORD_IN_QUERY.finditer(url))
+    found = {m.group(0).split("=", 1)[1] for m in _PASSWORD_IN_QUERY.finditer(url)}
+    password = _password(url)
+    if password:
+        found.add(password)
     return {v for s in found for v in (s, unquote(s), quote(s, safe=""), quote_plus(s))}
 
 

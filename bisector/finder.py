@@ -27,6 +27,7 @@ if TYPE_CHECKING:
 from .flakiness import RATE_FLOOR, Estimate, Rates, estimate, tally, wilson
 from .gitrepo import Repository
 from .history import HistoryStore
+from .history.store import MissingStore
 from .model import BisectResult, Finding, Outcome, Run, TestResult, Trigger
 from .queries import open_store, regressions_at_head
 from .search import Bisection, DagBisection, Verdict
@@ -658,7 +659,13 @@ def find_break(
         for rev in (bad, good):  # bad revisions fail before a store is created
             if rev is not None:
                 repo.resolve(rev)
-        store, settings = stack.enter_context(open_store(repo, history_db, lookback))
+        try:  # without --good the range comes from the history: it must exist to plan from
+            store, settings = stack.enter_context(open_store(repo, history_db, lookback,
+                                                             create=good is not None))
+        except MissingStore as err:
+            raise BisectError(f"nothing to bisect: {err.message}",
+                              hint="record history with pytest --track-history, or name the "
+                                   "tests and give --good REV") from None
         extra = _read_test_files(repo, test_files or [])
         try:  # probes start pytest where the user did, so node ids mean the same
             subdir = Path(repo_path).resolve().relative_to(repo.root).as_posix()

@@ -83,8 +83,9 @@ def move_history(repo_path: Path, history_db: str | None, *, source: str | None 
     try:
         src = as_store_url(source) if source else here
         dst = as_store_url(target) if target else here
-        with (_open_source(src) if source else HistoryStore.open(src)) as from_store, \
-                HistoryStore.open(dst) as to_store:
+        home = repo.main_root if repo is not None else None  # where a directory may be made
+        with (_open_source(src) if source else HistoryStore.open(src, create=False)
+              ) as from_store, HistoryStore.open(dst, dirs_under=home) as to_store:
             copied = copy_history(from_store, to_store, progress=progress)
             return copied, from_store.location, to_store.location
     finally:
@@ -94,12 +95,13 @@ def move_history(repo_path: Path, history_db: str | None, *, source: str | None 
 
 def _open_source(url: str) -> HistoryStore:
     """A store named as the source of a copy (`import-history --from`): it must exist and
-    already be at this version's schema; it is read, never created nor migrated in place."""
+    already be at this version's schema; it is read, never created nor migrated in place, and
+    a file that is no store (empty, or not SQLite) is left exactly as it was."""
     path = sqlite_path(url)
     if path is not None and not path.is_file():
         raise StoreError(f"history store {path} does not exist",
                          hint="check the path given with --from", location=str(path))
-    store = HistoryStore(url)
+    store = HistoryStore(url, create=False)
     try:
         version = store.schema_version()
         if version is None:

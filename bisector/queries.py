@@ -26,30 +26,36 @@ _PAGE = 512
 def open_history(
     repo_path: Path, history_db: str | None = None, lookback: int | None = None
 ) -> Iterator[tuple[Repository, HistoryStore, Settings]]:
-    """The checkout, its history store and the settings that chose it, closed together."""
-    with Repository(repo_path) as repo, open_store(repo, history_db, lookback) as (
+    """The checkout, its existing history store (never created here: the read commands say
+    there is none instead) and the settings that chose it, closed together."""
+    with Repository(repo_path) as repo, open_store(repo, history_db, lookback, create=False) as (
             store, settings):
         yield repo, store, settings
 
 
 @contextlib.contextmanager
 def open_store(
-    repo: Repository, history_db: str | None = None, lookback: int | None = None
+    repo: Repository, history_db: str | None = None, lookback: int | None = None, *,
+    create: bool = True,
 ) -> Iterator[tuple[HistoryStore, Settings]]:
-    """The store of an open checkout (created if missing), with the settings that chose it."""
-    url, settings = store_url(repo, history_db, lookback)
-    with HistoryStore.open(url) as store:
+    """The store of an open checkout, with the settings that chose it. A writer (`create`)
+    makes a missing store, and its directory when that lies inside the checkout (the default
+    `.bisector/`, or where the project's settings put it); a reader needs one that exists."""
+    url, settings = store_url(repo, history_db, lookback, exclude=False)
+    with HistoryStore.open(url, create=create, dirs_under=repo.main_root) as store:
+        repo.exclude_store(sqlite_path(url))  # now that it exists
         yield store, settings
 
 
-def store_url(repo: Repository, history_db: str | None = None, lookback: int | None = None
-              ) -> tuple[str, Settings]:
+def store_url(repo: Repository, history_db: str | None = None, lookback: int | None = None,
+              *, exclude: bool = True) -> tuple[str, Settings]:
     """The URL of a checkout's store and the settings that chose it; a SQLite file inside the
     checkout is excluded from `git status` (it is not the user's change)."""
     root = repo.main_root
     settings = load_settings(root, history_db=history_db, lookback=lookback)
     url = settings.store_url(root)
-    repo.exclude_store(sqlite_path(url))
+    if exclude:
+        repo.exclude_store(sqlite_path(url))
     return url, settings
 
 

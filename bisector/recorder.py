@@ -40,7 +40,8 @@ class Prepared:
             self.state = self.repo.state()
             self.environment = environment.current(self.repo.root)
             self.commit = self.repo.commits([self.state.sha]).get(self.state.sha)
-            self.store = HistoryStore.open(settings.store_url(root), checkpoint_on_commit=False)
+            self.store = HistoryStore.open(settings.store_url(root), dirs_under=root,
+                                           checkpoint_on_commit=False)
             # Read while the tests run, so that the end of the session only inserts.
             self.known_tests = self.store.tests()
         except BaseException:

@@ -85,9 +85,12 @@ def test_dirty_failures_are_not_regressions(repo: Path) -> None:
 
 
 def test_no_clean_run_at_head(repo: Path) -> None:
+    from bisector.history import HistoryStore
+
     from .conftest import commit
 
     commit(repo, {"a": "1"})
+    HistoryStore.open(f"sqlite:///{repo / '.bisector' / 'history.db'}", dirs_under=repo).close()
     proc = run_cli("regressions", cwd=repo)
     assert proc.returncode == 0 and "no clean tracked run at HEAD" in proc.stdout
 
@@ -111,8 +114,10 @@ def test_corrupt_store_is_one_line_naming_the_file(tracked, tmp_path: Path) -> N
 
 def test_newer_schema_is_refused_by_the_cli(tracked, tmp_path: Path) -> None:
     repo, _ = tracked
+    from bisector.history import HistoryStore
+
     db = tmp_path / "new.db"
-    run_cli("history", "--history-db", str(db), cwd=repo)
+    HistoryStore.open(f"sqlite:///{db}").close()
     query(db, "update bisector_meta set value='5'")
     proc = run_cli("history", "--history-db", str(db), cwd=repo)
     assert proc.returncode == 2 and "upgrade bisector" in proc.stderr

@@ -282,6 +282,7 @@ def test_out_of_range_windows_are_refused(args: list[str], repo: Path,
 def test_empty_store(repo: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     commit_at(repo, T0, "only")
     db = str(tmp_path / "empty.db")
+    HistoryStore.open(f"sqlite:///{db}").close()  # readers need a store: an empty one
     assert main(["stats", "-C", str(repo), "--history-db", db]) == 0
     out = capsys.readouterr().out
     assert out.splitlines() == ["no tracked runs in the window (the last 1 first-parent commit)"]

@@ -41,8 +41,8 @@ from concurrent.futures import CancelledError
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit, urlunsplit
 
+from ..config import redact  # the one redaction of a URL bisector shows
 from ..errors import BisectError, BisectorError, ConfigError, ExecutorError
 from ..gitrepo import LOCAL_GIT_ENV, Repository
 from ..model import Outcome
@@ -102,21 +102,6 @@ class ProbeKilled(Exception):
 
 
 # -- URLs -----------------------------------------------------------------------------------
-
-def redact(url: str) -> str:
-    """The URL without a password or token (https://user:TOKEN@host/...)."""
-    try:
-        parts = urlsplit(url)
-    except ValueError:
-        return "<url>"
-    if parts.password is None and not (parts.username and parts.scheme in ("http", "https")):
-        return url
-    host = parts.hostname or ""
-    if parts.port:
-        host = f"{host}:{parts.port}"
-    user = f"{parts.username}:***@" if parts.password is not None else "***@"
-    return urlunsplit(parts._replace(netloc=user + host))
-
 
 def check_url(url: str) -> str:
     """A repository URL workers may clone: file://, ssh://, git://, http(s):// or user@host:path."""

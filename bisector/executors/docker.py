@@ -28,6 +28,7 @@ from pathlib import Path
 from typing import Any
 
 from .. import environment
+from ..config import redact_text
 from ..errors import ConfigError, ExecutorError
 from ..gitrepo import Repository
 from ..junit import read_results, results_for
@@ -46,6 +47,12 @@ ENGINE_HINT = ("start one (systemctl start docker, or run dockerd as root) or po
                "at one")
 
 Output = Callable[[str], None]
+
+
+def _engine_text(text: str) -> str:
+    """An engine's message as it may be shown: DOCKER_HOST may carry a password
+    (tcp://user:SECRET@host, ssh://...), and the SDK quotes it back in its errors."""
+    return redact_text(text, os.environ.get("DOCKER_HOST", ""))
 
 
 def connect() -> Any:
@@ -68,7 +75,7 @@ def connect() -> Any:
                                 hint="join the docker group or run as root") from None
         reason = (cause.strerror if isinstance(cause, OSError) and cause.strerror
                   else str(exc).split("(")[0].strip().rstrip(":")) or type(exc).__name__
-        raise ExecutorError(f"no Docker engine is reachable ({reason[:120]})",
+        raise ExecutorError(f"no Docker engine is reachable ({_engine_text(reason)[:120]})",
                             hint=ENGINE_HINT) from None
     return client
 
@@ -123,7 +130,7 @@ def sweep(client: Any, *, session: str | None = None) -> Swept:
                 _gone(lambda v=volume: v.remove(force=True))
                 swept.volumes.append(volume.name)
     except (APIError, requests.exceptions.RequestException) as exc:
-        raise ExecutorError(f"cannot list bisector's containers ({exc})",
+        raise ExecutorError(f"cannot list bisector's containers ({_engine_text(str(exc))})",
                             hint="check the Docker engine (docker ps)") from None
     return swept
 

@@ -25,7 +25,7 @@ from typing import Any, NamedTuple, TypeVar
 import sqlalchemy as sa
 from sqlalchemy import event, exc
 
-from ..config import redact, redact_text
+from ..config import as_read, redact, redact_text
 from ..errors import BisectError, StoreError
 from ..model import CommitInfo, Run
 from . import migrations, schema
@@ -113,7 +113,8 @@ def _claim_key(key: str) -> int:
     return int.from_bytes(hashlib.sha256(key.encode()).digest()[:4], "big", signed=True)
 
 
-def _sqlite_setup(engine: sa.Engine, *, memory: bool, checkpoint_on_commit: bool) -> None:
+def _sqlite_setup(engine: sa.Engine, *, memory: bool, checkpoint_on_commit: bool,
+                  set_wal: bool = True) -> None:
     @event.listens_for(engine, "connect")
     def _on_connect(dbapi_conn: Any, _record: Any) -> None:
         # Take transaction control away from the sqlite3 module so BEGIN is ours to emit.
@@ -124,7 +125,7 @@ def _sqlite_setup(engine: sa.Engine, *, memory: bool, checkpoint_on_commit: bool
             cur.execute("PRAGMA foreign_keys = ON")
             if not memory:
                 mode = cur.execute("PRAGMA journal_mode").fetchone()
-                if mode and str(mode[0]).lower() != "wal":
+                if set_wal and mode and str(mode[0]).lower() != "wal":
                     # Persistent once set; if another process holds a lock right now it will
                     # set it, or the next connection will. The busy timeout covers the rest.
                     with contextlib.suppress(Exception):
@@ -143,14 +144,56 @@ def _sqlite_setup(engine: sa.Engine, *, memory: bool, checkpoint_on_commit: bool
         conn.exec_driver_sql("BEGIN IMMEDIATE" if write else "BEGIN")
 
 
+NO_STORE_HINT = "record one with pytest --track-history, or name one with --history-db"
+
+
+class MissingStore(StoreError):
+    """A reader's store does not exist, or holds no bisector history: nothing was made."""
+
+
+def _may_write(path: Path) -> bool:
+    """Whether this process may change `path` and add files beside it (SQLite's -wal, -shm,
+    -journal). Asked of access(2) and of the mode bits, so that a store made read-only with
+    chmod (a file 0444, a directory 0555) is left untouched even by root, whom permissions
+    do not stop."""
+    for where in (path, path.parent):
+        try:
+            mode = where.stat().st_mode
+        except OSError:
+            return False
+        if not mode & 0o222 or not os.access(where, os.W_OK):
+            return False
+    return True
+
+
+def _sqlite_uri(path: Path, **query: str) -> sa.URL:
+    """An SQLite URI filename (`file:PATH?mode=...`) as SQLAlchemy passes it to sqlite3."""
+    from urllib.parse import quote
+
+    return sa.engine.URL.create("sqlite", database=f"file:{quote(str(path), safe='/')}",
+                                query={**query, "uri": "true"})
+
+
+def _inside(path: Path, root: Path) -> bool:
+    try:
+        path.resolve().relative_to(root.resolve())
+    except ValueError:
+        return False
+    return True
+
+
 class HistoryStore:
     """History of runs and results; open with `HistoryStore.open(url)` and close it."""
 
-    def __init__(self, url: str, *, checkpoint_on_commit: bool = True) -> None:
+    def __init__(self, url: str, *, checkpoint_on_commit: bool = True, create: bool = True,
+                 dirs_under: Path | None = None) -> None:
+        """See `open`; this connects nothing and reads no schema yet."""
         self.url = url
         self.location = display_url(url)
+        self.create = create
+        self.read_only = False  # opened with SQLite's mode=ro: the user cannot write it
         try:
-            parsed = sa.engine.make_url(url)
+            parsed = sa.engine.make_url(as_read(url))
         except (exc.ArgumentError, ValueError, TypeError):
             raise StoreError(
                 f"invalid history store URL {self.location!r}",
@@ -158,24 +201,11 @@ class HistoryStore:
             ) from None
         self.dialect = parsed.get_backend_name()
         kwargs: dict[str, Any] = {}
+        engine_url: str | sa.URL = as_read(url)
         if self.dialect == "sqlite":
             memory = parsed.database in (None, "", ":memory:")
-            if not memory:
-                path = Path(str(parsed.database))
-                if path.is_dir():
-                    raise StoreError(
-                        f"history store {path} is a directory",
-                        hint="give a file path with --history-db",
-                        location=str(path),
-                    )
-                try:
-                    path.parent.mkdir(parents=True, exist_ok=True)
-                except OSError as err:
-                    raise StoreError(
-                        f"cannot create {path.parent} for the history store ({err.strerror})",
-                        hint="choose a writable location with --history-db",
-                        location=str(path),
-                    ) from None
+            if not memory and not parsed.query.get("uri"):
+                engine_url = self._sqlite_file(Path(str(parsed.database)), dirs_under)
             kwargs["connect_args"] = {"timeout": BUSY_TIMEOUT_S}
         elif self.dialect == "postgresql":
             # A wrong host fails in seconds, not after the kernel's TCP timeout.
@@ -191,7 +221,7 @@ class HistoryStore:
         # on PostgreSQL (None on SQLite, where the claim is the row's owner and heartbeat).
         self._claims: dict[int, sa.Connection | None] = {}
         try:
-            self._engine = sa.create_engine(url, **kwargs)
+            self._engine = sa.create_engine(engine_url, **kwargs)
         except (exc.ArgumentError, exc.NoSuchModuleError, ImportError) as err:
             raise StoreError(
                 f"cannot use history store {self.location} ({redact_text(str(err), url)})",
@@ -203,16 +233,62 @@ class HistoryStore:
                 self._engine,
                 memory=parsed.database in (None, "", ":memory:"),
                 checkpoint_on_commit=checkpoint_on_commit,
+                set_wal=create,  # a reader leaves the journal mode as the writers set it
             )
 
+    def _sqlite_file(self, path: Path, dirs_under: Path | None) -> str | sa.URL:
+        """The URL the engine opens a store file with: as given when a writer may create
+        it; `mode=rw` for a reader (SQLite never creates a file behind its back); `mode=ro` for
+        a store the user cannot write, `immutable` too when no writer is at work on it (no
+        -wal, no -journal beside it), as otherwise SQLite would add -wal and -shm files."""
+        if path.is_dir():
+            raise StoreError(f"history store {path} is a directory",
+                             hint="give a file path with --history-db", location=str(path))
+        if path.exists():
+            if self.create:
+                return self.url
+            if _may_write(path):
+                return _sqlite_uri(path, mode="rw")
+            self.read_only = True
+            busy = any(path.with_name(path.name + end).exists() for end in ("-wal", "-journal"))
+            return _sqlite_uri(path, mode="ro", **({} if busy else {"immutable": "1"}))
+        if not self.create:
+            raise MissingStore(f"no history store at {path}", hint=NO_STORE_HINT,
+                               location=str(path))
+        if not path.parent.is_dir():
+            if dirs_under is None or not _inside(path, dirs_under):
+                raise StoreError(
+                    f"no directory {path.parent} for the history store {path}",
+                    hint="create it, or choose another store with --history-db",
+                    location=str(path))
+            try:
+                path.parent.mkdir(parents=True, exist_ok=True)
+            except OSError as err:
+                raise StoreError(
+                    f"cannot create {path.parent} for the history store ({err.strerror})",
+                    hint="choose a writable location with --history-db",
+                    location=str(path),
+                ) from None
+        return self.url
+
     @classmethod
-    def open(cls, url: str, *, checkpoint_on_commit: bool = True) -> HistoryStore:
+    def open(cls, url: str, *, create: bool = True, dirs_under: Path | None = None,
+             checkpoint_on_commit: bool = True) -> HistoryStore:
         """Open a store, creating or migrating its schema when needed.
+
+        A writer (`create=True`: the recorder, `import`, a bisection given its good end, the
+        nightly, an export's target) creates a missing SQLite file, but a missing directory
+        only inside `dirs_under` (the checkout the store belongs to, where the default
+        `.bisector/` lives): a mistyped path elsewhere is an error naming it. A reader
+        (`create=False`) needs a store that exists and holds a bisector history, and changes
+        nothing about it but an older schema's migration, and that only where the user may
+        write: a store the user cannot write is opened read-only, nothing appears beside it.
 
         `checkpoint_on_commit=False` keeps SQLite's WAL maintenance out of commits, for a writer
         whose commit someone is waiting for and whose close nobody is.
         """
-        store = cls(url, checkpoint_on_commit=checkpoint_on_commit)
+        store = cls(url, checkpoint_on_commit=checkpoint_on_commit, create=create,
+                    dirs_under=dirs_under)
         try:
             store.ensure_schema()
         except BaseException:
@@ -266,6 +342,9 @@ class HistoryStore:
             )
         elif "locked" in lowered or "busy" in lowered:
             hint = "another process held the store too long; run the command again"
+        elif self.read_only and ("readonly" in lowered or "read-only" in lowered):
+            hint = ("it is read-only here (its file or directory is not writable): check the "
+                    "permissions, or choose another store with --history-db")
         elif "unable to open" in lowered or "readonly" in lowered or "permission" in lowered:
             hint = "check the file's permissions or choose another store with --history-db"
         else:
@@ -312,10 +391,19 @@ class HistoryStore:
     def ensure_schema(self) -> int:
         with self._read() as conn:
             version = migrations.read_version(conn)
+        if version is None and not self.create:
+            raise MissingStore(f"{self.location} holds no bisector history",
+                               hint=NO_STORE_HINT, location=self.location)
         if version is not None:
             migrations.check_supported(version, self.location)
             if version == schema.SCHEMA_VERSION:
                 return version
+            if self.read_only:
+                raise StoreError(
+                    f"{self.location} has an older schema (version {version}, this bisector "
+                    f"uses {schema.SCHEMA_VERSION}) and is read-only here",
+                    hint="open it once with bisector where it can be written, to migrate it",
+                    location=self.location)
         with self._write(schema_lock=True) as conn:
             return migrations.upgrade(conn, self.location)
 
