@@ -200,6 +200,7 @@ class LocalExecutor:
 
     def run(self, probe: Probe) -> ProbeOutcome:
         started = time.time()
+        ids, refused = checked_ids(probe.nodeids)
         self._checkout(probe.sha)
         env_info = environment.current(self.tree, extra=self.fingerprint_extra)
         python = self._probe_python()
@@ -214,7 +215,6 @@ class LocalExecutor:
                 }
                 return ProbeOutcome(probe, results, env_info, started, time.time(), status,
                                     problem, log)
-        ids, refused = checked_ids(probe.nodeids)
         status, log, problem, results = self._pytest(python, ids)
         rest = runnable(tuple(ids), status, log) if problem is None and not results else None
         if rest:
