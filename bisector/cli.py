@@ -40,6 +40,14 @@ def _common(func: Callable[..., Any]) -> Callable[..., Any]:
     return func
 
 
+def _test_ids(ctx: click.Context, param: click.Parameter, value: tuple[str, ...]
+              ) -> tuple[str, ...]:
+    """TESTS as typed: each a node id, never an option for the probes' pytest (exit 2)."""
+    from .nodeids import check_nodeid
+
+    return tuple(check_nodeid(text, "the command line") for text in value)
+
+
 def _open(repo_path: Path, history_db: str | None, lookback: int | None = None) -> Any:
     from .queries import open_history
 
@@ -59,7 +67,7 @@ def cli() -> None:
 
 
 @cli.command()
-@click.argument("tests", nargs=-1)
+@click.argument("tests", nargs=-1, callback=_test_ids)
 @click.option(
     "--limit",
     "-n",
@@ -107,6 +115,8 @@ def regressions(
 
     with _open(repo_path, history_db, lookback) as (repo, store, settings):
         report = regressions_at_head(repo, store, settings.lookback)
+    for note in report.notes:
+        click.echo(f"bisector: note: {note}", err=True)
     if as_json:
         click.echo(json.dumps(regressions_json(report, settings.lookback), indent=2))
     else:
@@ -114,7 +124,7 @@ def regressions(
 
 
 @cli.command()
-@click.argument("tests", nargs=-1)
+@click.argument("tests", nargs=-1, callback=_test_ids)
 @click.option("--window", type=click.IntRange(min=1), default=100, show_default=True,
               help="First-parent commits before HEAD to read.")
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
@@ -167,7 +177,7 @@ def stats(commits: int | None, days: float | None, as_json: bool, repo_path: Pat
 
 
 @cli.command("find-break")
-@click.argument("tests", nargs=-1)
+@click.argument("tests", nargs=-1, callback=_test_ids)
 @click.option("--good", default=None, help="A commit where the tests passed (default: history).")
 @click.option("--bad", default="HEAD", show_default=True, help="A commit where they fail.")
 @click.option("--lookback", type=int, default=None,
@@ -327,6 +337,8 @@ def import_(files: tuple[Path, ...], commit: str, dialect: str, environment_name
 
     done = import_files(repo_path, list(files), commit=commit, dialect=dialect,
                         environment_name=environment_name, dirty=dirty, history_db=history_db)
+    for note in done.notes:
+        click.echo(f"bisector: note: {note}", err=True)
     click.echo(f"imported {done.results} results at {done.short} (run #{done.run_id})")
 
 

@@ -17,6 +17,7 @@ from pathlib import Path
 
 from .errors import BisectorError
 from .model import Environment, TestResult
+from .nodeids import check_nodeid
 from .suites import SOURCE_DIR, load_suite
 
 # Our own options (the container's pytest does not have the plugin), and pytest-xdist's (the
@@ -27,12 +28,24 @@ _FLAGS = ("--track-history", "--auto-bisect")
 
 
 def container_args(args: Sequence[str], root: Path) -> list[str]:
-    """The invocation's arguments for the container: ours dropped, host paths mapped to /src."""
+    """The invocation's arguments for the container: ours dropped, host paths mapped to /src.
+
+    What follows `--` is test ids (ConfigError for one that is not): the container's pytest
+    would read one that starts with `-` as an option all the same.
+    """
     out: list[str] = []
     skip = False
+    ids = False
     for arg in args:
+        if ids:
+            out.append(_in_container(check_nodeid(arg, "the pytest arguments after --"), root))
+            continue
         if skip:
             skip = False
+            continue
+        if arg == "--":
+            ids = True
+            out.append(arg)
             continue
         if arg in _FLAGS or any(arg.startswith(f"{o}=") for o in _WITH_VALUE):
             continue

@@ -29,6 +29,7 @@ from .gitrepo import Repository
 from .history import HistoryStore
 from .history.store import MissingStore
 from .model import BisectResult, Finding, Outcome, Run, TestResult, Trigger
+from .nodeids import usable
 from .queries import open_store, regressions_at_head
 from .search import Bisection, DagBisection, Verdict
 from .search import max_probes as plain_probes
@@ -100,8 +101,16 @@ class Finder:
     def plan(self, tests: list[str], good: str | None, bad: str, lookback: int
              ) -> tuple[list[str], str, str]:
         bad_sha = self.repo.resolve(bad)
+        if tests:  # named by a caller that read them (a session, the nightly, a collection)
+            tests, refused = usable(tests, "the tests to bisect")
+            self.plan_notes.extend(refused)
+            if not tests:
+                raise BisectError("nothing to bisect: " + "; ".join(refused),
+                                  hint="name the tests by their node ids")
         if not tests or good is None:
             report = regressions_at_head(self.repo, self.store, lookback, bad_sha)
+            if not tests:  # a skipped id is news only when the store chose the tests
+                self.plan_notes.extend(report.notes)
             regs = report.regressions
             if tests:
                 regs = [r for r in regs if r.nodeid in tests]
@@ -109,7 +118,8 @@ class Finder:
                 if not regs:
                     raise BisectError(
                         f"nothing to bisect: no test fails at {bad_sha[:10]} that passed within "
-                        f"the last {lookback} tracked commits",
+                        f"the last {lookback} tracked commits"
+                        + "".join(f" ({note})" for note in report.notes),
                         hint="name the tests and give --good REV",
                     )
                 tests = [r.nodeid for r in regs]

@@ -31,6 +31,8 @@ class Imported:
     run_id: int
     sha: str
     results: int  # distinct tests recorded
+    # a note for each case left out: its id could not be a test id (see `nodeids`)
+    notes: tuple[str, ...] = ()
 
     @property
     def short(self) -> str:
@@ -74,9 +76,11 @@ def import_files(
         files = repo.files(sha) if dialect == "pytest" else None
         reports = [read_report(Path(p), dialect, files=files) for p in paths]
         results: list[TestResult] = [r for rep in reports for r in rep.results.values()]
+        notes = tuple(note for rep in reports for note in rep.notes)
         if not results:
             names = ", ".join(str(p) for p in paths)
-            raise ExecutorError(f"no test cases in {names}; nothing recorded",
+            raise ExecutorError(f"no test cases in {names}; nothing recorded"
+                                + "".join(f" ({note})" for note in notes),
                                 hint="is this the report the test run wrote?")
         merged = merge(results)
         now = time.time()
@@ -92,4 +96,4 @@ def import_files(
         commits = repo.commits([sha])
         with open_store(repo, history_db) as (store, _settings):
             run_id = store.record_run(run, commits=list(commits.values()))
-    return Imported(run_id=run_id, sha=sha, results=len(merged))
+    return Imported(run_id=run_id, sha=sha, results=len(merged), notes=notes)

@@ -26,6 +26,7 @@ from typing import Any
 
 from .errors import ExecutorError
 from .model import Outcome, TestResult
+from .nodeids import usable
 from .signature import first_line, short_message, signature
 
 DIALECTS = ("pytest", "generic")
@@ -62,6 +63,8 @@ class Report:
     started_at: float | None = None  # earliest <testsuite timestamp>, epoch seconds
     finished_at: float | None = None  # latest timestamp + time
     hostname: str | None = None
+    # a note for each case whose id could not be a test id (see `nodeids`): left out
+    notes: tuple[str, ...] = ()
 
 
 def junit_address(nodeid: str) -> tuple[str, str]:
@@ -281,6 +284,9 @@ def read_report(path: Path, dialect: str = "pytest", *,
         results = merge(replace(c.result, nodeid=_pytest_nodeid(c, modules)) for c in cases)
     else:
         results = merge(c.result for c in cases)
+    # a file anyone could have written: its ids are data, never a probe's options
+    kept, notes = usable(results, str(path))
+    results = {nodeid: results[nodeid] for nodeid in kept}
     starts, ends, hostname = [], [], None
     for suite in root.iter("testsuite"):
         hostname = hostname or (suite.get("hostname") or "").strip() or None
@@ -288,7 +294,8 @@ def read_report(path: Path, dialect: str = "pytest", *,
         if start is not None:
             starts.append(start)
             ends.append(start + _seconds(suite.get("time")))
-    return Report(results, min(starts, default=None), max(ends, default=None), hostname)
+    return Report(results, min(starts, default=None), max(ends, default=None), hostname,
+                  tuple(notes))
 
 
 def read_results(path: Path, dialect: str = "pytest", *,

@@ -122,6 +122,8 @@ class RegressionReport:
     window: list[str]
     regressions: list[Regression]
     commits: dict[str, CommitInfo] = field(default_factory=dict)
+    # failing ids read from the store that are not fit for a command line: never bisected
+    notes: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)

@@ -251,7 +251,7 @@ def run_nightly(repo_path: Path, options: NightlyOptions,
             baseline = len(tracked_window(repo, store.tracked_shas(env_key=run.env_key), 1,
                                           head).shas) > 1
             failing = sorted(t for t, (o, _m) in tonight.items() if Outcome(o).is_bad)
-            notes: list[str] = []
+            notes: list[str] = list(report.notes)  # ids from the store never bisected
             ledger, note = _last_ledger(store, branch)
             if note:
                 notes.append(note)

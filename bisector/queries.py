@@ -17,6 +17,7 @@ from .flakiness import estimate, tally
 from .gitrepo import Repository
 from .history import HistoryStore, ResultRow
 from .model import FlakyTest, Grid, Outcome, RegressionReport
+from .nodeids import usable
 from .regressions import detect
 
 _PAGE = 512
@@ -111,13 +112,17 @@ def regressions_at_head(
         return RegressionReport(head=head, env_key=None, window=[head], regressions=[])
     env_key = latest_run.env_key
     at_head = latest_per_test(store.results_at([head], env_key=env_key))
+    bad = sorted(nodeid for nodeid, row in at_head.items() if Outcome(row.outcome).is_bad)
+    # an id any writer of the store could have put there: data, never a probe's option
+    ids, notes = usable(bad, "the history store")
     failing = {
-        nodeid: (Outcome(row.outcome), row.signature, row.message)
-        for nodeid, row in at_head.items()
-        if Outcome(row.outcome).is_bad
+        nodeid: (Outcome(at_head[nodeid].outcome), at_head[nodeid].signature,
+                 at_head[nodeid].message)
+        for nodeid in ids
     }
     if not failing:
-        return RegressionReport(head=head, env_key=env_key, window=[head], regressions=[])
+        return RegressionReport(head=head, env_key=env_key, window=[head], regressions=[],
+                                notes=tuple(notes))
     window = tracked_window(repo, store.tracked_shas(env_key=env_key), lookback, head)
     test_ids = {at_head[n].test_id for n in failing}
     observations: dict[str, dict[str, list[Outcome]]] = defaultdict(lambda: defaultdict(list))
@@ -131,6 +136,7 @@ def regressions_at_head(
         window=window.shas,
         regressions=found,
         commits=repo.commits(sorted(wanted)),
+        notes=tuple(notes),
     )
 
 

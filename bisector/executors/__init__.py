@@ -8,7 +8,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from ..errors import ExecutorError
 from ..model import Environment, Outcome, TestResult
+from ..nodeids import refusal, shown
 
 
 @dataclass(frozen=True, slots=True)
@@ -78,3 +80,26 @@ def fill_untestable(results: dict[str, TestResult], nodeids: tuple[str, ...],
             results[nodeid] = TestResult(nodeid, Outcome.UNTESTABLE, 0.0, None, reason,
                                          phase="collect")
     return results
+
+
+def checked_ids(nodeids: tuple[str, ...]) -> tuple[list[str], dict[str, TestResult]]:
+    """The ids a probe may put on its command line, and an untestable result for each other.
+
+    Ids are checked where they enter bisector; this is the last line, so that one a caller
+    missed is never run as an option. A probe left with no id at all is refused: an empty
+    selection would run the whole suite.
+    """
+    kept: list[str] = []
+    refused: dict[str, TestResult] = {}
+    for nodeid in nodeids:
+        why = refusal(nodeid)
+        if why is None:
+            kept.append(nodeid)
+        else:
+            refused[nodeid] = TestResult(nodeid, Outcome.UNTESTABLE, 0.0, None,
+                                         f"not run: the test id {why}", phase="collect")
+    if not kept:
+        names = ", ".join(shown(n) for n in nodeids) or "none"
+        raise ExecutorError(f"no test id of the probe can be run ({names})",
+                            hint="name tests by their node ids")
+    return kept, refused

@@ -47,7 +47,7 @@ from ..errors import BisectError, BisectorError, ConfigError, ExecutorError
 from ..gitrepo import LOCAL_GIT_ENV, Repository
 from ..model import Outcome
 from ..suites import Suite
-from . import Probe, ProbeAborted, ProbeOutcome
+from . import Probe, ProbeAborted, ProbeOutcome, checked_ids
 from .worktree import host_id
 
 SCHEDULER_HINT = "start one (dask scheduler) or check --scheduler"
@@ -289,6 +289,9 @@ def prepare(spec: WorkerSpec) -> WorkerInfo:
 
 def run_probe(spec: WorkerSpec, probe: Probe) -> ProbeOutcome:
     """A task: one probe in a worktree of this worker's clone; the outcome names the worker."""
+    # any client of the scheduler can submit a probe: no id of it runs as an option, and one
+    # with none fit to run is refused before anything is cloned (the executor checks again)
+    checked_ids(probe.nodeids)
     name, address = _here()
     key = _task_key() or f"bisector-untracked-{secrets.token_hex(6)}"
     aborted = ProbeAborted(f"probe of {probe.sha[:10]} aborted by the client")

@@ -33,8 +33,17 @@ from ..errors import ConfigError, ExecutorError
 from ..gitrepo import Repository
 from ..junit import read_results, results_for
 from ..model import Environment, TestResult
+from ..nodeids import as_argument
 from ..suites import RESULTS_DIR, SCRATCH_DIR, SOURCE_DIR, Service, Suite
-from . import Probe, ProbeAborted, ProbeOutcome, fill_untestable, last_line, runnable
+from . import (
+    Probe,
+    ProbeAborted,
+    ProbeOutcome,
+    checked_ids,
+    fill_untestable,
+    last_line,
+    runnable,
+)
 from .worktree import Worktree, alive, new_session, started
 
 LABEL_SESSION = "io.bisector.session"
@@ -516,18 +525,21 @@ class DockerExecutor:
 
     def run(self, probe: Probe) -> ProbeOutcome:
         began = time.time()
+        nodeids, refused = checked_ids(probe.nodeids)
         self.runner._check_aborted()
         tree = self.worktree.checkout(probe.sha)
         try:
             context_id = self._context_id(probe.sha)
         except Exception:  # no context directory at this commit: the build says so
             context_id = None
-        nodeids = list(probe.nodeids)
-        outcome = self.runner.run(tree, nodeids, subdir=self.subdir, context_id=context_id)
-        rest = (runnable(probe.nodeids, outcome.status, outcome.log)
+        # {tests} is the ids, each written so that none reads as an option of the command
+        outcome = self.runner.run(tree, [as_argument(n) for n in nodeids], subdir=self.subdir,
+                                  context_id=context_id)
+        rest = (runnable(tuple(nodeids), outcome.status, outcome.log)
                 if self.suite.dialect == "pytest" and outcome.junit is None else None)
         if rest:
-            outcome = self.runner.run(tree, rest, subdir=self.subdir, context_id=context_id)
+            outcome = self.runner.run(tree, [as_argument(n) for n in rest], subdir=self.subdir,
+                                      context_id=context_id)
         env_info = container_environment(self.suite, outcome.image_ref, outcome.image_id, tree,
                                          self.fingerprint_extra)
         results = parse_results(self.suite, outcome, nodeids)
@@ -536,6 +548,7 @@ class DockerExecutor:
             problem = (f"no JUnit XML at {self.suite.junit} (exit {outcome.status}): "
                        f"{last_line(outcome.log) or 'no output'}") if outcome.junit is None \
                 else f"exit {outcome.status}: {last_line(outcome.log) or 'no output'}"
+        results.update(refused)
         fill_untestable(results, probe.nodeids, problem)
         return ProbeOutcome(probe, results, env_info, began, time.time(), outcome.status,
                             problem, outcome.log)

@@ -26,7 +26,16 @@ from ..errors import ExecutorError
 from ..gitrepo import Repository
 from ..junit import results_for
 from ..model import Outcome, TestResult
-from . import Probe, ProbeAborted, ProbeOutcome, fill_untestable, last_line, runnable
+from ..nodeids import as_argument
+from . import (
+    Probe,
+    ProbeAborted,
+    ProbeOutcome,
+    checked_ids,
+    fill_untestable,
+    last_line,
+    runnable,
+)
 from .worktree import Worktree, new_session
 
 
@@ -166,7 +175,7 @@ class LocalExecutor:
                 raise ExecutorError(f"--setup failed at {sha[:10]} before collecting: "
                                     f"{problem or last_line(log)}")
         cmd = [python, "-m", "pytest", "--collect-only", "-q", "-p",
-               "no:cacheprovider", "-o", "track_history=false", *paths]
+               "no:cacheprovider", "-o", "track_history=false", *map(as_argument, paths)]
         _, log, _ = self._execute(cmd)
         return [line.strip() for line in log.splitlines() if "::" in line and " " not in line]
 
@@ -191,6 +200,7 @@ class LocalExecutor:
 
     def run(self, probe: Probe) -> ProbeOutcome:
         started = time.time()
+        ids, refused = checked_ids(probe.nodeids)
         self._checkout(probe.sha)
         env_info = environment.current(self.tree, extra=self.fingerprint_extra)
         python = self._probe_python()
@@ -205,13 +215,14 @@ class LocalExecutor:
                 }
                 return ProbeOutcome(probe, results, env_info, started, time.time(), status,
                                     problem, log)
-        status, log, problem, results = self._pytest(python, list(probe.nodeids))
-        rest = runnable(probe.nodeids, status, log) if problem is None and not results else None
+        status, log, problem, results = self._pytest(python, ids)
+        rest = runnable(tuple(ids), status, log) if problem is None and not results else None
         if rest:
             status, more, problem, results = self._pytest(python, rest)
             log += more
         if problem is None and status not in (0, 1) and not results:
             problem = f"pytest exited {status}: " + (last_line(log) or "no output")
+        results.update(refused)
         fill_untestable(results, probe.nodeids, problem)
         return ProbeOutcome(probe, results, env_info, started, time.time(), status, problem, log)
 
@@ -219,10 +230,12 @@ class LocalExecutor:
                 ) -> tuple[int | None, str, str | None, dict[str, TestResult]]:
         with tempfile.TemporaryDirectory(prefix="bisector-probe-") as tmp:
             junit = Path(tmp) / "junit.xml"
+            # options first, then the ids, each written so that none reads as an option
             cmd = [
-                python, "-m", "pytest", *nodeids, f"--junitxml={junit}",
+                python, "-m", "pytest", f"--junitxml={junit}",
                 "-o", "junit_family=xunit1", "-o", "track_history=false",
                 "-p", "no:cacheprovider", "-q", "--no-header", *self.pytest_args,
+                *map(as_argument, nodeids),
             ]
             status, log, problem = self._execute(cmd)
             results: dict[str, TestResult] = {}
