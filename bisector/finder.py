@@ -653,6 +653,9 @@ def find_break(
     """
     from .executors.local import LocalExecutor
 
+    if max_untestable is not None and max_untestable < 1:  # 0 would end every search at once
+        raise ConfigError(f"--max-untestable must be at least 1, not {max_untestable}",
+                          hint="give 1 or more, or leave it out for the default")
     with contextlib.ExitStack() as stack:
         repo = stack.enter_context(Repository(repo_path))
         for rev in (bad, good):  # bad revisions fail before a store is created

@@ -497,3 +497,25 @@ def test_a_timeout_or_a_failed_setup_is_untestable_never_bad(repo: Path, kind: s
     skipped = [line.split()[-1] for line in data["bisect_log"] if "bisect skip" in line]
     assert skipped and set(skipped) <= set(shas[5:8])
     assert git(repo, "worktree", "list", "--porcelain").count("worktree ") == 1
+
+
+@pytest.mark.parametrize("value", ["0", "-1"])
+def test_max_untestable_below_one_is_refused(calc, value: str) -> None:
+    """0 or -1 used to stop the search after the end checks, with exit 0 and no culprit."""
+    repo, shas = calc
+    proc = run_cli("find-break", "tests/test_calc.py::test_add_negative", "--good", shas[0],
+                   "--max-untestable", value, cwd=repo)
+    assert proc.returncode == 2, proc.stdout + proc.stderr
+    assert "--max-untestable" in proc.stderr and "Traceback" not in proc.stderr
+    assert not (repo / ".bisector" / "worktrees").exists()
+
+
+def test_max_untestable_below_one_is_refused_for_api_callers(calc) -> None:
+    from bisector.errors import ConfigError
+    from bisector.finder import find_break as api_find_break
+
+    repo, shas = calc
+    with pytest.raises(ConfigError, match="max-untestable"):
+        api_find_break(repo, tests=["tests/test_calc.py::test_add_negative"], good=shas[0],
+                       max_untestable=0)
+    assert not (repo / ".bisector" / "worktrees").exists()
