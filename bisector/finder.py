@@ -246,10 +246,16 @@ class Finder:
             self.progress(f"resuming: {resumed} probes of an interrupted run are in the store")
         try:
             result = self._run(tests, good_sha, bad_sha, first_parent, notes, log, started)
+        except KeyboardInterrupt:
+            # Ctrl-C (or SIGTERM): the journal says so now, and the next run resumes it. A
+            # store that cannot be written now leaves the row running, resumed all the same.
+            with contextlib.suppress(Exception):
+                self.store.finish_bisection(self.journal_id, "interrupted",
+                                            {"error": "interrupted"}, time.time())
+            raise
         except BaseException as exc:
-            if not isinstance(exc, KeyboardInterrupt):  # Ctrl-C: stays resumable
-                self.store.finish_bisection(self.journal_id, "failed",
-                                            {"error": str(exc)}, time.time())
+            self.store.finish_bisection(self.journal_id, "failed",
+                                        {"error": str(exc)}, time.time())
             raise
         result = replace(self._with_owners(result, bad_sha), journal_id=self.journal_id)
         self.store.finish_bisection(self.journal_id, "done", {

@@ -16,7 +16,7 @@ import pytest
 
 from bisector.demo import CALC_BAD, CALC_GOOD, TESTS, build_repo
 
-from .conftest import commit, git, query, run_cli, run_pytest
+from .conftest import commit, git, planted, query, run_cli, run_pytest
 
 
 def find_break(repo: Path, *args: str) -> subprocess.CompletedProcess[str]:
@@ -519,3 +519,43 @@ def test_max_untestable_below_one_is_refused_for_api_callers(calc) -> None:
         api_find_break(repo, tests=["tests/test_calc.py::test_add_negative"], good=shas[0],
                        max_untestable=0)
     assert not (repo / ".bisector" / "worktrees").exists()
+
+
+PAUSING_TEST = (
+    "import os, time\nimport m\n\n"
+    "def test_v():\n"
+    "    marks = os.environ.get('BISECTOR_TEST_MARKS')\n"
+    "    if marks:\n"
+    "        with open(marks, 'a') as fh:\n"
+    "            fh.write('x')\n"
+    "        if len(open(marks).read()) >= 3:  # the third probe waits to be interrupted\n"
+    "            time.sleep(60)\n"
+    "    assert m.value() == 1\n"
+)
+
+
+@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM])
+def test_an_interrupted_bisection_says_so_at_once_and_resumes(
+        repo: Path, tmp_path: Path, sig: signal.Signals) -> None:
+    """Ctrl-C (or SIGTERM) marks the journal row `interrupted` before the process exits,
+    not `running` until some later run; the next run still resumes it."""
+    shas = planted(repo, PAUSING_TEST, 8, 5)
+    marks = tmp_path / "marks"
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "bisector", "find-break", "test_m.py::test_v", "--good", shas[0]],
+        cwd=repo, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        env={**os.environ, "BISECTOR_TEST_MARKS": str(marks)},
+    )
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline and not (marks.exists() and len(marks.read_text()) >= 3):
+        time.sleep(0.1)
+    time.sleep(0.5)
+    proc.send_signal(sig)
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode == 130, err
+    db = repo / ".bisector" / "history.db"
+    assert query(db, "select status, owner_pid from bisections") == [("interrupted", proc.pid)]
+    data = json.loads(find_break(repo, "test_m.py::test_v", "--good", shas[0]).stdout)
+    assert data["culprits"][0]["commit"]["sha"] == shas[5]
+    assert any(n.startswith("resumed an interrupted bisection: 2") for n in data["notes"])
+    assert query(db, "select status from bisections order by id") == [("abandoned",), ("done",)]
