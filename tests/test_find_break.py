@@ -559,3 +559,49 @@ def test_an_interrupted_bisection_says_so_at_once_and_resumes(
     assert data["culprits"][0]["commit"]["sha"] == shas[5]
     assert any(n.startswith("resumed an interrupted bisection: 2") for n in data["notes"])
     assert query(db, "select status from bisections order by id") == [("abandoned",), ("done",)]
+
+
+def _superproject(tmp_path: Path, *, init_in_checkout: bool = True) -> tuple[Path, list[str]]:
+    """A repository whose code is in a submodule `lib` (its `lib/m.py` breaks at commit 5 of
+    the superproject), and whose test imports it. The shas of the superproject, oldest first."""
+    lib = tmp_path / "libsrc"
+    lib.mkdir()
+    git(lib, "init", "-q", "-b", "main")
+    commit(lib, {"m.py": "def value():\n    return 1\n"})
+    sup = tmp_path / "sup"
+    sup.mkdir()
+    git(sup, "init", "-q", "-b", "main")
+    git(sup, "-c", "protocol.file.allow=always", "submodule", "add", "-q", str(lib), "lib")
+    test = "from lib.m import value\n\ndef test_value():\n    assert value() == 1\n"
+    shas = [commit(sup, {"test_lib.py": test}, "start")]
+    for i in range(1, 8):
+        if i == 5:
+            commit(lib, {"m.py": "def value():\n    return 2\n"}, "break")
+            git(sup / "lib", "-c", "protocol.file.allow=always", "pull", "-q", "origin", "main")
+            git(sup, "add", "lib")
+        shas.append(commit(sup, {"notes.txt": f"{i}\n"}, f"c{i}"))
+    if not init_in_checkout:  # a clone that never ran `git submodule update --init`
+        clone = tmp_path / "clone"
+        git(tmp_path, "clone", "-q", str(sup), str(clone))
+        return clone, shas
+    return sup, shas
+
+
+def test_probes_check_out_submodules_from_the_checkouts_own_store(tmp_path: Path) -> None:
+    """Without the submodule, every probe was untestable ('found no collectors')."""
+    sup, shas = _superproject(tmp_path)
+    config = (sup / ".git" / "config").read_text()
+    src = tmp_path / "libsrc"
+    src.rename(tmp_path / "gone")  # the submodule's URL leads nowhere: no network, no source
+    data = json.loads(find_break(sup, "test_lib.py::test_value", "--good", shas[0]).stdout)
+    assert data["culprits"][0]["commit"]["sha"] == shas[5], data
+    assert (sup / ".git" / "config").read_text() == config
+    assert git(sup, "status", "--porcelain") == ""
+    assert git(sup, "worktree", "list", "--porcelain").count("worktree ") == 1
+
+
+def test_a_submodule_missing_from_the_checkout_is_named(tmp_path: Path) -> None:
+    clone, shas = _superproject(tmp_path, init_in_checkout=False)
+    proc = find_break(clone, "test_lib.py::test_value", "--good", shas[0])
+    assert "submodule lib" in proc.stdout + proc.stderr, proc.stdout + proc.stderr
+    assert "Traceback" not in proc.stderr

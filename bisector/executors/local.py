@@ -246,6 +246,9 @@ class LocalExecutor:
         started = time.time()
         self._checkout(probe.sha)
         env_info = environment.current(self.tree, extra=self.fingerprint_extra)
+        if self.worktree.problem is not None:  # a submodule it needs is not to be had
+            return ProbeOutcome(probe, fill_untestable({}, probe.nodeids, self.worktree.problem),
+                                env_info, started, time.time(), None, self.worktree.problem)
         python = self._probe_python()
         if self.setup:
             status, log, problem = self._execute(self.setup, shell=True)

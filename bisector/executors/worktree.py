@@ -134,6 +134,9 @@ class Worktree:
         sweep(repo)
         self.path = repo.main_root / WORKTREES / worktree_name(session)
         self._checked_out = False
+        # why the commit checked out last cannot be tested here (a submodule that is not in
+        # the user's checkout), None when it can
+        self.problem: str | None = None
 
     def checkout(self, sha: str) -> Path:
         with _GIT:
@@ -147,6 +150,7 @@ class Worktree:
             self._checked_out = True
         else:
             self.repo.checkout_worktree(self.path, sha)
+        self.problem = self.repo.update_submodules(self.path)
         for rel, content in self.extra_files.items():
             target = self.path / rel
             target.parent.mkdir(parents=True, exist_ok=True)
