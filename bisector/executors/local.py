@@ -285,6 +285,8 @@ class LocalExecutor:
             results: dict[str, TestResult] = {}
             if problem is None and junit.exists():
                 results = results_for(junit, nodeids)
+        with contextlib.suppress(OSError):  # nothing beside a worktree kept between probes
+            self._tmp.rmdir()
         return status, log, problem, results
 
     def _execute(self, cmd: list[str] | str, *, shell: bool = False
