@@ -191,7 +191,7 @@ def stats(commits: int | None, days: float | None, as_json: bool, repo_path: Pat
                    "or the whole commit graph of the range, as git bisect does.")
 @click.option("--timeout", type=click.FloatRange(min=0, min_open=True), default=None,
               help="Seconds a probe may take; a probe that takes longer is untestable.")
-@click.option("--max-untestable", type=int, default=None,
+@click.option("--max-untestable", type=click.IntRange(min=1), default=None,
               help="Stop after this many untestable probes (default: 2 x log2 of the range + 4).")
 @click.option("--setup", default=None, metavar="CMD",
               help="Shell command run in each probe's worktree and environment before its "

@@ -257,10 +257,16 @@ class Finder:
             self.progress(f"resuming: {resumed} probes of an interrupted run are in the store")
         try:
             result = self._run(tests, good_sha, bad_sha, first_parent, notes, log, started)
+        except KeyboardInterrupt:
+            # Ctrl-C (or SIGTERM): the journal says so now, and the next run resumes it. A
+            # store that cannot be written now leaves the row running, resumed all the same.
+            with contextlib.suppress(Exception):
+                self.store.finish_bisection(self.journal_id, "interrupted",
+                                            {"error": "interrupted"}, time.time())
+            raise
         except BaseException as exc:
-            if not isinstance(exc, KeyboardInterrupt):  # Ctrl-C: stays resumable
-                self.store.finish_bisection(self.journal_id, "failed",
-                                            {"error": str(exc)}, time.time())
+            self.store.finish_bisection(self.journal_id, "failed",
+                                        {"error": str(exc)}, time.time())
             raise
         result = replace(self._with_owners(result, bad_sha), journal_id=self.journal_id)
         self.store.finish_bisection(self.journal_id, "done", {
@@ -664,6 +670,9 @@ def find_break(
     """
     from .executors.local import LocalExecutor
 
+    if max_untestable is not None and max_untestable < 1:  # 0 would end every search at once
+        raise ConfigError(f"--max-untestable must be at least 1, not {max_untestable}",
+                          hint="give 1 or more, or leave it out for the default")
     with contextlib.ExitStack() as stack:
         repo = stack.enter_context(Repository(repo_path))
         for rev in (bad, good):  # bad revisions fail before a store is created

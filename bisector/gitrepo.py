@@ -364,6 +364,43 @@ class Repository:
         self._git("-C", str(path), "checkout", "--detach", "--force", "--quiet", sha)
         self._git("-C", str(path), "clean", "-ffdxq")
 
+    def update_submodules(self, path: Path) -> str | None:
+        """Check out the submodules of a worktree of ours at its commit, from this checkout's
+        own module store (`.git/modules/NAME`), never from their URLs (no network, and no
+        write to the shared config). Nested submodules come from the stores nested in those.
+        Returns why it could not (naming the submodule), None when all are there."""
+        return self._update_submodules(path, self.common_dir / "modules", depth=0)
+
+    def _update_submodules(self, path: Path, store: Path, depth: int) -> str | None:
+        if depth > 8 or not (path / ".gitmodules").is_file():
+            return None
+        try:
+            listed = self._git("-C", str(path), "config", "-f", ".gitmodules", "-z",
+                               "--get-regexp", r"^submodule\..*\.path$",
+                               strip_newline_in_stdout=False)
+        except GitError:  # no submodule entries
+            return None
+        modules: dict[str, str] = {}
+        for entry in filter(None, listed.split("\0")):
+            key, _, sub = entry.partition("\n")
+            modules[key.removeprefix("submodule.").removesuffix(".path")] = sub
+        overrides: list[str] = []
+        for name, sub in modules.items():
+            if not (store / name).is_dir():
+                return (f"submodule {sub} is not checked out in your checkout (no "
+                        f"{store / name}): run `git submodule update --init --recursive` there")
+            overrides += ["-c", f"submodule.{name}.url={store / name}"]
+        try:
+            self._git("-C", str(path), "-c", "protocol.file.allow=always", *overrides,
+                      "submodule", "update", "--force", "--", *modules.values())
+        except GitError as exc:
+            return f"submodule {', '.join(modules.values())}: {exc.one_line()}"
+        for name, sub in modules.items():
+            problem = self._update_submodules(path / sub, store / name / "modules", depth + 1)
+            if problem is not None:
+                return problem
+        return None
+
     def remove_worktree(self, path: Path) -> None:
         import shutil
 

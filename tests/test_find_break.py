@@ -16,7 +16,7 @@ import pytest
 
 from bisector.demo import CALC_BAD, CALC_GOOD, TESTS, build_repo
 
-from .conftest import commit, git, query, run_cli, run_pytest
+from .conftest import commit, git, planted, query, run_cli, run_pytest
 
 
 def find_break(repo: Path, *args: str) -> subprocess.CompletedProcess[str]:
@@ -497,3 +497,111 @@ def test_a_timeout_or_a_failed_setup_is_untestable_never_bad(repo: Path, kind: s
     skipped = [line.split()[-1] for line in data["bisect_log"] if "bisect skip" in line]
     assert skipped and set(skipped) <= set(shas[5:8])
     assert git(repo, "worktree", "list", "--porcelain").count("worktree ") == 1
+
+
+@pytest.mark.parametrize("value", ["0", "-1"])
+def test_max_untestable_below_one_is_refused(calc, value: str) -> None:
+    """0 or -1 used to stop the search after the end checks, with exit 0 and no culprit."""
+    repo, shas = calc
+    proc = run_cli("find-break", "tests/test_calc.py::test_add_negative", "--good", shas[0],
+                   "--max-untestable", value, cwd=repo)
+    assert proc.returncode == 2, proc.stdout + proc.stderr
+    assert "--max-untestable" in proc.stderr and "Traceback" not in proc.stderr
+    assert not (repo / ".bisector" / "worktrees").exists()
+
+
+def test_max_untestable_below_one_is_refused_for_api_callers(calc) -> None:
+    from bisector.errors import ConfigError
+    from bisector.finder import find_break as api_find_break
+
+    repo, shas = calc
+    with pytest.raises(ConfigError, match="max-untestable"):
+        api_find_break(repo, tests=["tests/test_calc.py::test_add_negative"], good=shas[0],
+                       max_untestable=0)
+    assert not (repo / ".bisector" / "worktrees").exists()
+
+
+PAUSING_TEST = (
+    "import os, time\nimport m\n\n"
+    "def test_v():\n"
+    "    marks = os.environ.get('BISECTOR_TEST_MARKS')\n"
+    "    if marks:\n"
+    "        with open(marks, 'a') as fh:\n"
+    "            fh.write('x')\n"
+    "        if len(open(marks).read()) >= 3:  # the third probe waits to be interrupted\n"
+    "            time.sleep(60)\n"
+    "    assert m.value() == 1\n"
+)
+
+
+@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM])
+def test_an_interrupted_bisection_says_so_at_once_and_resumes(
+        repo: Path, tmp_path: Path, sig: signal.Signals) -> None:
+    """Ctrl-C (or SIGTERM) marks the journal row `interrupted` before the process exits,
+    not `running` until some later run; the next run still resumes it."""
+    shas = planted(repo, PAUSING_TEST, 8, 5)
+    marks = tmp_path / "marks"
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "bisector", "find-break", "test_m.py::test_v", "--good", shas[0]],
+        cwd=repo, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        env={**os.environ, "BISECTOR_TEST_MARKS": str(marks)},
+    )
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline and not (marks.exists() and len(marks.read_text()) >= 3):
+        time.sleep(0.1)
+    time.sleep(0.5)
+    proc.send_signal(sig)
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode == 130, err
+    db = repo / ".bisector" / "history.db"
+    assert query(db, "select status, owner_pid from bisections") == [("interrupted", proc.pid)]
+    data = json.loads(find_break(repo, "test_m.py::test_v", "--good", shas[0]).stdout)
+    assert data["culprits"][0]["commit"]["sha"] == shas[5]
+    assert any(n.startswith("resumed an interrupted bisection: 2") for n in data["notes"])
+    assert query(db, "select status from bisections order by id") == [("abandoned",), ("done",)]
+
+
+def _superproject(tmp_path: Path, *, init_in_checkout: bool = True) -> tuple[Path, list[str]]:
+    """A repository whose code is in a submodule `lib` (its `lib/m.py` breaks at commit 5 of
+    the superproject), and whose test imports it. The shas of the superproject, oldest first."""
+    lib = tmp_path / "libsrc"
+    lib.mkdir()
+    git(lib, "init", "-q", "-b", "main")
+    commit(lib, {"m.py": "def value():\n    return 1\n"})
+    sup = tmp_path / "sup"
+    sup.mkdir()
+    git(sup, "init", "-q", "-b", "main")
+    git(sup, "-c", "protocol.file.allow=always", "submodule", "add", "-q", str(lib), "lib")
+    test = "from lib.m import value\n\ndef test_value():\n    assert value() == 1\n"
+    shas = [commit(sup, {"test_lib.py": test}, "start")]
+    for i in range(1, 8):
+        if i == 5:
+            commit(lib, {"m.py": "def value():\n    return 2\n"}, "break")
+            git(sup / "lib", "-c", "protocol.file.allow=always", "pull", "-q", "origin", "main")
+            git(sup, "add", "lib")
+        shas.append(commit(sup, {"notes.txt": f"{i}\n"}, f"c{i}"))
+    if not init_in_checkout:  # a clone that never ran `git submodule update --init`
+        clone = tmp_path / "clone"
+        git(tmp_path, "clone", "-q", str(sup), str(clone))
+        return clone, shas
+    return sup, shas
+
+
+def test_probes_check_out_submodules_from_the_checkouts_own_store(tmp_path: Path) -> None:
+    """Without the submodule, every probe was untestable ('found no collectors')."""
+    sup, shas = _superproject(tmp_path)
+    config = (sup / ".git" / "config").read_text()
+    src = tmp_path / "libsrc"
+    src.rename(tmp_path / "gone")  # the submodule's URL leads nowhere: no network, no source
+    data = json.loads(find_break(sup, "test_lib.py::test_value", "--good", shas[0]).stdout)
+    assert data["culprits"][0]["commit"]["sha"] == shas[5], data
+    assert (sup / ".git" / "config").read_text() == config
+    assert git(sup, "status", "--porcelain") == ""
+    assert git(sup, "worktree", "list", "--porcelain").count("worktree ") == 1
+
+
+def test_a_submodule_missing_from_the_checkout_is_named(tmp_path: Path) -> None:
+    clone, shas = _superproject(tmp_path, init_in_checkout=False)
+    proc = find_break(clone, "test_lib.py::test_value", "--good", shas[0])
+    assert "submodule lib" in proc.stdout + proc.stderr, proc.stdout + proc.stderr
+    assert "Traceback" not in proc.stderr

@@ -1,6 +1,8 @@
 """The local executor: each probe in a `git worktree` of ours, tests run by this interpreter.
 
-The worktree (see `worktree.py`) is removed on success, error and Ctrl-C. The
+The worktree (see `worktree.py`) is removed on success, error and Ctrl-C; the processes a
+probe starts are ended as a whole tree when it ends, times out or is aborted (`procs.py`),
+and its temporary files live beside the worktree, where a sweep finds them. The
 probe imports the commit's code, not an installed copy: the worktree (and its `src/`, for a src
 layout) comes first on `PYTHONPATH`, ahead of any editable install of the user's checkout.
 """
@@ -11,7 +13,6 @@ import contextlib
 import hashlib
 import os
 import shutil
-import signal
 import site
 import subprocess
 import sys
@@ -34,9 +35,14 @@ from . import (
     checked_ids,
     fill_untestable,
     last_line,
+    procs,
     runnable,
 )
-from .worktree import Worktree, new_session
+from .worktree import RECORD, TMP, Worktree, new_session
+
+# Seconds to wait for a probe's output once its processes are ended: only a process that
+# escaped them (a cleared environment and a double fork) can hold the pipe open longer.
+READ_GRACE_S = 5.0
 
 
 class LocalExecutor:
@@ -72,7 +78,15 @@ class LocalExecutor:
         self.session = new_session()
         self.worktree = Worktree(repo, self.session, self.extra_files)
         self.tree = self.worktree.path
+        # the mark every process of this executor's probes carries (BISECTOR_PROBE=...), and
+        # the files beside the worktree: the running process group, the temporary files
+        self.marker = self.tree.name
+        self._record = self.tree.with_name(self.tree.name + RECORD)
+        self._tmp = self.tree.with_name(self.tree.name + TMP)
         self._running: subprocess.Popen[str] | None = None
+        # held while the running process is killed or reaped: a pid is only signalled while
+        # it is still ours (unreaped), never after it may have been reused
+        self._reap = threading.Lock()
         # set by abort() and never cleared: the bisection ends after an abort, and a thread
         # still checking out or setting up must not start a process after it
         self._aborted = threading.Event()
@@ -98,27 +112,69 @@ class LocalExecutor:
         self._aborted.set()
         proc = self._running
         if proc is not None:
-            _kill_group(proc)
+            self._end(proc)
 
     def _check_aborted(self) -> None:
         if self._aborted.is_set():
             raise ProbeAborted("the probe was aborted")
 
     def _spawn(self, cmd: list[str] | str, **kwargs: Any) -> subprocess.Popen[str]:
-        """A process of this probe, in a group of its own, that abort() can kill."""
+        """A process of this probe, in a group of its own, that abort() can kill; its group
+        is recorded beside the worktree for a sweep after a `kill -9` of bisector."""
         self._check_aborted()
         proc: subprocess.Popen[str] = subprocess.Popen(
-            cmd, text=True, start_new_session=True, **kwargs)
+            cmd, text=True, start_new_session=True, stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT, **kwargs)
         self._running = proc
+        with contextlib.suppress(OSError):
+            procs.record(self._record, proc.pid)
         if self._aborted.is_set():  # abort() ran between the check and now
-            _kill_group(proc)
-            with contextlib.suppress(Exception):
-                proc.communicate(timeout=5)
+            self._end(proc)
             self._running = None
             raise ProbeAborted("the probe was aborted")
         return proc
 
+    def _end(self, proc: subprocess.Popen[str]) -> None:
+        """End a probe's process and all it started (its group, and on Linux every process
+        with this executor's mark or descended from it), then reap it."""
+        with self._reap:
+            if proc.returncode is None:  # unreaped: its pid and group are still ours
+                procs.end_tree(self.marker, proc.pid)
+                proc.wait()
+            else:
+                procs.end_tree(self.marker)
+            procs.forget(self._record)
+
+    def _wait(self, proc: subprocess.Popen[str], timeout: float | None) -> tuple[str, bool]:
+        """(output, timed out): wait for the process to exit or time out, then end what it
+        left running (a daemon holding the output pipe open would otherwise hang us), then
+        reap it. Ctrl-C ends it all the same."""
+        chunks: list[str] = []
+        assert proc.stdout is not None
+        out = proc.stdout
+        reader = threading.Thread(target=lambda: chunks.append(out.read()), daemon=True)
+        reader.start()
+        deadline = None if timeout is None else time.monotonic() + timeout
+        timed_out = False
+        try:
+            delay = 0.001
+            while not _exited(proc):
+                if deadline is not None and time.monotonic() >= deadline:
+                    timed_out = True
+                    break
+                time.sleep(delay)
+                delay = min(delay * 2, 0.05)
+        finally:
+            self._end(proc)
+            reader.join(READ_GRACE_S)
+            if not reader.is_alive():
+                out.close()
+        return "".join(chunks), timed_out
+
     def close(self) -> None:
+        procs.end_tree(self.marker)  # anything a probe left running, before its tree goes
+        procs.forget(self._record)
+        shutil.rmtree(self._tmp, ignore_errors=True)
         self.worktree.close()
         if self._venv is not None:
             shutil.rmtree(self._venv, ignore_errors=True)
@@ -137,12 +193,9 @@ class LocalExecutor:
             venv = self.tree.with_name(self.tree.name + ".venv")
             self._venv = venv
             proc = self._spawn([self.python, "-m", "venv", str(venv)],
-                               stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+                               env={**os.environ, procs.MARK: self.marker})
             try:
-                _, err = proc.communicate()
-            except BaseException:
-                _kill_group(proc)
-                raise
+                err, _ = self._wait(proc, None)
             finally:
                 self._running = None
             self._check_aborted()  # killed by abort(): not a broken venv module
@@ -181,6 +234,7 @@ class LocalExecutor:
 
     def _env(self) -> dict[str, str]:
         env = dict(os.environ)
+        env[procs.MARK] = self.marker  # inherited by all it starts, even past a setsid
         env.pop("PYTEST_ADDOPTS", None)
         env.pop("BISECTOR_DB", None)  # the store (and its password) is not the probe's
         if self._venv is not None:  # the setup installed the commit's code: no path tricks
@@ -203,6 +257,9 @@ class LocalExecutor:
         ids, refused = checked_ids(probe.nodeids)
         self._checkout(probe.sha)
         env_info = environment.current(self.tree, extra=self.fingerprint_extra)
+        if self.worktree.problem is not None:  # a submodule it needs is not to be had
+            return ProbeOutcome(probe, fill_untestable({}, probe.nodeids, self.worktree.problem),
+                                env_info, started, time.time(), None, self.worktree.problem)
         python = self._probe_python()
         if self.setup:
             status, log, problem = self._execute(self.setup, shell=True)
@@ -228,7 +285,8 @@ class LocalExecutor:
 
     def _pytest(self, python: str, nodeids: list[str]
                 ) -> tuple[int | None, str, str | None, dict[str, TestResult]]:
-        with tempfile.TemporaryDirectory(prefix="bisector-probe-") as tmp:
+        self._tmp.mkdir(parents=True, exist_ok=True)  # beside the worktree: swept with it
+        with tempfile.TemporaryDirectory(prefix="bisector-probe-", dir=self._tmp) as tmp:
             junit = Path(tmp) / "junit.xml"
             # options first, then the ids, each written so that none reads as an option
             cmd = [
@@ -241,29 +299,29 @@ class LocalExecutor:
             results: dict[str, TestResult] = {}
             if problem is None and junit.exists():
                 results = results_for(junit, nodeids)
+        with contextlib.suppress(OSError):  # nothing beside a worktree kept between probes
+            self._tmp.rmdir()
         return status, log, problem, results
 
     def _execute(self, cmd: list[str] | str, *, shell: bool = False
                  ) -> tuple[int | None, str, str | None]:
-        proc = self._spawn(cmd, cwd=self.tree / self.subdir, env=self._env(),
-                           stdout=subprocess.PIPE, stderr=subprocess.STDOUT, shell=shell)
-        try:
-            out, _ = proc.communicate(timeout=self.timeout)
-        except subprocess.TimeoutExpired:
-            _kill_group(proc)
-            out, _ = proc.communicate()
-            return None, out, f"timed out after {self.timeout:g}s"
-        except BaseException:  # Ctrl-C: the probe's whole process group goes with us
-            _kill_group(proc)
-            with contextlib.suppress(Exception):
-                proc.communicate(timeout=5)
-            raise
+        proc = self._spawn(cmd, cwd=self.tree / self.subdir, env=self._env(), shell=shell)
+        try:  # Ctrl-C: the probe's whole process tree goes with us
+            out, timed_out = self._wait(proc, self.timeout)
         finally:
             self._running = None
+        if timed_out:
+            return None, out, f"timed out after {self.timeout:g}s"
         self._check_aborted()  # killed by abort(): its exit status is not a result
         return proc.returncode, out, None
 
 
-def _kill_group(proc: subprocess.Popen[str]) -> None:
-    with contextlib.suppress(ProcessLookupError, PermissionError):
-        os.killpg(proc.pid, signal.SIGKILL)
+def _exited(proc: subprocess.Popen[str]) -> bool:
+    """Has the process exited? Without reaping it where the platform allows (waitid with
+    WNOWAIT), so that its pid, and its group's, stay ours to signal."""
+    if not hasattr(os, "waitid"):
+        return proc.poll() is not None
+    try:
+        return os.waitid(os.P_PID, proc.pid, os.WEXITED | os.WNOHANG | os.WNOWAIT) is not None
+    except ChildProcessError:  # reaped already (by abort() on another thread)
+        return True

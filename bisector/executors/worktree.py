@@ -20,6 +20,7 @@ import threading
 from pathlib import Path
 
 from ..gitrepo import Repository
+from . import procs
 
 WORKTREES = Path(".bisector") / "worktrees"
 # git's own locks are per repository: the worktrees of a round (--jobs K) are added, moved and
@@ -65,9 +66,23 @@ def worktree_name(session: str) -> str:
     return f"{host_id()}-{session}"
 
 
+# What lives beside a worktree `NAME`, named after it: the probes' virtual environment
+# (--setup), their temporary files, and the record of the process group running now.
+VENV, TMP, RECORD = ".venv", ".tmp", ".probe"
+_BESIDE = (VENV, TMP, RECORD, RECORD + ".new")
+
+
+def _stem(name: str) -> str:
+    """The worktree name a file beside it belongs to (itself for the worktree)."""
+    for suffix in _BESIDE:
+        if name.endswith(suffix):
+            return name.removesuffix(suffix)
+    return name
+
+
 def _owner(name: str) -> tuple[str | None, str]:
     """(host, pid) a worktree's name gives; host None for a name without one (older versions)."""
-    name = name.removesuffix(".venv")
+    name = _stem(name)
     parts = name.rsplit("-", 2)
     if len(parts) == 3:
         return parts[0], parts[1]
@@ -75,13 +90,16 @@ def _owner(name: str) -> tuple[str | None, str]:
 
 
 def sweep(repo: Repository) -> list[Path]:
-    """Remove this host's worktrees whose owning process is gone (a `kill -9` leaves them).
+    """Remove this host's worktrees whose owning process is gone (a `kill -9` leaves them),
+    and what lies beside them; the processes their probes left running are ended first, so
+    that no test goes on in a worktree removed from under it.
 
     Under the lock of git's work: two executors starting at once (the threads of a Dask
     worker) must not both remove the same worktree.
     """
     base = repo.main_root / WORKTREES
     removed = []
+    ended: set[str] = set()
     with _GIT:
         if not base.is_dir():
             return removed
@@ -90,7 +108,17 @@ def sweep(repo: Repository) -> list[Path]:
             owner, pid = _owner(path.name)
             if (owner is not None and owner != host) or not pid.isdigit() or alive(int(pid)):
                 continue
-            if path.name.endswith(".venv"):  # the probes' virtual environment (--setup)
+            stem = _stem(path.name)
+            if stem not in ended:  # the worktree's name sorts before what lies beside it
+                ended.add(stem)
+                procs.end_recorded(stem, base / (stem + RECORD))
+            if path.name.endswith((TMP, RECORD, RECORD + ".new")):  # not counted
+                if path.is_dir():
+                    shutil.rmtree(path, ignore_errors=True)
+                else:
+                    procs.forget(path)
+                continue
+            if path.name.endswith(VENV):
                 shutil.rmtree(path, ignore_errors=True)
             else:
                 repo.remove_worktree(path)
@@ -106,6 +134,9 @@ class Worktree:
         sweep(repo)
         self.path = repo.main_root / WORKTREES / worktree_name(session)
         self._checked_out = False
+        # why the commit checked out last cannot be tested here (a submodule that is not in
+        # the user's checkout), None when it can
+        self.problem: str | None = None
 
     def checkout(self, sha: str) -> Path:
         with _GIT:
@@ -119,6 +150,7 @@ class Worktree:
             self._checked_out = True
         else:
             self.repo.checkout_worktree(self.path, sha)
+        self.problem = self.repo.update_submodules(self.path)
         for rel, content in self.extra_files.items():
             target = self.path / rel
             target.parent.mkdir(parents=True, exist_ok=True)

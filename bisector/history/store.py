@@ -40,6 +40,8 @@ CLAIM_STALE_S = 6 * 3600.0
 _PG_LOCK_NAMESPACE = 0x62697365  # "bise"
 _PG_RETRY_STATES = {"40P01", "40001"}  # deadlock detected, serialization failure
 _CHUNK = 500
+# Journal states of a bisection that a later run with its key resumes.
+OPEN_STATUSES = ("running", "interrupted")
 _T = TypeVar("_T")
 _RESULT_COLUMNS = (
     "run_id", "test_id", "outcome", "duration", "signature", "message", "reruns", "phase",
@@ -603,12 +605,24 @@ class HistoryStore:
                 for row in open_rows:
                     if self._held_elsewhere(row):
                         raise self._busy(conn, key, row.id, row.owner_host, row.owner_pid)
+            # attempts stopped by Ctrl-C: let go of by their process, resumable by anyone
+            paused = list(conn.execute(
+                sa.select(b.c.id).where(b.c.key == key, b.c.status == "interrupted")
+                .order_by(b.c.id.desc()).with_for_update(skip_locked=True)
+            ).scalars())
             done = 0
-            if open_rows:
+            latest = max([row.id for row in open_rows] + paused, default=None)
+            if latest is not None:
                 done = conn.execute(
                     sa.select(sa.func.count()).select_from(p)
-                    .where(p.c.bisection_id == open_rows[0].id)
+                    .where(p.c.bisection_id == latest)
                 ).scalar() or 0
+            for paused_id in paused:  # compare-and-swap, as for a crashed owner's row below
+                taken = conn.execute(b.update().where(
+                    b.c.id == paused_id, b.c.status == "interrupted",
+                ).values(status="abandoned")).rowcount
+                if taken != 1:
+                    raise self._busy(conn, key, paused_id, None, None)
             for row in open_rows:
                 # compare-and-swap: only if nobody claimed it since we read it
                 taken = conn.execute(
@@ -770,7 +784,11 @@ class HistoryStore:
     def finish_bisection(self, bisection_id: int, status: str, result: Any,
                          finished_at: float) -> None:
         """Close a bisection this process holds; a `BisectError` when another process has
-        taken it over meanwhile (its row is then that process's to finish)."""
+        taken it over meanwhile (its row is then that process's to finish).
+
+        `interrupted` (Ctrl-C) closes this attempt but not the bisection: the next
+        `start_bisection` with its key resumes it, as it does a crashed one.
+        """
         b = schema.bisections
         host, pid = _me()
         try:
@@ -862,7 +880,8 @@ class HistoryStore:
                 candidates.update(conn.execute(
                     sa.select(r.c.id, r.c.sha).where(r.c.sha.in_(chunk))).all())
             open_ids = list(conn.execute(
-                sa.select(b.c.id).where(b.c.status == "running").order_by(b.c.id)).scalars())
+                sa.select(b.c.id).where(b.c.status.in_(OPEN_STATUSES)).order_by(b.c.id)
+            ).scalars())
             used: dict[int, set[int]] = {bid: set() for bid in open_ids}
             if open_ids:
                 for bid, run_id in conn.execute(
@@ -888,11 +907,11 @@ class HistoryStore:
         return Pruned(len(doomed), removed_results, removed_probes, kept)
 
     def open_bisections(self) -> list[dict[str, Any]]:
-        """The journal entries still running (being run, or interrupted and resumable)."""
+        """The journal entries still open (being run, crashed, or interrupted: resumable)."""
         b = schema.bisections
         with self._read() as conn:
             return [dict(row._mapping) for row in conn.execute(
-                sa.select(b).where(b.c.status == "running").order_by(b.c.id))]
+                sa.select(b).where(b.c.status.in_(OPEN_STATUSES)).order_by(b.c.id))]
 
     # -- reading ----------------------------------------------------------------------------
 
