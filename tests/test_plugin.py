@@ -260,6 +260,19 @@ def test_newer_schema_is_refused_untouched(repo: Path) -> None:
     assert query(db_of(repo), "select value from bisector_meta") == [("99",)]
 
 
+@pytest.mark.parametrize("version", ["0", "-1", "two"])
+def test_a_damaged_schema_version_is_a_one_line_warning(repo: Path, version: str) -> None:
+    commit(repo, {"test_a.py": "def test_a():\n    pass\n"})
+    run_pytest(repo, "--track-history")
+    query(db_of(repo), "update bisector_meta set value = ? where key = 'schema_version'", version)
+    proc = run_pytest(repo, "--track-history")
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    [line] = [x for x in proc.stdout.splitlines() if x.startswith("bisector:")]
+    assert "schema version" in line and "nothing recorded" in line
+    assert "Traceback" not in proc.stdout + proc.stderr
+    assert query(db_of(repo), "select count(*) from runs") == [(1,)]
+
+
 def test_store_location_from_flag_env_and_pyproject(repo: Path, tmp_path: Path) -> None:
     commit(repo, {
         "test_a.py": "def test_a():\n    pass\n",
