@@ -113,12 +113,30 @@ def _history_db(config: pytest.Config) -> str | None:
     return history_db or None
 
 
+AUTO_BISECT_ALONE = ("warning: --auto-bisect does nothing without --track-history "
+                     "(or track_history = true in the ini file)")
+
+
 def pytest_configure(config: pytest.Config) -> None:
     if config.getoption("container", None):
         return  # the tests run in the container; pytest_cmdline_main records them
-    if _is_xdist_worker(config) or not _tracking(config):
+    if _is_xdist_worker(config):
+        return
+    if not _tracking(config):
+        if _flag(config, "auto_bisect"):  # asked for, and it would silently do nothing
+            config.pluginmanager.register(_Notice(AUTO_BISECT_ALONE), "bisector-notice")
         return
     config.pluginmanager.register(HistoryRecorder(config), "bisector-recorder")
+
+
+class _Notice:
+    """One `bisector:` line in the terminal summary."""
+
+    def __init__(self, text: str) -> None:
+        self.text = text
+
+    def pytest_terminal_summary(self, terminalreporter: Any) -> None:
+        terminalreporter.write_line(f"bisector: {self.text}", yellow=True)
 
 
 class _Test:

@@ -28,6 +28,7 @@ from .errors import BisectorError, GitError
 from .model import Outcome, Run, TestResult, Trigger
 
 PROTOCOL = 1
+NOT_A_CHECKOUT_HINT = "run pytest from a directory inside the git checkout to record its results"
 
 
 class Prepared:
@@ -35,7 +36,10 @@ class Prepared:
         from .gitrepo import Repository
         from .history import HistoryStore
 
-        self.repo = Repository(invocation_dir)
+        try:
+            self.repo = Repository(invocation_dir)
+        except GitError as exc:  # its hint names bisector's own --repo, which pytest lacks
+            raise GitError(exc.message, hint=NOT_A_CHECKOUT_HINT) from None
         try:
             root = self.repo.main_root
             settings = load_settings(root, history_db=history_db, cwd=invocation_dir)

@@ -230,8 +230,22 @@ def test_outside_git_warns_once_and_keeps_the_exit_status(tmp_path: Path) -> Non
     assert proc.returncode == 1
     lines = [line for line in proc.stdout.splitlines() if line.startswith("bisector:")]
     assert len(lines) == 1 and "not a git repository" in lines[0] and "nothing recorded" in lines[0]
+    assert "--repo" not in lines[0] and "run pytest from a directory inside" in lines[0]
     assert not (tmp_path / ".bisector").exists()
     assert "Traceback" not in proc.stdout + proc.stderr
+
+
+@pytest.mark.parametrize("how", [["--auto-bisect"], ["-o", "auto_bisect=true"]])
+def test_auto_bisect_without_tracking_says_so_once(repo: Path, how: list[str]) -> None:
+    commit(repo, {"test_a.py": "def test_a():\n    assert 0\n"})
+    proc = run_pytest(repo, *how)
+    assert proc.returncode == 1
+    lines = [line for line in proc.stdout.splitlines() if line.startswith("bisector:")]
+    assert lines == ["bisector: warning: --auto-bisect does nothing without --track-history "
+                     "(or track_history = true in the ini file)"]
+    assert not (repo / ".bisector").exists()
+    tracked = run_pytest(repo, "--auto-bisect", "--track-history")
+    assert "does nothing" not in tracked.stdout
 
 
 def test_repository_without_commits_warns(repo: Path) -> None:
