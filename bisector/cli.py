@@ -55,9 +55,12 @@ def _open(repo_path: Path, history_db: str | None, lookback: int | None = None) 
 
 
 def _console() -> Any:
+    """The reports' console. What it prints is data (subjects, test ids, paths): styles come
+    from `style=` and `Text`, never from markup or emoji codes in a string."""
     from rich.console import Console
 
-    return Console(width=None if sys.stdout.isatty() else 160, highlight=False)
+    return Console(width=None if sys.stdout.isatty() else 160, highlight=False, markup=False,
+                   emoji=False)
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -421,9 +424,10 @@ def import_history(source: str, repo_path: Path, history_db: str | None) -> None
 
 
 def _console_err() -> Any:
+    """Progress messages carry revisions, test ids and paths: printed as written."""
     from rich.console import Console
 
-    return Console(stderr=True, highlight=False)
+    return Console(stderr=True, highlight=False, markup=False, emoji=False)
 
 
 def _terminate(signum: int, frame: Any) -> None:

@@ -313,7 +313,12 @@ def _check_writable(report_dir: Path) -> None:
         raise ConfigError(f"cannot write into the report directory {report_dir}",
                           hint="give a writable --report-dir")
     for kind in ("json", "md", "html"):  # a night that fails must not leave the last one's
-        (report_dir / f"nightly.{kind}").unlink(missing_ok=True)
+        path = report_dir / f"nightly.{kind}"
+        try:
+            path.unlink(missing_ok=True)
+        except OSError as exc:  # e.g. a directory where the report must go
+            raise ConfigError(f"cannot replace the report {path} ({exc.strerror})",
+                              hint="move it aside or give another --report-dir") from None
 
 
 def _tonight(store: HistoryStore, head: str, started: float, status: int) -> Any:
@@ -585,7 +590,8 @@ def write_reports(data: dict[str, Any], report_dir: Path) -> dict[str, Path]:
             temps[kind].replace(path)
     except OSError as exc:
         for tmp in temps.values():
-            tmp.unlink(missing_ok=True)
+            with contextlib.suppress(OSError):  # not ours to remove if it is not a file
+                tmp.unlink(missing_ok=True)
         raise ConfigError(f"cannot write the reports in {report_dir} ({exc.strerror})",
                           hint="give a writable --report-dir") from None
     return paths

@@ -9,6 +9,7 @@ process started at configure time does the git and database work beside the sess
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import select
@@ -24,6 +25,7 @@ import pytest
 from .signature import crash_line_from_text, short_message, signature
 
 RECORDER_TIMEOUT_S = 300.0
+RECORDER_EXIT_S = 30.0  # after its answer the recorder only closes the store and exits
 RECORDER_DB_ENV = "BISECTOR_RECORDER_DB"  # --history-db, handed to the recorder process
 
 
@@ -111,12 +113,30 @@ def _history_db(config: pytest.Config) -> str | None:
     return history_db or None
 
 
+AUTO_BISECT_ALONE = ("warning: --auto-bisect does nothing without --track-history "
+                     "(or track_history = true in the ini file)")
+
+
 def pytest_configure(config: pytest.Config) -> None:
     if config.getoption("container", None):
         return  # the tests run in the container; pytest_cmdline_main records them
-    if _is_xdist_worker(config) or not _tracking(config):
+    if _is_xdist_worker(config):
+        return
+    if not _tracking(config):
+        if _flag(config, "auto_bisect"):  # asked for, and it would silently do nothing
+            config.pluginmanager.register(_Notice(AUTO_BISECT_ALONE), "bisector-notice")
         return
     config.pluginmanager.register(HistoryRecorder(config), "bisector-recorder")
+
+
+class _Notice:
+    """One `bisector:` line in the terminal summary."""
+
+    def __init__(self, text: str) -> None:
+        self.text = text
+
+    def pytest_terminal_summary(self, terminalreporter: Any) -> None:
+        terminalreporter.write_line(f"bisector: {self.text}", yellow=True)
 
 
 class _Test:
@@ -178,6 +198,8 @@ class HistoryRecorder:
         self.notice: str | None = None
         self.answer: dict[str, Any] = {}
         self._answered = False
+        self._writer: threading.Thread | None = None
+        self._stderr: str | None = None  # set once the recorder is reaped
         history_db = _history_db(config)
         self.history_db = history_db
         self._proc = self._spawn(config.invocation_params.dir, history_db)
@@ -191,6 +213,9 @@ class HistoryRecorder:
         env.pop(RECORDER_DB_ENV, None)
         if history_db:  # through the environment: a URL's password stays out of `ps`
             env[RECORDER_DB_ENV] = str(history_db)
+        # Its own session: a terminal's Ctrl-C interrupts pytest, which still hands over what
+        # finished, and the recorder (which ignores SIGINT too) records it. It ends when its
+        # stdin closes, so it cannot outlive a killed pytest for long.
         return subprocess.Popen(
             cmd,
             stdin=subprocess.PIPE,
@@ -199,6 +224,7 @@ class HistoryRecorder:
             text=True,
             env=env,
             cwd=str(invocation_dir),
+            start_new_session=True,
         )
 
     # -- collecting ---------------------------------------------------------------------------
@@ -266,8 +292,8 @@ class HistoryRecorder:
         """
         proc = self._proc
         assert proc.stdin is not None and proc.stdout is not None
-        writer = threading.Thread(target=_send, args=(proc.stdin, payload), daemon=True)
-        writer.start()
+        self._writer = threading.Thread(target=_send, args=(proc.stdin, payload), daemon=True)
+        self._writer.start()
         ready, _, _ = select.select([proc.stdout], [], [], RECORDER_TIMEOUT_S)
         line = proc.stdout.readline() if ready else ""
         self._answered = True
@@ -280,11 +306,8 @@ class HistoryRecorder:
                     f"warning: the history store did not answer in {RECORDER_TIMEOUT_S:.0f}s; "
                     "nothing recorded"
                 )
-            try:  # stdout closed without an answer: the recorder died, its stderr says why
-                err = proc.communicate(timeout=10)[1]
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                err = proc.communicate()[1]
+            # stdout closed without an answer: the recorder died, its stderr says why
+            err = self._reap(kill=False)
             last = (err.strip().splitlines() or [f"exit status {proc.returncode}"])[-1]
             return (f"warning: the recorder process failed ({self._redact(last)}); "
                     "nothing recorded")
@@ -343,18 +366,45 @@ class HistoryRecorder:
             tr.write_line(line)
 
     def pytest_unconfigure(self, config: pytest.Config) -> None:
-        if not self._answered and self._proc.poll() is None:
-            # The session ended before sessionfinish: record nothing.
-            self._proc.kill()
-            self._proc.communicate()
+        # Before sessionfinish (the session ended early) nothing is recorded: kill it.
+        self._reap(kill=not self._answered)
+
+    def _reap(self, *, kill: bool) -> str:
+        """Wait for the recorder and close its pipes, once; its stderr.
+
+        The writer thread owns stdin and closes it: it is joined first and stdin is taken
+        out of `communicate()`'s hands, which would otherwise flush a file the thread closed
+        (the `ValueError: I/O operation on closed file` that an interrupted session showed).
+        """
+        if self._stderr is not None:
+            return self._stderr
+        proc = self._proc
+        if kill and proc.poll() is None:
+            proc.kill()
+        if self._writer is not None:
+            self._writer.join(RECORDER_EXIT_S)
+            if self._writer.is_alive():  # blocked on a full pipe nobody reads: end the reader
+                proc.kill()
+                self._writer.join()
+            proc.stdin = None
+        try:
+            err = proc.communicate(timeout=RECORDER_EXIT_S)[1]
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            err = proc.communicate()[1]
+        self._stderr = err or ""
+        return self._stderr
 
 
 def _send(stdin: Any, payload: str) -> None:
+    """Write the payload and close stdin, whatever happens: the recorder may be gone (its
+    exit status tells why), and the close is what tells a live one the session is over."""
     try:
-        stdin.write(payload)
-        stdin.close()
-    except (OSError, ValueError):  # the recorder is gone; its exit status tells why
-        pass
+        with contextlib.suppress(OSError, ValueError):
+            stdin.write(payload)
+    finally:
+        with contextlib.suppress(OSError, ValueError):  # a failed flush still closes the file
+            stdin.close()
 
 
 def _last_json(text: str) -> dict[str, Any] | None:

@@ -5,7 +5,9 @@ environment and opens the store (importing git and SQLAlchemy) on another core w
 run; at session end it receives the results on stdin, writes them in one transaction and answers
 with one JSON line. This keeps the plugin's cost in the session to a spawn and a JSON dump.
 
-If stdin closes with nothing on it (the session was killed), nothing is recorded.
+If stdin closes with nothing on it (the session was killed), nothing is recorded. Ctrl-C is
+pytest's to handle: the recorder ignores SIGINT and records what the interrupted session
+hands over, or nothing when stdin closes empty.
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ import argparse
 import contextlib
 import json
 import os
+import signal
 import socket
 import sys
 from pathlib import Path
@@ -25,6 +28,7 @@ from .errors import BisectorError, GitError
 from .model import Outcome, Run, TestResult, Trigger
 
 PROTOCOL = 1
+NOT_A_CHECKOUT_HINT = "run pytest from a directory inside the git checkout to record its results"
 
 
 class Prepared:
@@ -32,7 +36,10 @@ class Prepared:
         from .gitrepo import Repository
         from .history import HistoryStore
 
-        self.repo = Repository(invocation_dir)
+        try:
+            self.repo = Repository(invocation_dir)
+        except GitError as exc:  # its hint names bisector's own --repo, which pytest lacks
+            raise GitError(exc.message, hint=NOT_A_CHECKOUT_HINT) from None
         try:
             root = self.repo.main_root
             settings = load_settings(root, history_db=history_db, cwd=invocation_dir)
@@ -123,6 +130,7 @@ def serve(invocation_dir: Path, history_db: str | None, stdin: Any, stdout: Any)
 
 
 def main(argv: list[str] | None = None) -> int:
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # the session decides; stdin ends this process
     parser = argparse.ArgumentParser(prog="python -m bisector.recorder")
     parser.add_argument("--invocation-dir", type=Path, required=True)
     parser.add_argument("--history-db", default=None)
@@ -136,4 +144,7 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    try:
+        sys.exit(main())
+    except KeyboardInterrupt:  # before main() ignored SIGINT: nothing to say, nothing recorded
+        sys.exit(130)

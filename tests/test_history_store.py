@@ -14,6 +14,7 @@ from bisector.history import store as store_module
 from bisector.history.transfer import copy_history
 from bisector.model import CommitInfo, Environment, Outcome, Run, TestResult
 
+from .conftest import commit, run_cli
 from .store_helpers import dump, make_run, varied_history
 
 
@@ -83,6 +84,34 @@ def test_newer_schema_is_refused(tmp_path: Path) -> None:
         conn.execute("update bisector_meta set value='7'")
     with pytest.raises(StoreError, match=r"newer bisector \(schema v7; this one reads up to v4\)"):
         HistoryStore.open(url)
+
+
+@pytest.mark.parametrize("version", ["0", "-1", "abc", ""])
+def test_a_damaged_schema_version_is_refused_untouched(tmp_path: Path, version: str) -> None:
+    url = f"sqlite:///{tmp_path / 'h.db'}"
+    HistoryStore.open(url).close()
+    with sqlite3.connect(tmp_path / "h.db") as conn:
+        conn.execute("update bisector_meta set value=?", (version,))
+    with pytest.raises(StoreError, match="restore it from a backup"):
+        HistoryStore.open(url)
+    with sqlite3.connect(tmp_path / "h.db") as conn:
+        assert conn.execute("select value from bisector_meta").fetchall() == [(version,)]
+
+
+@pytest.mark.parametrize("version", ["0", "-1", "x"])
+@pytest.mark.parametrize("command", [["history"], ["export", "--to", "copy.db"]])
+def test_a_damaged_schema_version_is_one_line_from_the_cli(
+    repo: Path, version: str, command: list[str]
+) -> None:
+    commit(repo, {"a.txt": "a\n"})
+    db = repo.parent / "h.db"
+    HistoryStore.open(f"sqlite:///{db}").close()
+    with sqlite3.connect(db) as conn:
+        conn.execute("update bisector_meta set value=?", (version,))
+    proc = run_cli(*command, "--history-db", str(db), cwd=repo)
+    assert proc.returncode == 2, proc.stderr
+    assert proc.stderr.count("\n") == 1 and "schema version" in proc.stderr
+    assert "Traceback" not in proc.stderr
 
 
 def test_migration_steps_run_once_and_keep_history(tmp_path: Path, monkeypatch) -> None:

@@ -410,3 +410,26 @@ def test_a_report_dir_with_tracked_files_hides_none_of_them(
     assert "nightly." not in status  # the reports themselves stay out of the way
     excluded = (repo / ".git" / "info" / "exclude").read_text().splitlines()
     assert "/tests/" not in excluded
+
+
+@pytest.mark.parametrize("obstacle", ["nightly.html", "nightly.html.tmp", "parent-is-a-file"])
+def test_a_report_dir_it_cannot_write_is_one_line(
+        repo: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str], obstacle: str) -> None:
+    """Root ignores permissions: the obstacles are directories where files must go, and a
+    file where a directory must be."""
+    commit(repo, {"test_a.py": "def test_a():\n    pass\n"}, "a")
+    reports = tmp_path / "reports"
+    if obstacle == "parent-is-a-file":
+        (tmp_path / "file").write_text("x\n")
+        reports = tmp_path / "file" / "reports"
+    else:
+        (reports / obstacle).mkdir(parents=True)
+        (reports / obstacle / "keep").write_text("mine\n")
+    assert main(["nightly", "-C", str(repo), "--report-dir", str(reports)]) == 2
+    err = capsys.readouterr().err  # after the suite's own output when writing fails late
+    last = err.splitlines()[-1]
+    assert last.startswith("bisector: error: ") and str(reports) in last, err
+    assert "--report-dir" in last and "Traceback" not in err
+    if obstacle != "parent-is-a-file":
+        assert (reports / obstacle / "keep").read_text() == "mine\n"
+        assert sorted(p.name for p in reports.iterdir()) == [obstacle]

@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import json
+import os
 import re
+import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -226,8 +230,22 @@ def test_outside_git_warns_once_and_keeps_the_exit_status(tmp_path: Path) -> Non
     assert proc.returncode == 1
     lines = [line for line in proc.stdout.splitlines() if line.startswith("bisector:")]
     assert len(lines) == 1 and "not a git repository" in lines[0] and "nothing recorded" in lines[0]
+    assert "--repo" not in lines[0] and "run pytest from a directory inside" in lines[0]
     assert not (tmp_path / ".bisector").exists()
     assert "Traceback" not in proc.stdout + proc.stderr
+
+
+@pytest.mark.parametrize("how", [["--auto-bisect"], ["-o", "auto_bisect=true"]])
+def test_auto_bisect_without_tracking_says_so_once(repo: Path, how: list[str]) -> None:
+    commit(repo, {"test_a.py": "def test_a():\n    assert 0\n"})
+    proc = run_pytest(repo, *how)
+    assert proc.returncode == 1
+    lines = [line for line in proc.stdout.splitlines() if line.startswith("bisector:")]
+    assert lines == ["bisector: warning: --auto-bisect does nothing without --track-history "
+                     "(or track_history = true in the ini file)"]
+    assert not (repo / ".bisector").exists()
+    tracked = run_pytest(repo, "--auto-bisect", "--track-history")
+    assert "does nothing" not in tracked.stdout
 
 
 def test_repository_without_commits_warns(repo: Path) -> None:
@@ -258,6 +276,19 @@ def test_newer_schema_is_refused_untouched(repo: Path) -> None:
     assert "newer bisector (schema v99" in proc.stdout
     assert query(db_of(repo), "select count(*) from runs") == [(1,)]
     assert query(db_of(repo), "select value from bisector_meta") == [("99",)]
+
+
+@pytest.mark.parametrize("version", ["0", "-1", "two"])
+def test_a_damaged_schema_version_is_a_one_line_warning(repo: Path, version: str) -> None:
+    commit(repo, {"test_a.py": "def test_a():\n    pass\n"})
+    run_pytest(repo, "--track-history")
+    query(db_of(repo), "update bisector_meta set value = ? where key = 'schema_version'", version)
+    proc = run_pytest(repo, "--track-history")
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    [line] = [x for x in proc.stdout.splitlines() if x.startswith("bisector:")]
+    assert "schema version" in line and "nothing recorded" in line
+    assert "Traceback" not in proc.stdout + proc.stderr
+    assert query(db_of(repo), "select count(*) from runs") == [(1,)]
 
 
 def test_store_location_from_flag_env_and_pyproject(repo: Path, tmp_path: Path) -> None:
@@ -345,3 +376,155 @@ def test_a_store_inside_the_checkout_does_not_make_runs_dirty(repo: Path) -> Non
     assert "dirty" not in proc.stdout
     assert query(repo / "hist" / "h.db", "select dirty from runs") == [(0,), (0,)]
     assert git(repo, "status", "--porcelain") == ""
+
+
+# -- the recorder process: signals, waiting, lifetime ------------------------------------------
+
+SLOW = '''
+import os, pathlib, time
+
+def test_waits():
+    pathlib.Path(os.environ["STARTED"]).write_text("")
+    time.sleep(60)
+'''
+
+
+def _recorders(invocation_dir: Path) -> list[int]:
+    """Pids of live recorder processes started for `invocation_dir` (Linux: reads /proc)."""
+    pids = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            args = (entry / "cmdline").read_bytes().split(b"\0")
+        except OSError:
+            continue
+        if b"bisector.recorder" in args and os.fsencode(invocation_dir) in args:
+            pids.append(int(entry.name))
+    return pids
+
+
+def _ignores_sigint(pid: int) -> bool:
+    status = Path(f"/proc/{pid}/status").read_text()
+    mask = int(re.search(r"^SigIgn:\s*([0-9a-f]+)", status, re.M)[1], 16)
+    return bool(mask & (1 << (signal.SIGINT - 1)))
+
+
+def _gone(invocation_dir: Path, within: float) -> bool:
+    deadline = time.monotonic() + within
+    while _recorders(invocation_dir):
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.05)
+    return True
+
+
+def _start_slow_session(repo: Path, started: Path, *args: str) -> subprocess.Popen[str]:
+    """pytest in its own process group, as a terminal's foreground job; returns once the slow
+    test is running."""
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "pytest", "-p", "no:randomly", "-q", *args],
+        cwd=repo, env={**os.environ, "STARTED": str(started)}, text=True,
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, start_new_session=True,
+    )
+    deadline = time.monotonic() + 60
+    while not started.exists():
+        assert proc.poll() is None and time.monotonic() < deadline, proc.communicate()
+        time.sleep(0.02)
+    return proc
+
+
+def test_ctrl_c_exits_2_like_pytest_and_records_what_finished(repo: Path, tmp_path: Path) -> None:
+    commit(repo, {"test_a.py": "def test_a():\n    pass\n", "test_slow.py": SLOW})
+    for attempt in range(4):  # the race it guards against lost 4 of 5 tries
+        proc = _start_slow_session(repo, tmp_path / f"started{attempt}", "--track-history")
+        os.killpg(proc.pid, signal.SIGINT)  # what a terminal's Ctrl-C does
+        out, err = proc.communicate(timeout=240)
+        assert proc.returncode == 2, out + err
+        assert "Traceback" not in out + err and "Error" not in err, out + err
+        assert "bisector: recorded 1 results" in out
+        assert _gone(repo, within=0)
+    assert query(db_of(repo), "select count(*), max(exit_status) from runs") == [(4, 2)]
+
+
+def test_the_recorder_ignores_ctrl_c_and_finishes_when_stdin_closes(repo: Path) -> None:
+    commit(repo, {"a.txt": "a\n"})
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "bisector.recorder", "--invocation-dir", str(repo)],
+        cwd=repo, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+        text=True,
+    )
+    deadline = time.monotonic() + 30
+    while not _ignores_sigint(proc.pid):
+        assert proc.poll() is None and time.monotonic() < deadline, proc.communicate()
+        time.sleep(0.01)
+    proc.send_signal(signal.SIGINT)
+    payload = {"protocol": 1, "started_at": 1.0, "finished_at": 2.0, "exit_status": 2,
+               "results": [["test_a.py::test_a", "passed", 0.1, None, None, 0, "call"]]}
+    out, err = proc.communicate(json.dumps(payload), timeout=60)
+    assert proc.returncode == 0 and err == ""
+    assert json.loads(out)["recorded"] == 1
+
+
+WAITED = '''
+import gc, subprocess, sys
+import pytest
+
+status = pytest.main(sys.argv[1:])
+gc.collect()
+for proc in gc.get_objects():
+    if isinstance(proc, subprocess.Popen) and "bisector.recorder" in proc.args:
+        pipes = [f for f in (proc.stdin, proc.stdout, proc.stderr) if f and not f.closed]
+        print("recorder", proc.returncode, len(pipes))
+sys.exit(status)
+'''
+
+
+@pytest.mark.parametrize("tests", [{"test_a.py": "def test_a():\n    pass\n"},
+                                   {"test_a.py": "def test_a():\n    assert 0\n"}])
+def test_the_recorder_is_waited_for_and_its_pipes_closed(
+    repo: Path, tmp_path: Path, tests: dict[str, str]
+) -> None:
+    commit(repo, tests)
+    driver = tmp_path / "driver.py"
+    driver.write_text(WAITED)
+    proc = subprocess.run(
+        [sys.executable, "-X", "dev", "-W", "error::ResourceWarning", str(driver),
+         "-p", "no:randomly", "--track-history"],
+        cwd=repo, capture_output=True, text=True, timeout=120,
+    )
+    assert "bisector: recorded 1 results" in proc.stdout
+    assert re.findall(r"^recorder .*", proc.stdout, re.M) == ["recorder 0 0"]
+    assert "ResourceWarning" not in proc.stdout + proc.stderr
+    plain = run_pytest(repo, "-W", "error::ResourceWarning", "--track-history",
+                       env={"PYTHONDEVMODE": "1"})
+    assert "bisector: recorded 1 results" in plain.stdout
+    assert "ResourceWarning" not in plain.stdout + plain.stderr
+
+
+BROKEN_CONFIGURE = '''
+import pytest
+
+@pytest.hookimpl(trylast=True)
+def pytest_configure(config):
+    raise pytest.UsageError("broken after the recorder started")
+'''
+
+
+def test_the_recorder_does_not_outlive_pytest(repo: Path, tmp_path: Path) -> None:
+    commit(repo, {"test_a.py": "def test_a():\n    pass\n", "test_slow.py": SLOW})
+    # a whole session
+    run_pytest(repo, "--track-history", "test_a.py")
+    assert _recorders(repo) == []
+    # pytest killed mid-session: the recorder reads end of file and exits
+    proc = _start_slow_session(repo, tmp_path / "started", "--track-history")
+    assert len(_recorders(repo)) == 1
+    os.killpg(proc.pid, signal.SIGKILL)
+    proc.communicate(timeout=60)
+    assert _gone(repo, within=20)
+    # a session that ends before sessionfinish
+    (repo / "conftest.py").write_text(BROKEN_CONFIGURE)
+    proc2 = run_pytest(repo, "--track-history", "test_a.py")
+    assert "broken after the recorder started" in proc2.stderr
+    assert _recorders(repo) == []
+    assert query(db_of(repo), "select count(*) from runs") == [(1,)]

@@ -74,10 +74,14 @@ def read_version(conn: sa.Connection) -> int | None:
     if row is None:
         raise StoreError("the store has no schema version", hint="restore it from a backup")
     try:
-        return int(row[0])
+        version = int(row[0])
     except (TypeError, ValueError):
         raise StoreError(f"the store's schema version {row[0]!r} is not a number",
                          hint="restore it from a backup") from None
+    if version < 1:  # no step leads from there: refuse it rather than guess what it holds
+        raise StoreError(f"the store's schema version {row[0]!r} is not a valid version",
+                         hint="restore it from a backup")
+    return version
 
 
 def _stamp(conn: sa.Connection, version: int, *, insert: bool) -> None:

@@ -6,10 +6,11 @@ import datetime as dt
 from typing import Any
 
 from rich.console import Console
-from rich.markup import escape as esc
+from rich.text import Text
 
 from ..model import BisectResult, Finding
 from .history import commit_json
+from .markdown import cell, code, fence_for
 
 
 def _when(ts: int) -> str:
@@ -81,27 +82,27 @@ def to_markdown(result: BisectResult) -> str:
         if sha is None:
             lines.append("## No culprit named")
             for f in findings:
-                lines.append(f"- `{f.nodeid}`: {f.note}")
+                lines.append(f"- {code(f.nodeid)}: {cell(f.note, None)}")
             lines.append("")
             continue
         c = findings[0].culprit
         assert c is not None
         lines += [
-            f"## Culprit `{c.sha[:10]}` {c.subject}",
+            f"## Culprit `{c.sha[:10]}` {cell(c.subject, None)}",
             "",
-            f"- author: {c.author_name} <{c.author_email}>",
+            f"- author: {cell(c.author_name, None)} <{cell(c.author_email, None)}>",
             f"- date: {_when(c.committed_at)}",
             f"- commit: `{c.sha}`",
-            f"- files: {', '.join(f'`{p}`' for p in findings[0].files) or '(none)'}",
-            f"- owners: {', '.join(findings[0].owners) or '(none in CODEOWNERS)'}",
+            f"- files: {', '.join(code(p) for p in findings[0].files) or '(none)'}",
+            f"- owners: {cell(', '.join(findings[0].owners), None) or '(none in CODEOWNERS)'}",
             "",
             "| test | failure | signature | confidence | confirmed |",
             "| --- | --- | --- | --- | --- |",
         ]
         for f in findings:
-            msg = (f.message or "").replace("|", "\\|")
-            lines.append(f"| `{f.nodeid}` | {msg} | `{f.signature}` | {_confidence(f)} | "
-                         f"{'yes' if f.confirmed else 'NO: ' + (f.note or '')} |")
+            confirmed = "yes" if f.confirmed else "NO: " + cell(f.note, None)
+            lines.append(f"| {code(f.nodeid)} | {cell(f.message, None)} | `{f.signature}` | "
+                         f"{_confidence(f)} | {confirmed} |")
         lines.append("")
     lines += [
         f"{result.candidates} candidate commits; {result.probes_run} probes run"
@@ -110,8 +111,10 @@ def to_markdown(result: BisectResult) -> str:
         "",
     ]
     for note in result.notes:
-        lines.append(f"- {note}")
-    lines += ["", "Replay with `git bisect replay FILE`:", "", "```", *result.bisect_log, "```", ""]
+        lines.append(f"- {cell(note, None)}")
+    fence = fence_for(result.bisect_log)  # its comments carry commit subjects
+    lines += ["", "Replay with `git bisect replay FILE`:", "", fence, *result.bisect_log, fence,
+              ""]
     return "\n".join(lines)
 
 
@@ -138,32 +141,34 @@ def summary_lines(result: BisectResult) -> list[str]:
 
 
 def render(result: BisectResult, console: Console) -> None:
+    """The result for a terminal. Subjects, names, test ids, messages and paths are data: they
+    go in as `Text`, never through markup or emoji codes (`[/tmp]`, `:bug:` print as written)."""
+    def line(*parts: str | tuple[str, str], style: str = "") -> None:
+        console.print(Text.assemble(*parts, style=style), soft_wrap=True)
+
     for sha, findings in _groups(result):
         if sha is None:
             for f in findings:
                 label = {"flaky": "no culprit", "inconclusive": "inconclusive"}.get(
                     f.verdict, "not isolated")
-                console.print(f"[yellow]{label}[/] {esc(f.nodeid)}: {esc(f.note or '')}")
+                line((label, "yellow"), f" {f.nodeid}: {f.note or ''}")
             continue
         c = findings[0].culprit
         assert c is not None
-        console.print(f"[bold red]culprit[/] [cyan]{c.sha[:10]}[/] {esc(c.subject)}")
-        console.print(f"  author  {esc(c.author_name)} <{esc(c.author_email)}>, "
-                      f"{_when(c.committed_at)}")
-        console.print(f"  files   {esc(', '.join(findings[0].files)) or '(none)'}")
+        line(("culprit", "bold red"), " ", (c.sha[:10], "cyan"), f" {c.subject}")
+        line(f"  author  {c.author_name} <{c.author_email}>, {_when(c.committed_at)}")
+        line(f"  files   {', '.join(findings[0].files) or '(none)'}")
         if findings[0].owners:
-            console.print(f"  owners  {esc(', '.join(findings[0].owners))}")
+            line(f"  owners  {', '.join(findings[0].owners)}")
         for f in findings:
-            mark = "[green]confirmed[/]" if f.confirmed else f"[yellow]{esc(f.note or '')}[/]"
-            console.print(f"  test    {esc(f.nodeid)}: {esc(f.message or '')} ({mark})")
-            console.print(f"          confidence {esc(_confidence(f))}")
+            mark = ("confirmed", "green") if f.confirmed else (f.note or "", "yellow")
+            line(f"  test    {f.nodeid}: {f.message or ''} (", mark, ")")
+            line(f"          confidence {_confidence(f)}")
     for note in result.notes:
-        console.print(f"[dim]note: {esc(note)}[/]")
-    console.print(
-        f"[dim]{result.candidates} candidates, {result.probes_run} probes run"
-        f"{_rounds(result)}, {result.probes_reused} reused from history, "
-        f"{result.seconds:.1f} s[/]"
-    )
+        line(f"note: {note}", style="dim")
+    line(f"{result.candidates} candidates, {result.probes_run} probes run"
+         f"{_rounds(result)}, {result.probes_reused} reused from history, "
+         f"{result.seconds:.1f} s", style="dim")
 
 
 def _rounds(result: BisectResult) -> str:

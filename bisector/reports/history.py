@@ -90,7 +90,7 @@ def render_grid(grid: Grid, console: Console, *, named: bool) -> None:
         table.add_row(
             c.sha[:10],
             _date(c.committed_at),
-            _clip(c.subject, 40),
+            Text(_clip(c.subject, 40)),  # data, never markup: `[/tmp]` and `[ci]` as written
             str(runs) if runs else "·",
             summary if counts else Text("not tracked", style="dim"),
             *glyphs,

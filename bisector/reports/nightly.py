@@ -8,6 +8,9 @@ from __future__ import annotations
 
 from typing import Any
 
+from .markdown import cell as _cell
+from .markdown import code
+
 STATUS = {
     "regression": "new regressions",
     "flaky": "flaky failures, no new regression",
@@ -16,16 +19,17 @@ STATUS = {
 }
 
 
-def _cell(text: Any) -> str:
-    """A table cell: one line, pipes escaped, long messages clipped."""
-    s = " ".join(str(text if text is not None else "").split()).replace("|", "\\|")
-    return s if len(s) <= 160 else s[:159] + "…"
-
-
 def _commit(c: dict[str, Any] | None) -> str:
     if not c:
         return "(not isolated)"
-    return f"`{c['short']}` {_cell(c.get('subject', ''))}".rstrip()
+    return f"{code(c['short'])} {_cell(c.get('subject', ''))}".rstrip()
+
+
+def _plain_commit(c: dict[str, Any] | None) -> str:
+    """`_commit` for the terminal: the subject as written, backticks and all."""
+    if not c:
+        return "(not isolated)"
+    return f"{c['short']} {c.get('subject', '')}".rstrip()
 
 
 def headline(data: dict[str, Any]) -> str:
@@ -47,7 +51,8 @@ def to_markdown(data: dict[str, Any]) -> str:
     head = data["head"] or {}
     run = data["run"]
     lines = [
-        f"# bisector nightly: {data['repository']} `{data['branch']}` at `{head.get('short')}`",
+        f"# bisector nightly: {_cell(data['repository'])} {code(data['branch'])} "
+        f"at {code(head.get('short'))}",
         "",
         f"**{STATUS.get(data['status'], data['status'])}**: {headline(data)}. "
         f"Tonight's run: {_outcomes(run)} ({run['seconds']:.1f} s"
@@ -68,9 +73,10 @@ def to_markdown(data: dict[str, Any]) -> str:
             lines += [
                 f"### Culprit {_commit(c)}",
                 "",
-                f"- author: {c['author']} <{c['author_email']}>, {c['committed_at']}",
-                f"- files: {', '.join(f'`{p}`' for p in g['files']) or '(none)'}",
-                f"- owners: {', '.join(g['owners']) or '(none)'}",
+                f"- author: {_cell(c['author'])} <{_cell(c['author_email'])}>, "
+                f"{c['committed_at']}",
+                f"- files: {', '.join(code(p) for p in g['files']) or '(none)'}",
+                f"- owners: {_cell(', '.join(g['owners'])) or '(none)'}",
             ]
             b = g.get("bisection")
             if b:
@@ -81,7 +87,7 @@ def to_markdown(data: dict[str, Any]) -> str:
                   "| --- | --- | --- | --- | --- |"]
         for t in g["tests"]:
             lines.append(
-                f"| `{_cell(t['test'])}` | {_side(t.get('before'))} | {_side(t.get('after'))} "
+                f"| {code(t['test'])} | {_side(t.get('before'))} | {_side(t.get('after'))} "
                 f"| {_conf(t.get('confidence'))} | "
                 f"{'yes' if t.get('confirmed') else _cell(t.get('note') or 'no')} |")
         if g["probes"]:
@@ -93,7 +99,7 @@ def to_markdown(data: dict[str, Any]) -> str:
         lines += ["## Still failing", "", "| test | since | culprit | owners | failure |",
                   "| --- | --- | --- | --- | --- |"]
         for s in data["still_failing"]:
-            lines.append(f"| `{_cell(s['test'])}` | {s['since'][:10]} | "
+            lines.append(f"| {code(s['test'])} | {s['since'][:10]} | "
                          f"still failing since {_commit(s['culprit'])} | "
                          f"{_cell(', '.join(s.get('owners') or [])) or '-'} | "
                          f"{_cell(s.get('message'))} |")
@@ -103,14 +109,14 @@ def to_markdown(data: dict[str, Any]) -> str:
                   "| --- | --- | --- | --- |"]
         for f in data["flaky"]:
             rate = "-" if f.get("false_fail_rate") is None else f"{f['false_fail_rate']:.2f}"
-            lines.append(f"| `{_cell(f['test'])}` | {_cell(f.get('message'))} | {rate} | "
+            lines.append(f"| {code(f['test'])} | {_cell(f.get('message'))} | {rate} | "
                          f"{_cell(f.get('note'))} |")
         lines.append("")
     if data["failing"]:
         lines += ["## Failing without a baseline", "",
                   "No pass of these within the lookback window, so no culprit to look for.",
                   ""]
-        lines += [f"- `{f['test']}` ({f['outcome']}): {_cell(f.get('message'))}"
+        lines += [f"- {code(f['test'])} ({f['outcome']}): {_cell(f.get('message'))}"
                   for f in data["failing"]]
         lines.append("")
     stats = data.get("stats")
@@ -167,7 +173,7 @@ def summary_lines(data: dict[str, Any]) -> list[str]:
         else:
             out.append("  no culprit named")
         out += [f"    {t['test']}" for t in g["tests"]]
-    out += [f"  still failing since {_commit(s['culprit']).replace('`', '')}: {s['test']}"
+    out += [f"  still failing since {_plain_commit(s['culprit'])}: {s['test']}"
             for s in data["still_failing"]]
     out += [f"  flaky: {f['test']}" for f in data["flaky"]]
     out += [f"  failing, no baseline: {f['test']}" for f in data["failing"]]
