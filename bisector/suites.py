@@ -2,7 +2,8 @@
 
 A suite is a TOML table; one file per suite. They are looked up, first found wins, in the
 user's repository (`.bisector/suites/NAME.toml`, then `[tool.bisector.suites.NAME]` in
-pyproject.toml), then in the templates this project ships in its top-level `suites/`.
+pyproject.toml), then in the templates this project ships: the top-level `suites/`, which an
+installed copy carries as the package data `bisector/_suites/` (docs/adr/0015-packaging.md).
 Validation is strict and names the file, the key and what is expected, because a typo in a
 suite otherwise shows up as a probe that is silently untestable at every commit.
 """
@@ -13,6 +14,7 @@ import math
 import re
 import tomllib
 from dataclasses import dataclass, field
+from importlib import resources
 from pathlib import Path
 from typing import Any
 
@@ -23,7 +25,9 @@ from .errors import ConfigError
 SOURCE_DIR = "/src"
 SCRATCH_DIR = "/work"
 RESULTS_DIR = "/results"
-SHIPPED = Path(__file__).resolve().parent.parent / "suites"
+# Package data, so an installed copy finds them too; in a checkout, bisector/_suites is a
+# symlink to the top-level suites/. pip installs packages as files, so this is a real path.
+SHIPPED = Path(str(resources.files("bisector").joinpath("_suites")))
 USER_DIR = Path(".bisector") / "suites"
 DIALECTS = ("pytest", "generic")
 _NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]*")

@@ -48,6 +48,19 @@ def test_every_template_is_listed_and_loads() -> None:
         assert suite.description
 
 
+def test_templates_are_package_data() -> None:
+    """Found inside the package, as in an installed copy (tests/test_packaging.py installs
+    one); in this checkout bisector/_suites is the top-level suites/ through a symlink."""
+    import bisector
+
+    package = Path(bisector.__file__).parent
+    assert package / "_suites" == SHIPPED
+    root = package.parent
+    assert (root / "bisector" / "_suites").resolve() == (root / "suites").resolve()
+    assert sorted(p.name for p in SHIPPED.glob("*.toml")) == sorted(
+        p.name for p in (root / "suites").glob("*.toml"))
+
+
 def test_python_pytest_template() -> None:
     suite = load_suite("python-pytest", None)
     assert suite.image == "bisector/base:bookworm"
