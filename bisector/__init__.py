@@ -4,4 +4,5 @@ Importing this package must stay cheap: the pytest plugin is loaded in every ses
 tracked or not, so nothing heavy (git, SQLAlchemy, rich) is imported here.
 """
 
+# The one place the version is written: pyproject.toml reads it (dynamic = ["version"]).
 __version__ = "0.1.0"
