@@ -142,7 +142,7 @@ class _Notice:
 class _Test:
     """One test's accumulating result; `outcome` None until a phase decides it."""
 
-    __slots__ = ("duration", "message", "outcome", "phase", "reruns", "signature")
+    __slots__ = ("duration", "message", "outcome", "phase", "reruns", "signature", "subfailed")
 
     def __init__(self) -> None:
         self.outcome: str | None = None
@@ -151,6 +151,18 @@ class _Test:
         self.message: str | None = None
         self.reruns = 0
         self.phase = "call"
+        self.subfailed = False  # a subtest failed: the test failed, whatever its call says
+
+    def subtest(self, report: Any) -> None:
+        """A subtest's report (unittest `subTest`, pytest's `subtests` fixture).
+
+        A failed subtest fails the test; the first one names the failure, as it does in
+        pytest's JUnit XML, which probes read. Passed and skipped subtests change nothing:
+        the test's own reports decide (and their time already includes the subtests').
+        """
+        if report.outcome == "failed" and not self.subfailed:
+            self.subfailed = True
+            self.fail("failed", "call", report)
 
     def fail(self, outcome: str, phase: str, report: Any) -> None:
         self.outcome = outcome
@@ -241,28 +253,33 @@ class HistoryRecorder:
         test = self.tests.get(report.nodeid)
         if test is None:
             test = self.tests[report.nodeid] = _Test()
+        if getattr(report, "context", None) is not None:  # a SubtestReport, pytest >= 9
+            test.subtest(report)
+            return
         outcome = report.outcome
         if outcome == "passed":  # the common case first: this runs three times per test
             test.duration += report.duration
-            if report.when == "call":
+            if report.when == "call" and not test.subfailed:
                 test.outcome = "xpassed" if hasattr(report, "wasxfail") else "passed"
             return
         if outcome == "rerun":  # pytest-rerunfailures: this attempt failed, another follows
             test.reruns += 1
             test.outcome, test.duration, test.phase = None, 0.0, "call"
             test.signature = test.message = None
+            test.subfailed = False
             return
         test.duration += report.duration
         when = report.when
         if outcome == "failed":
             if when == "call":
-                test.fail("failed", "call", report)
+                if not test.subfailed:  # else pytest's "contains 1 failed subtest", or later
+                    test.fail("failed", "call", report)
             elif when == "setup":
                 test.fail("error", "setup", report)
             elif test.outcome not in ("failed", "error"):
                 # The body passed (or skipped) but teardown broke: the test as a whole did not.
                 test.fail("error", "teardown", report)
-        elif outcome == "skipped":
+        elif outcome == "skipped" and not test.subfailed:
             test.outcome = "xfailed" if hasattr(report, "wasxfail") else "skipped"
             test.phase = when
             test.message = _skip_reason(report)

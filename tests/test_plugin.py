@@ -13,6 +13,8 @@ from pathlib import Path
 
 import pytest
 
+from bisector.junit import results_for
+
 from .conftest import commit, git, query, run_pytest
 
 MIXED = '''
@@ -222,6 +224,98 @@ def test_rerun_that_keeps_failing_is_a_failure(repo: Path) -> None:
     commit(repo, {"test_f.py": "def test_f():\n    assert False, 'always'\n"})
     run_pytest(repo, "--track-history", "--reruns", "2", "-n", "2")
     assert query(db_of(repo), "select outcome, reruns from results") == [("failed", 2)]
+
+
+SUBTESTS = '''
+import unittest
+
+import pytest
+
+class TestCase(unittest.TestCase):
+    def test_sub_fails(self):
+        for i in range(4):
+            with self.subTest(i=i):
+                self.assertNotEqual(i, 2, f"bad {i}")
+
+    def test_two_fail(self):
+        for i in range(4):
+            with self.subTest(i=i):
+                if i == 1:
+                    raise ValueError("the first failure")
+                if i == 3:
+                    raise KeyError("a later one")
+
+    def test_sub_passes(self):
+        for i in range(3):
+            with self.subTest(i=i):
+                self.assertTrue(i < 3)
+
+    def test_sub_skips(self):
+        for i in range(3):
+            with self.subTest(i=i):
+                if i == 1:
+                    self.skipTest("not this one")
+
+def test_fixture_fails(subtests):
+    for i in range(4):
+        with subtests.test(i=i):
+            assert i != 2, f"bad {i}"
+
+def test_fixture_passes(subtests):
+    for i in range(3):
+        with subtests.test(i=i):
+            assert i < 3
+
+def test_fixture_skips(subtests):
+    for i in range(3):
+        with subtests.test(i=i):
+            if i == 1:
+                pytest.skip("not this one")
+'''
+
+SUBTEST_VERDICTS = {
+    "test_sub.py::TestCase::test_sub_fails": ("failed", "AssertionError: 2 == 2 : bad 2"),
+    "test_sub.py::TestCase::test_two_fail": ("failed", "ValueError: the first failure"),
+    "test_sub.py::TestCase::test_sub_passes": ("passed", None),
+    "test_sub.py::TestCase::test_sub_skips": ("passed", None),
+    "test_sub.py::test_fixture_fails": ("failed", "AssertionError: bad 2"),
+    "test_sub.py::test_fixture_passes": ("passed", None),
+    "test_sub.py::test_fixture_skips": ("passed", None),
+}
+
+
+@pytest.mark.parametrize("args", [[], ["-n", "2"]], ids=["serial", "xdist"])
+def test_a_failed_subtest_fails_its_test(repo: Path, args: list[str]) -> None:
+    """unittest `subTest` and the `subtests` fixture: any failed subtest fails the test, with
+    the first failed subtest's message, although the test's own call report passes."""
+    commit(repo, {"test_sub.py": SUBTESTS})
+    proc = run_pytest(repo, "--track-history", *args)
+    assert proc.returncode == 1
+    assert "SUBFAILED(i=" in proc.stdout
+    rows = {nodeid: (outcome, message) for nodeid, outcome, message in query(
+        db_of(repo), "select t.nodeid, r.outcome, r.message from results r "
+                     "join tests t on t.id = r.test_id")}
+    assert rows == SUBTEST_VERDICTS
+    [[phase]] = query(db_of(repo), "select distinct phase from results")
+    assert phase == "call"
+
+
+def test_a_probe_reads_a_failed_subtest_as_the_plugin_records_it(repo: Path,
+                                                                 tmp_path: Path) -> None:
+    """Probes read pytest's JUnit XML: the same verdict, message and signature as the
+    recorded run, for every test whose subtests failed or passed."""
+    commit(repo, {"test_sub.py": SUBTESTS})
+    junit = tmp_path / "junit.xml"
+    run_pytest(repo, "--track-history", f"--junitxml={junit}", "-o", "junit_family=xunit1")
+    stored = {nodeid: (outcome, message, sig) for nodeid, outcome, message, sig in query(
+        db_of(repo), "select t.nodeid, r.outcome, r.message, r.signature from results r "
+                     "join tests t on t.id = r.test_id")}
+    probed = {r.nodeid: (r.outcome.value, r.message, r.signature)
+              for r in results_for(junit, list(SUBTEST_VERDICTS)).values()}
+    # a skipped subtest is a <skipped> in JUnit XML, like a skipped test: not comparable
+    agreeing = [n for n in SUBTEST_VERDICTS if "skips" not in n]
+    assert {n: probed[n] for n in agreeing} == {n: stored[n] for n in agreeing}
+    assert probed["test_sub.py::test_fixture_fails"][0] == "failed"
 
 
 def test_outside_git_warns_once_and_keeps_the_exit_status(tmp_path: Path) -> None:
