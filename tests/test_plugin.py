@@ -404,6 +404,56 @@ def test_store_location_from_flag_env_and_pyproject(repo: Path, tmp_path: Path) 
     assert query(url_db, "select count(*) from runs") == [(1,)]
 
 
+def _nodeids(db: Path) -> set[str]:
+    return {nodeid for (nodeid,) in query(db, "select nodeid from tests")}
+
+
+def test_history_db_with_a_space_never_forks_the_node_ids(repo: Path, tmp_path: Path) -> None:
+    """pytest picks its rootdir before it knows bisector's options: the value of
+    `--history-db PATH`, once PATH exists, was a test path there (`rw/test_a.py::test_a`)."""
+    checkout = tmp_path / "rw"
+    repo.rename(checkout)
+    commit(checkout, {"test_a.py": "def test_a():\n    pass\n"})
+    db = tmp_path / "h.db"
+    first = run_pytest(checkout, "--track-history", "--history-db", str(db))  # no file yet
+    assert "bisector: recorded 1 results" in first.stdout
+    equals = run_pytest(checkout, "--track-history", f"--history-db={db}")
+    assert "bisector: recorded 1 results" in equals.stdout
+    space = run_pytest(checkout, "--track-history", "--history-db", str(db))
+    if space.returncode == 0:  # recorded: under the same node id
+        assert "bisector: recorded 1 results" in space.stdout
+    else:  # or refused, in one line that names the spelling that works
+        assert space.returncode == 4, space.stdout + space.stderr
+        [line] = [ln for ln in space.stderr.splitlines() if ln.strip()]
+        assert f"write --history-db={db}" in line and "Traceback" not in space.stderr
+    assert _nodeids(db) == {"test_a.py::test_a"}
+    # a store inside the checkout changes no rootdir: both spellings are taken as they are
+    inside = checkout / ".bisector" / "other.db"
+    for args in (["--history-db", str(inside)], [f"--history-db={inside}"],
+                 ["--history-db", ".bisector/other.db"]):
+        proc = run_pytest(checkout, "--track-history", *args)
+        assert "bisector: recorded 1 results" in proc.stdout, proc.stdout + proc.stderr
+    assert query(inside, "select count(*) from runs") == [(3,)]
+    assert _nodeids(inside) == {"test_a.py::test_a"}
+
+
+def test_history_db_with_a_space_never_loses_the_projects_config_file(repo: Path) -> None:
+    """A project in a subdirectory with its own pytest.ini, the store beside it: the space
+    form made pytest root at the repository, without the project's config file."""
+    commit(repo, {"proj/pytest.ini": "[pytest]\npython_functions = check_*\n",
+                  "proj/test_a.py": "def check_a():\n    pass\n\ndef test_b():\n    assert 0\n"})
+    db = repo / "h.db"
+    db.touch()  # the second run of a session that wrote it
+    proj = repo / "proj"
+    space = run_pytest(proj, "--track-history", "--history-db", str(db))
+    equals = run_pytest(proj, "--track-history", f"--history-db={db}")
+    assert equals.returncode == 0 and "1 passed" in equals.stdout
+    assert space.returncode in (0, 4), space.stdout + space.stderr
+    if space.returncode == 4:
+        assert "write --history-db=" in space.stderr and "rootdir" in space.stderr
+    assert _nodeids(db) == {"test_a.py::check_a"}
+
+
 def test_ini_key_turns_tracking_on(repo: Path) -> None:
     commit(repo, {
         "test_a.py": "def test_a():\n    pass\n",
