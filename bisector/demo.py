@@ -106,7 +106,7 @@ def build_repo(path: Path, *, commits: int = 12, culprit: int = 7) -> list[str]:
 def _pytest(repo: Path, db: str | None = None) -> int:
     cmd = [sys.executable, "-m", "pytest", "--track-history", "-q", "-p", "no:cacheprovider"]
     if db:
-        cmd += [f"--history-db={db}"]  # with a space, pytest could root at the store's dir
+        cmd += ["--history-db", db]
     return subprocess.run(cmd, cwd=repo, capture_output=True, text=True).returncode
 
 

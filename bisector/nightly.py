@@ -187,9 +187,9 @@ def run_suite(cwd: Path, options: NightlyOptions, echo: Callable[[str], None],
     the nightly down with it. Its output goes to `echo` (stderr) as it comes."""
     cmd = [sys.executable, "-m", "pytest", "--track-history"]
     if redact(url) == url:  # resolved, so a relative path is one store to both; a secret
-        cmd += [f"--history-db={url}"]  # goes by the environment only; `=`: see plugin
+        cmd += ["--history-db", url]  # goes by the environment only
     if options.container:
-        cmd += [f"--container={options.container}"]
+        cmd += ["--container", options.container]
     cmd += list(options.pytest_args)
     env = {**os.environ, TRIGGER_ENV: Trigger.NIGHTLY.value, "BISECTOR_DB": url}
     try:
