@@ -68,7 +68,8 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     parser.addini("history_db", default="", help="history store path or SQLAlchemy URL.")
 
 
-# Options whose value pytest reads before bisector is loaded, when the value is a separate word.
+# Our options that take a value: pytest's first parse knows none of them, and reads a value
+# written as a separate word as a test path.
 VALUE_OPTIONS = ("--history-db", "--container")
 
 
@@ -328,7 +329,7 @@ class HistoryRecorder:
         test = self.tests.get(report.nodeid)
         if test is None:
             test = self.tests[report.nodeid] = _Test()
-        if getattr(report, "context", None) is not None:  # a SubtestReport, pytest >= 9
+        if getattr(report, "context", None) is not None:  # a subtest (pytest 9, pytest-subtests)
             test.subtest(report)
             return
         outcome = report.outcome
