@@ -13,6 +13,7 @@ import contextlib
 import json
 import os
 import select
+import shlex
 import subprocess
 import sys
 import threading
@@ -65,6 +66,81 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     parser.addini("track_history", type="bool", default=False, help="always --track-history.")
     parser.addini("auto_bisect", type="bool", default=False, help="always --auto-bisect.")
     parser.addini("history_db", default="", help="history store path or SQLAlchemy URL.")
+
+
+# Our options that take a value: pytest's first parse knows none of them, and reads a value
+# written as a separate word as a test path.
+VALUE_OPTIONS = ("--history-db", "--container")
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_load_initial_conftests(early_config: pytest.Config, parser: pytest.Parser) -> None:
+    """Refuse `--history-db PATH` (a space, not `=`) where PATH changed pytest's rootdir.
+
+    pytest chooses its rootdir and config file from the command line's free words before it
+    loads plugins, so it cannot know that PATH belongs to `--history-db`: an existing PATH
+    counts as a test path there, and the rootdir (with every node id) and even the config file
+    can change, forking the history. No plugin can take part in that first parse; the
+    earliest hook is this one, so a changed setup is refused here, before anything runs.
+    """
+    words = [*shlex.split(os.environ.get("PYTEST_ADDOPTS", "")),
+             *map(str, early_config.invocation_params.args)]  # what the first parse read
+    misread = _misread_values(words)
+    if not misread:
+        return
+    changed = _setup_change(early_config, parser, words, [value for _, value in misread])
+    if changed:
+        option, value = misread[0]
+        raise pytest.UsageError(
+            f"pytest took the value of `{option} {value}` for a test path when it chose its "
+            f"{changed}, which changes node ids; write {option}={value}")
+
+
+def _misread_values(words: list[str]) -> list[tuple[str, str]]:
+    """(option, value) for each of our options written as two words whose value pytest's
+    first parse counts among its test paths (an existing path that is not an option)."""
+    found = []
+    for i, word in enumerate(words[:-1]):
+        if word == "--":
+            break
+        value = words[i + 1]
+        if word in VALUE_OPTIONS and not value.startswith("-") and _exists(value):
+            found.append((word, value))
+    return found
+
+
+def _exists(value: str) -> bool:
+    try:
+        return Path(value.split("::")[0]).exists()
+    except (OSError, ValueError):
+        return False
+
+
+def _setup_change(config: pytest.Config, parser: pytest.Parser, words: list[str],
+                  misread: list[str]) -> str | None:
+    """What the misread values change in pytest's setup ("rootdir /a (not /b)", "config
+    file ..."), or None: pytest's own rootdir logic run with and without them. Where that
+    logic cannot be called (a pytest that moved it), any misread value counts as a change."""
+    try:
+        import inspect
+
+        from _pytest.config.findpaths import determine_setup
+
+        known = parser.parse_known_args(words)  # bisector's options are known by now
+        kwargs: dict[str, Any] = {
+            "inifile": known.inifilename, "rootdir_cmd_arg": known.rootdir or None,
+            "invocation_dir": config.invocation_params.dir}
+        if "override_ini" in inspect.signature(determine_setup).parameters:
+            kwargs["override_ini"] = known.override_ini
+        right = determine_setup(args=list(known.file_or_dir), **kwargs)[:2]
+        wrong = determine_setup(args=[*known.file_or_dir, *misread], **kwargs)[:2]
+    except Exception:  # pytest internals moved: the safe answer
+        return "rootdir"
+    if wrong[0] != right[0]:
+        return f"rootdir ({wrong[0]}, not {right[0]})"
+    if wrong[1] != right[1]:
+        return f"config file ({wrong[1] or 'none'}, not {right[1] or 'none'})"
+    return None
 
 
 def _is_xdist_worker(config: pytest.Config) -> bool:
@@ -142,7 +218,7 @@ class _Notice:
 class _Test:
     """One test's accumulating result; `outcome` None until a phase decides it."""
 
-    __slots__ = ("duration", "message", "outcome", "phase", "reruns", "signature")
+    __slots__ = ("duration", "message", "outcome", "phase", "reruns", "signature", "subfailed")
 
     def __init__(self) -> None:
         self.outcome: str | None = None
@@ -151,6 +227,18 @@ class _Test:
         self.message: str | None = None
         self.reruns = 0
         self.phase = "call"
+        self.subfailed = False  # a subtest failed: the test failed, whatever its call says
+
+    def subtest(self, report: Any) -> None:
+        """A subtest's report (unittest `subTest`, pytest's `subtests` fixture).
+
+        A failed subtest fails the test; the first one names the failure, as it does in
+        pytest's JUnit XML, which probes read. Passed and skipped subtests change nothing:
+        the test's own reports decide (and their time already includes the subtests').
+        """
+        if report.outcome == "failed" and not self.subfailed:
+            self.subfailed = True
+            self.fail("failed", "call", report)
 
     def fail(self, outcome: str, phase: str, report: Any) -> None:
         self.outcome = outcome
@@ -241,28 +329,33 @@ class HistoryRecorder:
         test = self.tests.get(report.nodeid)
         if test is None:
             test = self.tests[report.nodeid] = _Test()
+        if getattr(report, "context", None) is not None:  # a subtest (pytest 9, pytest-subtests)
+            test.subtest(report)
+            return
         outcome = report.outcome
         if outcome == "passed":  # the common case first: this runs three times per test
             test.duration += report.duration
-            if report.when == "call":
+            if report.when == "call" and not test.subfailed:
                 test.outcome = "xpassed" if hasattr(report, "wasxfail") else "passed"
             return
         if outcome == "rerun":  # pytest-rerunfailures: this attempt failed, another follows
             test.reruns += 1
             test.outcome, test.duration, test.phase = None, 0.0, "call"
             test.signature = test.message = None
+            test.subfailed = False
             return
         test.duration += report.duration
         when = report.when
         if outcome == "failed":
             if when == "call":
-                test.fail("failed", "call", report)
+                if not test.subfailed:  # else pytest's "contains 1 failed subtest", or later
+                    test.fail("failed", "call", report)
             elif when == "setup":
                 test.fail("error", "setup", report)
             elif test.outcome not in ("failed", "error"):
                 # The body passed (or skipped) but teardown broke: the test as a whole did not.
                 test.fail("error", "teardown", report)
-        elif outcome == "skipped":
+        elif outcome == "skipped" and not test.subfailed:
             test.outcome = "xfailed" if hasattr(report, "wasxfail") else "skipped"
             test.phase = when
             test.message = _skip_reason(report)

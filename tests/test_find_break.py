@@ -605,3 +605,33 @@ def test_a_submodule_missing_from_the_checkout_is_named(tmp_path: Path) -> None:
     proc = find_break(clone, "test_lib.py::test_value", "--good", shas[0])
     assert "submodule lib" in proc.stdout + proc.stderr, proc.stdout + proc.stderr
     assert "Traceback" not in proc.stderr
+
+
+SUBTEST_TEST = '''import unittest
+
+import m
+
+class TestValue(unittest.TestCase):
+    def test_values(self):
+        for i in range(3):
+            with self.subTest(i=i):
+                self.assertEqual(m.value() * i, i, f"value() is {m.value()}")
+'''
+
+
+def test_a_regression_seen_only_in_a_failed_subtest_is_found(repo: Path) -> None:
+    """pytest 9 ends a test whose subTest failed `PASSED`: it was stored as a pass, and the
+    regression was invisible to `regressions` and find-break ("nothing to find")."""
+    shas = planted(repo, SUBTEST_TEST, 12, culprit=7)
+    git(repo, "checkout", "-q", shas[1])
+    run_pytest(repo, "--track-history", "-p", "no:cacheprovider")
+    git(repo, "checkout", "-q", "main")
+    proc = run_pytest(repo, "--track-history", "-p", "no:cacheprovider")
+    assert "SUBFAILED(i=1)" in proc.stdout
+    data = json.loads(find_break(repo).stdout)
+    assert data["good"] == shas[1] and data["bad"] == shas[11]
+    [group] = data["culprits"]
+    assert group["commit"]["sha"] == shas[7]
+    [t] = group["tests"]
+    assert t["test"] == "test_m.py::TestValue::test_values"
+    assert t["confirmed"] is True and "value() is 2" in t["message"]

@@ -13,6 +13,8 @@ from pathlib import Path
 
 import pytest
 
+from bisector.junit import results_for
+
 from .conftest import commit, git, query, run_pytest
 
 MIXED = '''
@@ -224,6 +226,98 @@ def test_rerun_that_keeps_failing_is_a_failure(repo: Path) -> None:
     assert query(db_of(repo), "select outcome, reruns from results") == [("failed", 2)]
 
 
+SUBTESTS = '''
+import unittest
+
+import pytest
+
+class TestCase(unittest.TestCase):
+    def test_sub_fails(self):
+        for i in range(4):
+            with self.subTest(i=i):
+                self.assertNotEqual(i, 2, f"bad {i}")
+
+    def test_two_fail(self):
+        for i in range(4):
+            with self.subTest(i=i):
+                if i == 1:
+                    raise ValueError("the first failure")
+                if i == 3:
+                    raise KeyError("a later one")
+
+    def test_sub_passes(self):
+        for i in range(3):
+            with self.subTest(i=i):
+                self.assertTrue(i < 3)
+
+    def test_sub_skips(self):
+        for i in range(3):
+            with self.subTest(i=i):
+                if i == 1:
+                    self.skipTest("not this one")
+
+def test_fixture_fails(subtests):
+    for i in range(4):
+        with subtests.test(i=i):
+            assert i != 2, f"bad {i}"
+
+def test_fixture_passes(subtests):
+    for i in range(3):
+        with subtests.test(i=i):
+            assert i < 3
+
+def test_fixture_skips(subtests):
+    for i in range(3):
+        with subtests.test(i=i):
+            if i == 1:
+                pytest.skip("not this one")
+'''
+
+SUBTEST_VERDICTS = {
+    "test_sub.py::TestCase::test_sub_fails": ("failed", "AssertionError: 2 == 2 : bad 2"),
+    "test_sub.py::TestCase::test_two_fail": ("failed", "ValueError: the first failure"),
+    "test_sub.py::TestCase::test_sub_passes": ("passed", None),
+    "test_sub.py::TestCase::test_sub_skips": ("passed", None),
+    "test_sub.py::test_fixture_fails": ("failed", "AssertionError: bad 2"),
+    "test_sub.py::test_fixture_passes": ("passed", None),
+    "test_sub.py::test_fixture_skips": ("passed", None),
+}
+
+
+@pytest.mark.parametrize("args", [[], ["-n", "2"]], ids=["serial", "xdist"])
+def test_a_failed_subtest_fails_its_test(repo: Path, args: list[str]) -> None:
+    """unittest `subTest` and the `subtests` fixture: any failed subtest fails the test, with
+    the first failed subtest's message, although the test's own call report passes."""
+    commit(repo, {"test_sub.py": SUBTESTS})
+    proc = run_pytest(repo, "--track-history", *args)
+    assert proc.returncode == 1
+    assert "SUBFAILED(i=" in proc.stdout
+    rows = {nodeid: (outcome, message) for nodeid, outcome, message in query(
+        db_of(repo), "select t.nodeid, r.outcome, r.message from results r "
+                     "join tests t on t.id = r.test_id")}
+    assert rows == SUBTEST_VERDICTS
+    [[phase]] = query(db_of(repo), "select distinct phase from results")
+    assert phase == "call"
+
+
+def test_a_probe_reads_a_failed_subtest_as_the_plugin_records_it(repo: Path,
+                                                                 tmp_path: Path) -> None:
+    """Probes read pytest's JUnit XML: the same verdict, message and signature as the
+    recorded run, for every test whose subtests failed or passed."""
+    commit(repo, {"test_sub.py": SUBTESTS})
+    junit = tmp_path / "junit.xml"
+    run_pytest(repo, "--track-history", f"--junitxml={junit}", "-o", "junit_family=xunit1")
+    stored = {nodeid: (outcome, message, sig) for nodeid, outcome, message, sig in query(
+        db_of(repo), "select t.nodeid, r.outcome, r.message, r.signature from results r "
+                     "join tests t on t.id = r.test_id")}
+    probed = {r.nodeid: (r.outcome.value, r.message, r.signature)
+              for r in results_for(junit, list(SUBTEST_VERDICTS)).values()}
+    # a skipped subtest is a <skipped> in JUnit XML, like a skipped test: not comparable
+    agreeing = [n for n in SUBTEST_VERDICTS if "skips" not in n]
+    assert {n: probed[n] for n in agreeing} == {n: stored[n] for n in agreeing}
+    assert probed["test_sub.py::test_fixture_fails"][0] == "failed"
+
+
 def test_outside_git_warns_once_and_keeps_the_exit_status(tmp_path: Path) -> None:
     (tmp_path / "test_a.py").write_text("def test_a():\n    assert 0\n")
     proc = run_pytest(tmp_path, "--track-history")
@@ -308,6 +402,56 @@ def test_store_location_from_flag_env_and_pyproject(repo: Path, tmp_path: Path) 
     url_db = tmp_path / "url.db"
     run_pytest(repo, "--track-history", f"--history-db=sqlite:///{url_db}")
     assert query(url_db, "select count(*) from runs") == [(1,)]
+
+
+def _nodeids(db: Path) -> set[str]:
+    return {nodeid for (nodeid,) in query(db, "select nodeid from tests")}
+
+
+def test_history_db_with_a_space_never_forks_the_node_ids(repo: Path, tmp_path: Path) -> None:
+    """pytest picks its rootdir before it knows bisector's options: the value of
+    `--history-db PATH`, once PATH exists, was a test path there (`rw/test_a.py::test_a`)."""
+    checkout = tmp_path / "rw"
+    repo.rename(checkout)
+    commit(checkout, {"test_a.py": "def test_a():\n    pass\n"})
+    db = tmp_path / "h.db"
+    first = run_pytest(checkout, "--track-history", "--history-db", str(db))  # no file yet
+    assert "bisector: recorded 1 results" in first.stdout
+    equals = run_pytest(checkout, "--track-history", f"--history-db={db}")
+    assert "bisector: recorded 1 results" in equals.stdout
+    space = run_pytest(checkout, "--track-history", "--history-db", str(db))
+    if space.returncode == 0:  # recorded: under the same node id
+        assert "bisector: recorded 1 results" in space.stdout
+    else:  # or refused, in one line that names the spelling that works
+        assert space.returncode == 4, space.stdout + space.stderr
+        [line] = [ln for ln in space.stderr.splitlines() if ln.strip()]
+        assert f"write --history-db={db}" in line and "Traceback" not in space.stderr
+    assert _nodeids(db) == {"test_a.py::test_a"}
+    # a store inside the checkout changes no rootdir: both spellings are taken as they are
+    inside = checkout / ".bisector" / "other.db"
+    for args in (["--history-db", str(inside)], [f"--history-db={inside}"],
+                 ["--history-db", ".bisector/other.db"]):
+        proc = run_pytest(checkout, "--track-history", *args)
+        assert "bisector: recorded 1 results" in proc.stdout, proc.stdout + proc.stderr
+    assert query(inside, "select count(*) from runs") == [(3,)]
+    assert _nodeids(inside) == {"test_a.py::test_a"}
+
+
+def test_history_db_with_a_space_never_loses_the_projects_config_file(repo: Path) -> None:
+    """A project in a subdirectory with its own pytest.ini, the store beside it: the space
+    form made pytest root at the repository, without the project's config file."""
+    commit(repo, {"proj/pytest.ini": "[pytest]\npython_functions = check_*\n",
+                  "proj/test_a.py": "def check_a():\n    pass\n\ndef test_b():\n    assert 0\n"})
+    db = repo / "h.db"
+    db.touch()  # the second run of a session that wrote it
+    proj = repo / "proj"
+    space = run_pytest(proj, "--track-history", "--history-db", str(db))
+    equals = run_pytest(proj, "--track-history", f"--history-db={db}")
+    assert equals.returncode == 0 and "1 passed" in equals.stdout
+    assert space.returncode in (0, 4), space.stdout + space.stderr
+    if space.returncode == 4:
+        assert "write --history-db=" in space.stderr and "rootdir" in space.stderr
+    assert _nodeids(db) == {"test_a.py::check_a"}
 
 
 def test_ini_key_turns_tracking_on(repo: Path) -> None:
