@@ -57,16 +57,15 @@ def assert_replays(repo: Path, data: dict[str, Any]) -> None:
     that has a culprit and names it in its last line, as `git bisect log` does.
     """
     culprits = [g["commit"]["sha"] for g in data["culprits"] if g["commit"]]
-    named = lead_culprit(data)
     if not culprits:
-        assert named is None, data["bisect_log"]
+        assert lead_culprit(data) is None, data["bisect_log"]
         return
-    assert named in culprits, (named, culprits, data["bisect_log"])
     proc = replay(repo, data["bisect_log"])
     found = FIRST_BAD.findall(proc.stdout)
-    assert proc.returncode == 0 and found == [named], (
-        f"replay did not end on {named}:\n{proc.stdout}\n{proc.stderr}\n"
+    assert proc.returncode == 0 and len(found) == 1 and found[0] in culprits, (
+        f"replay did not end on a culprit of {culprits}:\n{proc.stdout}\n{proc.stderr}\n"
         + "\n".join(data["bisect_log"]))
+    assert lead_culprit(data) == found[0], data["bisect_log"]  # the one the log says
 
 
 def replaying(run: Run) -> Run:
@@ -157,7 +156,6 @@ def test_every_mode_replays_to_its_culprit(repo: Path, build: Callable[[Path], t
         assert proc.returncode == 0, proc.stderr
         data = json.loads(proc.stdout)
         assert [g["commit"]["sha"] for g in data["culprits"]] == [culprit]
-        assert lead_culprit(data) == culprit
         assert_replays(repo, data)
     first_parent = "--full-dag" not in args
     assert ("'--first-parent'" in data["bisect_log"][0]) is first_parent
