@@ -95,6 +95,10 @@ class Finder:
         # per test, the exception type of the failure being bisected (from the bad end)
         self.reference: dict[str, str | None] = {}
         self.other_failures: dict[tuple[str, str], str] = {}
+        # per test, its verdicts as `git bisect` lines, in the order that replays them
+        self.trails: dict[str, list[str]] = {}
+        # per test searched inside a merged branch: the first-parent merge that brought it in
+        self.merged_by: dict[str, str] = {}
 
     # -- choosing what to bisect ------------------------------------------------------------
 
@@ -246,7 +250,7 @@ class Finder:
             ) -> BisectResult:
         started = time.monotonic()
         notes: list[str] = list(self.plan_notes)
-        log = [f"git bisect start {bad_sha} {good_sha}"]
+        log = [_start_line(bad_sha, good_sha, first_parent)]
         mode = "first-parent" if first_parent else "full-dag"
         key = hashlib.sha256(json.dumps([good_sha, bad_sha, sorted(tests), mode,
                                          self.env_key]).encode()).hexdigest()[:32]
@@ -268,7 +272,8 @@ class Finder:
             self.store.finish_bisection(self.journal_id, "failed",
                                         {"error": str(exc)}, time.time())
             raise
-        result = replace(self._with_owners(result, bad_sha), journal_id=self.journal_id)
+        result = replace(self._with_owners(result, bad_sha), journal_id=self.journal_id,
+                         bisect_log=self._replayable(log, result.findings))
         self.store.finish_bisection(self.journal_id, "done", {
             t.nodeid: (t.culprit.sha if t.culprit else list(t.suspects))
             for t in result.findings
@@ -288,6 +293,50 @@ class Finder:
         findings = tuple(replace(f, owners=owners_for(f.files, rules)) if f.culprit else f
                          for f in result.findings)
         return replace(result, findings=findings, notes=(*result.notes, *problems))
+
+    def _mark(self, test: str, verdict: Verdict, sha: str) -> None:
+        """One verdict on the test's trail, the `git bisect` line that replays it."""
+        self.trails.setdefault(test, []).append(_bisect_line(verdict, sha))
+
+    def _replayable(self, log: list[str], findings: tuple[Finding, ...]) -> tuple[str, ...]:
+        """The `bisect_log`: the lines that make `git bisect replay` end on the culprit.
+
+        One `git bisect` names one commit, so the log follows one test: the first with a
+        culprit (else the first). A culprit the search confirmed ends that test's trail. One the
+        flake-aware search named replays from its conclusion (the culprit bad, its parent good),
+        its runs (`log` after the start line) kept as comments above it: a flaky test's runs
+        disagree, and `git bisect` would take each as final. Verdicts carry the comments
+        `git bisect log` writes, and the log ends on the first bad commit, as git's does.
+        """
+        lead = next((f for f in findings if f.culprit), findings[0] if findings else None)
+        if lead is None:
+            return tuple(log[:1])
+        trail = self.trails.get(lead.nodeid, [])
+        culprit = lead.culprit
+        comments = [f"# the verdicts of {lead.nodeid}"]
+        searched = (trail[-1:] == [_bisect_line(Verdict.BAD, culprit.sha)] if culprit
+                    else lead.verdict == "bracketed")  # not the flake-aware search's answer
+        if searched:
+            live = trail
+        else:
+            comments += [f"# searched before: {line.removeprefix('git bisect ')}"
+                         for line in trail]
+            comments += [f"# flake-aware probe: {line.removeprefix('git bisect ')}"
+                         for line in log[1:] if line.startswith("git bisect ")]
+            live = []
+            if culprit is not None:
+                comments.append("# the flake-aware search's verdict: the culprit and its parent")
+                live = [_bisect_line(Verdict.GOOD, culprit.parents[0]),
+                        _bisect_line(Verdict.BAD, culprit.sha)]
+        infos = self.repo.commits(sorted({line.split()[-1] for line in live}))
+        out = [log[0], *comments]
+        for line in live:
+            word, sha = line.split()[-2:]
+            info = infos.get(sha)
+            out += [f"# {word}: [{sha}] {info.subject if info else ''}".rstrip(), line]
+        if culprit is not None:
+            out.append(f"# first bad commit: [{culprit.sha}] {culprit.subject}".rstrip())
+        return tuple(out)
 
     def _run(self, tests: list[str], good_sha: str, bad_sha: str, first_parent: bool,
              notes: list[str], log: list[str], started: float) -> BisectResult:
@@ -325,9 +374,9 @@ class Finder:
         findings: dict[str, Finding] = {}
         candidates = len(line_range)
         if live:
-            candidates, suspects = self._search(live, good_sha, bad_sha, first_parent, log, notes)
+            candidates, suspects = self._search(live, good_sha, bad_sha, first_parent, notes)
             if first_parent:
-                self._into_merges(live, suspects, log, notes)
+                self._into_merges(live, suspects, notes)
             for f in self._confirm(live, suspects):
                 if f.culprit is not None and not f.confirmed:
                     notes.append(f"{f.nodeid}: {f.culprit.short} was not confirmed ({f.note}); "
@@ -496,11 +545,11 @@ class Finder:
         return findings
 
     def _search(self, tests: list[str], good_sha: str, bad_sha: str, first_parent: bool,
-                log: list[str], notes: list[str]) -> tuple[int, dict[str, tuple[str, ...]]]:
+                notes: list[str]) -> tuple[int, dict[str, tuple[str, ...]]]:
         """Bisect good..bad for tests known to pass at good and fail at bad.
 
         Returns the number of candidates and, per test, the commits still suspected, oldest
-        first: one commit when the culprit is isolated.
+        first: one commit when the culprit is isolated. Each test's verdicts go to its trail.
         """
         parents: dict[str, tuple[str, ...]] = {}
         if first_parent:
@@ -517,24 +566,23 @@ class Finder:
             search = Bisection(len(candidates), tests, max_untestable=self.max_untestable)
         else:
             search = DagBisection(candidates, parents, tests, max_untestable=self.max_untestable)
-        known_commits: dict[str, Verdict] = {}
+        settled: dict[str, dict[str, Verdict]] = {t: {} for t in tests}
         for (nodeid, sha), results in self.evidence.seen.items():
             if nodeid in tests and sha in index and sha != bad_sha:
                 verdicts = {self._verdict(nodeid, r, sha) for r in results}
                 if len(verdicts) == 1:  # disagreeing runs (flaky) are not trusted here
                     verdict = verdicts.pop()
                     search.observe(nodeid, index[sha], verdict)
-                    if nodeid == tests[0] or sha not in known_commits:
-                        known_commits[sha] = verdict
-        # What history settled goes into the replayable log too: good and skip oldest first,
+                    settled[nodeid][sha] = verdict
+        # What history settled goes into each test's trail too: good and skip oldest first,
         # bad newest first, since `git bisect bad X` moves refs/bisect/bad to X even when an
         # older commit is already bad.
-        settled = sorted(known_commits, key=index.__getitem__)
-        bads = [sha for sha in settled if known_commits[sha] is Verdict.BAD]
-        for sha in [s for s in settled if s not in bads] + bads[::-1]:
-            word = "skip" if known_commits[sha] is Verdict.UNTESTABLE else known_commits[sha]
-            log.append(f"git bisect {word} {sha}")
-        self.reused += len(known_commits)
+        for t in tests:
+            known = sorted(settled[t], key=index.__getitem__)
+            bads = [sha for sha in known if settled[t][sha] is Verdict.BAD]
+            for sha in [s for s in known if s not in bads] + bads[::-1]:
+                self._mark(t, settled[t][sha], sha)
+        self.reused += len({sha for by_sha in settled.values() for sha in by_sha})
         while points := search.next_probes(self.jobs):
             open_tests = search.open_tests()
             why = f"{len(candidates)} candidates"
@@ -543,9 +591,8 @@ class Finder:
                 sha = candidates[i]
                 verdicts = {t: self._verdict(t, results[t], sha) for t in open_tests}
                 search.observe_probe(i, verdicts)
-                first = verdicts[open_tests[0]]
-                log.append(f"git bisect {'skip' if first is Verdict.UNTESTABLE else first} "
-                           f"{sha}")
+                for t, verdict in verdicts.items():
+                    self._mark(t, verdict, sha)
         if search.budget_spent:
             notes.append(f"stopped after {search.untestable_probes} untestable probes: "
                          "culprits are bracketed, not isolated")
@@ -558,12 +605,13 @@ class Finder:
         }
 
     def _into_merges(self, tests: list[str], suspects: dict[str, tuple[str, ...]],
-                     log: list[str], notes: list[str], depth: int = 0) -> None:
+                     notes: list[str], depth: int = 0) -> None:
         """A merge found on a first-parent line: look for the culprit inside its branch.
 
         Recursive, so a branch merged into a branch is followed too: every line searched is a
         first-parent line, on which "fails from the culprit on" holds, unlike a date-ordered
-        list of the whole graph.
+        list of the whole graph. Each test found inside keeps the outermost merge, the one on
+        the line first searched (`merged_by`): where the break entered that line.
         """
         if depth > 20:
             return
@@ -574,6 +622,7 @@ class Finder:
                 continue
             group = [t for t in tests if suspects[t] == (sha,)]
             mainline, branch = info.parents[0], info.parents[1]
+            self._load_known([branch], group)  # a rerun reuses the tip's stored result
             at_tip = self._results_at(branch, group, "merged branch tip")
             inside = [t for t in group if self._verdict(t, at_tip[t], branch) is Verdict.BAD]
             alone = [t for t in group if t not in inside]
@@ -589,9 +638,15 @@ class Finder:
                 continue
             notes.append(f"merge {sha[:10]} is the first bad commit on the first-parent line; "
                          f"searched its branch {base[:10]}..{branch[:10]}")
-            _, found = self._search(inside, base, branch, True, log, notes)
+            for t in inside:
+                self.merged_by.setdefault(t, sha)
+                # the branch search's ends, for the replay: the tip as probed, and the merge
+                # base good as an ancestor of the good first parent (the search takes it so)
+                self._mark(t, Verdict.GOOD, base)
+                self._mark(t, Verdict.BAD, branch)
+            _, found = self._search(inside, base, branch, True, notes)
             suspects.update(found)
-            self._into_merges(inside, suspects, log, notes, depth + 1)
+            self._into_merges(inside, suspects, notes, depth + 1)
 
     def _confirm(self, tests: list[str], suspects: dict[str, tuple[str, ...]]
                  ) -> list[Finding]:
@@ -600,7 +655,8 @@ class Finder:
         for t in tests:
             if len(suspects[t]) == 1:
                 by_culprit.setdefault(suspects[t][0], []).append(t)
-        infos = self.repo.commits(sorted(by_culprit))
+        merges = {self.merged_by[t] for t in tests if t in self.merged_by}
+        infos = self.repo.commits(sorted({*by_culprit, *merges}))
         confirmations: dict[str, tuple[TestResult, TestResult]] = {}
         for sha, group in sorted(by_culprit.items()):
             again, before = self._probe_round([(sha, group, "confirm culprit"),
@@ -609,6 +665,7 @@ class Finder:
                 confirmations[t] = (again[t], before[t])
         findings = []
         for t in tests:
+            merge = infos.get(self.merged_by[t]) if t in self.merged_by else None
             if len(suspects[t]) != 1:
                 untestable = sum(
                     1 for s in suspects[t][:-1]
@@ -619,7 +676,7 @@ class Finder:
                     note=f"culprit is one of {len(suspects[t])} commits "
                          f"{suspects[t][0][:10]}..{suspects[t][-1][:10]}; {untestable} of them "
                          "are untestable",
-                    verdict="bracketed",
+                    verdict="bracketed", merge=merge,
                 ))
                 continue
             sha = suspects[t][0]
@@ -627,14 +684,17 @@ class Finder:
             confirmed = (self._verdict(t, again, sha) is Verdict.BAD
                          and self._verdict(t, before, infos[sha].parents[0]) is Verdict.GOOD)
             note = None
-            if not confirmed:
+            if confirmed:  # the trail ends on the culprit, after its parent
+                self._mark(t, Verdict.GOOD, infos[sha].parents[0])
+                self._mark(t, Verdict.BAD, sha)
+            else:
                 note = (f"not confirmed: run again, the culprit gave {again.outcome} and its "
                         f"parent {before.outcome}; the test may be flaky")
             findings.append(Finding(
                 t, infos.get(sha), suspects[t], signature=again.signature or None,
                 message=again.message, confirmed=confirmed, note=note,
                 files=tuple(self.repo.changed_files(sha)),
-                confidence=1.0 if confirmed else None,
+                confidence=1.0 if confirmed else None, merge=merge,
             ))
         return findings
 
@@ -765,6 +825,18 @@ def _read_test_files(repo: Repository, paths: list[Path]) -> dict[str, bytes]:
                               hint="give a file inside the checkout") from None
         out[rel.as_posix()] = full.read_bytes()
     return out
+
+
+def _start_line(bad: str, good: str, first_parent: bool) -> str:
+    """`git bisect start` as `git bisect log` writes it: replay reads the arguments only when
+    single-quoted, and `--first-parent` (git 2.29+) walks the line that bisector searched."""
+    args = ["--first-parent"] if first_parent else []
+    return "git bisect start " + " ".join(f"'{arg}'" for arg in [*args, bad, good])
+
+
+def _bisect_line(verdict: Verdict, sha: str) -> str:
+    word = "skip" if verdict is Verdict.UNTESTABLE else verdict.value
+    return f"git bisect {word} {sha}"
 
 
 def _host() -> str:

@@ -155,6 +155,10 @@ class Finding:
     false_fail_rate: float | None = None  # the test's estimated rate, when it is flaky
     false_fail_interval: tuple[float, float] | None = None  # 95% Wilson interval
     owners: tuple[str, ...] = ()  # CODEOWNERS of the culprit's changed files
+    # A culprit (or suspects) inside a merged branch: the merge on the first-parent line of the
+    # searched range that brought it in. For a branch merged into a branch, still the merge on
+    # that line: the commit the first-parent search stopped at, where the break entered it.
+    merge: CommitInfo | None = None
 
 
 @dataclass(frozen=True, slots=True)

@@ -488,6 +488,8 @@ def _regression_groups(repo: Repository, store: HistoryStore, env_key: str,
         owners = _and_author(findings[0].owners, culprit) if culprit else []
         groups.append({
             "culprit": commit_ref(culprit) if culprit else None,
+            # a culprit in a merged branch: the first-parent merge that brought it in
+            "merge": commit_ref(findings[0].merge) if culprit and findings[0].merge else None,
             "files": list(findings[0].files) if culprit else [],
             "owners": owners,
             "tests": [{

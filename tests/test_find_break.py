@@ -17,6 +17,13 @@ import pytest
 from bisector.demo import CALC_BAD, CALC_GOOD, TESTS, build_repo
 
 from .conftest import commit, git, planted, query, run_cli, run_pytest
+from .test_bisect_log import merged_branch, nested_merges, replaying
+
+
+@pytest.fixture(autouse=True)
+def _every_log_replays(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Every find-break here that writes JSON has its bisect_log replayed to its culprit."""
+    monkeypatch.setitem(globals(), "run_cli", replaying(run_cli))
 
 
 def find_break(repo: Path, *args: str) -> subprocess.CompletedProcess[str]:
@@ -59,7 +66,7 @@ def test_finds_the_culprit_without_touching_the_users_checkout(calc) -> None:
                  "select trigger, dirty, count(*) from runs group by trigger, dirty")
     assert runs == [("probe", 0, data["probes_run"])]
     log = data["bisect_log"]
-    assert log[0] == f"git bisect start {shas[19]} {shas[0]}"
+    assert log[0] == f"git bisect start '--first-parent' '{shas[19]}' '{shas[0]}'"
 
 
 def test_second_bisection_reuses_history(calc) -> None:
@@ -334,6 +341,7 @@ def test_a_merge_culprit_is_searched_inside_its_branch(repo: Path, mode: str) ->
               commit(repo, {"f.txt": "3"}, "feature 3")]
     git(repo, "checkout", "-q", "main")
     git(repo, "merge", "-q", "--no-ff", "--no-edit", "feature")
+    merge = git(repo, "rev-parse", "HEAD")
     commit(repo, {"main.txt": "after"}, "after merge")
     data = json.loads(find_break(repo, "tests/test_calc.py::test_add_negative",
                                  "--good", base, mode).stdout)
@@ -342,6 +350,50 @@ def test_a_merge_culprit_is_searched_inside_its_branch(repo: Path, mode: str) ->
     assert group["tests"][0]["confirmed"] is True
     if mode == "--first-parent":
         assert any("searched its branch" in n for n in data["notes"])
+        # the result names both: the branch commit, and the merge that brought it in
+        assert group["merge"]["sha"] == merge
+        assert group["merge"]["subject"] == "Merge branch 'feature'"
+    else:  # the whole graph is searched: no merge was followed
+        assert group["merge"] is None
+
+
+def test_a_culprit_in_a_branch_merged_into_a_branch_carries_the_main_lines_merge(
+        repo: Path) -> None:
+    good, culprit, merge = nested_merges(repo)
+    data = json.loads(find_break(repo, "tests/test_calc.py::test_add_negative",
+                                 "--good", good).stdout)
+    [group] = data["culprits"]
+    assert group["commit"]["sha"] == culprit
+    assert group["merge"]["sha"] == merge  # not the merge of `sub` into `feature`
+
+
+def test_a_merged_culprit_is_shown_with_its_merge_in_every_report(repo: Path,
+                                                                   tmp_path: Path) -> None:
+    good, culprit, merge = merged_branch(repo)
+    md = tmp_path / "r.md"
+    proc = run_cli("find-break", "tests/test_calc.py::test_add_negative", "--good", good,
+                   "--report", "md", str(md), cwd=repo)
+    assert proc.returncode == 0, proc.stderr
+    assert f"culprit {culprit[:10]} feature breaks add" in proc.stdout
+    assert f"merged  {merge[:10]} Merge branch 'feature' (the first-parent merge" in proc.stdout
+    assert (f"- merged by: `{merge[:10]}` Merge branch 'feature' (the first-parent merge "
+            f"that brought it in: `{merge}`)") in md.read_text()
+    pytest_run = run_pytest(repo, "--track-history", "--auto-bisect", "-p", "no:cacheprovider")
+    assert f"merged by {merge[:10]} Merge branch 'feature'" in pytest_run.stdout
+
+
+def test_a_rerun_reuses_the_merged_branch_tip(repo: Path) -> None:
+    """Its stored result was looked up before it was loaded: the tip was probed again."""
+    good, culprit, _ = merged_branch(repo)
+    args = ("tests/test_calc.py::test_add_negative", "--good", good)
+    first = json.loads(find_break(repo, *args).stdout)
+    second = json.loads(find_break(repo, *args).stdout)
+    assert first["culprits"][0]["commit"]["sha"] == second["culprits"][0]["commit"]["sha"]
+    assert second["culprits"][0]["commit"]["sha"] == culprit
+    assert second["probes_run"] == 2  # the culprit and its parent, confirmed once more
+    purposes = query(repo / ".bisector" / "history.db",
+                     "select purpose from probes where bisection_id = 2")
+    assert sorted(p for (p,) in purposes) == ["confirm culprit", "confirm parent"]
 
 
 @pytest.mark.parametrize("mode", ["--first-parent", "--full-dag"])

@@ -9,9 +9,18 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import pytest
+
 from .conftest import commit, git, run_cli, run_pytest
+from .test_bisect_log import replaying
 
 TEST_ID = "test_m.py::test_value"
+
+
+@pytest.fixture(autouse=True)
+def _every_log_replays(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Every find-break here that writes JSON has its bisect_log replayed to its culprit."""
+    monkeypatch.setitem(globals(), "run_cli", replaying(run_cli))
 
 
 def flaky_test(counter: Path, every: int = 4) -> str:

@@ -404,3 +404,16 @@ def test_chromium_paints_a_readable_page(chromium: str, tmp_path: Path,
     # The status badge, failed outcomes and the culprit cards' edge are red: the regression shows.
     red = sum(n for n, (r, g, b) in colours if r >= 150 and g <= 80 and b <= 80)
     assert red >= 500, f"only {red} red pixels"
+
+
+def test_a_culprit_from_a_merged_branch_shows_its_merge(report: dict[str, Any]) -> None:
+    """The card names both commits: the culprit, and the first-parent merge it came in by."""
+    merge = {"sha": "9" * 40, "short": "9" * 10, "subject": "Merge branch 'signs'",
+             "author": "Erin", "author_email": "erin@example.com",
+             "committed_at": "2024-05-06T09:00:00+00:00"}
+    report["regressions"][0]["merge"] = merge
+    cards = parse(render_html(report)).find_all("article", "culprit-card")
+    merged = cards[0].one(cls="merged")
+    assert " ".join(merged.text().split()) == (
+        f"merged by {'9' * 10} Merge branch 'signs' (the first-parent merge that brought it in)")
+    assert not cards[1].find_all(cls="merged")  # no merge key: a culprit on the line itself

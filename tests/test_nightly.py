@@ -433,3 +433,30 @@ def test_a_report_dir_it_cannot_write_is_one_line(
     if obstacle != "parent-is-a-file":
         assert (reports / obstacle / "keep").read_text() == "mine\n"
         assert sorted(p.name for p in reports.iterdir()) == [obstacle]
+
+
+def test_a_culprit_in_a_merged_branch_carries_its_merge(tmp_path: Path) -> None:
+    """The nightly's culprit entry names the merge that brought a branch's culprit in, and its
+    Markdown and summary show it."""
+    from bisector.history import HistoryStore
+    from bisector.model import BisectResult, CommitInfo, Finding
+    from bisector.nightly import _regression_groups
+    from bisector.reports import nightly as report
+
+    culprit = CommitInfo("c" * 40, ("b" * 40,), "Ann", "ann@x.invalid", 0, "breaks add")
+    merge = CommitInfo("d" * 40, ("a" * 40, "c" * 40), "Bo", "bo@x.invalid", 0,
+                       "Merge branch 'feature'")
+    finding = Finding("t.py::test_a", culprit, (culprit.sha,), confirmed=True, merge=merge)
+    result = BisectResult(good="a" * 40, bad="e" * 40, candidates=3, findings=(finding,),
+                          probes_run=4, probes_reused=0, seconds=1.0)
+    with HistoryStore.open(f"sqlite:///{tmp_path / 'h.db'}") as store:
+        [group] = _regression_groups(None, store, "env", [finding], [], result)  # type: ignore[arg-type]
+    assert group["culprit"]["sha"] == culprit.sha
+    assert group["merge"]["sha"] == merge.sha and group["merge"]["short"] == "d" * 10
+    data = {"head": {"short": "e" * 10}, "branch": "main", "status": "regression",
+            "run": {"outcomes": {"failed": 1}, "seconds": 1.0}, "exit_code": 1,
+            "fail_on": "regression", "regressions": [group], "still_failing": [], "flaky": [],
+            "failing": [], "notes": [], "stats": None, "repository": "r", "grid": {}}
+    assert (f"- merged by: `{'d' * 10}` Merge branch 'feature' (the first-parent merge "
+            "that brought it in)") in report.to_markdown(data)
+    assert f"    merged by {'d' * 10} Merge branch 'feature'" in report.summary_lines(data)

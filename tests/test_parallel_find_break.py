@@ -6,13 +6,22 @@ import itertools
 import json
 from pathlib import Path
 
+import pytest
+
 from bisector.search import rounds_needed
 
 from .conftest import commit, git, planted, run_cli, run_pytest
+from .test_bisect_log import replaying
 from .test_flaky_find_break import TEST_ID as FLAKY_ID
 from .test_flaky_find_break import build as build_flaky
 
 TEST_ID = "test_m.py::test_value"
+
+
+@pytest.fixture(autouse=True)
+def _every_log_replays(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Every find-break here that writes JSON has its bisect_log replayed to its culprit."""
+    monkeypatch.setitem(globals(), "run_cli", replaying(run_cli))
 
 
 def timed_test(log: Path) -> str:

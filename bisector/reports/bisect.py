@@ -8,7 +8,7 @@ from typing import Any
 from rich.console import Console
 from rich.text import Text
 
-from ..model import BisectResult, Finding
+from ..model import BisectResult, CommitInfo, Finding
 from .history import commit_json
 from .markdown import cell, code, fence_for
 
@@ -23,6 +23,15 @@ def _groups(result: BisectResult) -> list[tuple[str | None, list[Finding]]]:
     for f in result.findings:
         groups.setdefault(f.culprit.sha if f.culprit else None, []).append(f)
     return sorted(groups.items(), key=lambda kv: kv[0] is None)
+
+
+def _merge(findings: list[Finding]) -> CommitInfo | None:
+    """The first-parent merge that brought a culprit in from a merged branch (one per culprit:
+    the first merge on the searched line that contains it)."""
+    return findings[0].merge if findings[0].culprit else None
+
+
+MERGED = "the first-parent merge that brought it in"
 
 
 def _confidence(f: Finding) -> str:
@@ -49,6 +58,7 @@ def to_json(result: BisectResult) -> dict[str, Any]:
         "culprits": [
             {
                 "commit": commit_json(findings[0].culprit) if sha else None,
+                "merge": commit_json(merge) if (merge := _merge(findings)) else None,
                 "files": list(findings[0].files) if sha else [],
                 "owners": list(findings[0].owners) if sha else [],
                 "tests": [
@@ -87,12 +97,15 @@ def to_markdown(result: BisectResult) -> str:
             continue
         c = findings[0].culprit
         assert c is not None
+        merge = _merge(findings)
         lines += [
             f"## Culprit `{c.sha[:10]}` {cell(c.subject, None)}",
             "",
             f"- author: {cell(c.author_name, None)} <{cell(c.author_email, None)}>",
             f"- date: {_when(c.committed_at)}",
             f"- commit: `{c.sha}`",
+            *([f"- merged by: `{merge.sha[:10]}` {cell(merge.subject, None)} ({MERGED}: "
+               f"`{merge.sha}`)"] if merge else []),
             f"- files: {', '.join(code(p) for p in findings[0].files) or '(none)'}",
             f"- owners: {cell(', '.join(findings[0].owners), None) or '(none in CODEOWNERS)'}",
             "",
@@ -128,6 +141,8 @@ def summary_lines(result: BisectResult) -> list[str]:
         c = findings[0].culprit
         assert c is not None
         lines.append(f"culprit {c.sha[:10]} {c.subject} ({c.author_name} <{c.author_email}>)")
+        if merge := _merge(findings):
+            lines.append(f"  merged by {merge.short} {merge.subject} ({MERGED})")
         if findings[0].owners:
             lines.append(f"  owners {', '.join(findings[0].owners)}")
         for f in findings:
@@ -156,6 +171,8 @@ def render(result: BisectResult, console: Console) -> None:
         c = findings[0].culprit
         assert c is not None
         line(("culprit", "bold red"), " ", (c.sha[:10], "cyan"), f" {c.subject}")
+        if merge := _merge(findings):
+            line("  merged  ", (merge.short, "cyan"), f" {merge.subject} ({MERGED})")
         line(f"  author  {c.author_name} <{c.author_email}>, {_when(c.committed_at)}")
         line(f"  files   {', '.join(findings[0].files) or '(none)'}")
         if findings[0].owners:

@@ -73,6 +73,8 @@ def to_markdown(data: dict[str, Any]) -> str:
             lines += [
                 f"### Culprit {_commit(c)}",
                 "",
+                *([f"- merged by: {_commit(g['merge'])} (the first-parent merge that brought "
+                   "it in)"] if g.get("merge") else []),
                 f"- author: {_cell(c['author'])} <{_cell(c['author_email'])}>, "
                 f"{c['committed_at']}",
                 f"- files: {', '.join(code(p) for p in g['files']) or '(none)'}",
@@ -168,6 +170,8 @@ def summary_lines(data: dict[str, Any]) -> list[str]:
         c = g["culprit"]
         if c:
             out.append(f"  culprit {c['short']} {c['subject']} ({c['author']})")
+            if g.get("merge"):
+                out.append(f"    merged by {g['merge']['short']} {g['merge']['subject']}")
             if g["owners"]:
                 out.append(f"    owners {', '.join(g['owners'])}")
         else:
