@@ -145,11 +145,18 @@ def exit_code(fail_on: str, *, baseline: bool, new_regressions: int, flaky: int)
     return EXIT_CLEAN
 
 
-def status_of(*, baseline: bool, new_regressions: int, flaky: int) -> str:
+def status_of(*, baseline: bool, new_regressions: int, flaky: int, still_failing: int = 0
+              ) -> str:
+    """What is true at HEAD tonight, the worst first: new regressions; else tests that still
+    fail (regressions reported on an earlier night, tests failing with no pass in the window);
+    else flaky failures; `clean` only when nothing failed for real. The exit code is
+    `exit_code`'s, as `--fail-on` says: a carried failure is not news, but it is not green."""
     if not baseline:
         return "no-baseline"
     if new_regressions:
         return "regression"
+    if still_failing:
+        return "still-failing"
     return "flaky" if flaky else "clean"
 
 
@@ -402,7 +409,8 @@ def _assemble(repo: Repository, store: HistoryStore, options: NightlyOptions, *,
         "head": commit_ref(infos.get(head), head),
         "lookback": lookback,
         "fail_on": options.fail_on,
-        "status": status_of(baseline=baseline, new_regressions=n_new, flaky=len(flaky)),
+        "status": status_of(baseline=baseline, new_regressions=n_new, flaky=len(flaky),
+                            still_failing=len(triaged.carried) + len(failing)),
         "exit_code": code,
         "run": {"id": run.id, "container": options.container, "exit_status": run.exit_status,
                 "seconds": round(run.finished_at - run.started_at, 3), "outcomes": outcomes},

@@ -121,7 +121,8 @@ def test_three_nights(repo: Path, tmp_path: Path, capsys: pytest.CaptureFixture[
     code, out, data, md, html = _night(repo, tmp_path / "n3", capsys, "--fail-on", "flaky")
     assert not flip.exists()  # tonight's run did fail once
     assert code == 1, out
-    assert data["status"] == "flaky" and data["regressions"] == []
+    # a carried regression still fails: that is the news, worse than tonight's flake
+    assert data["status"] == "still-failing" and data["regressions"] == []
     [still] = data["still_failing"]
     assert still["test"] == "tests/test_calc.py::test_add_negative"
     assert still["culprit"]["sha"] == culprit
@@ -268,6 +269,11 @@ def test_status() -> None:
     assert status_of(baseline=True, new_regressions=2, flaky=1) == "regression"
     assert status_of(baseline=True, new_regressions=0, flaky=1) == "flaky"
     assert status_of(baseline=True, new_regressions=0, flaky=0) == "clean"
+    assert status_of(baseline=True, new_regressions=1, flaky=0, still_failing=1) == "regression"
+    assert status_of(baseline=True, new_regressions=0, flaky=1, still_failing=1) == (
+        "still-failing")
+    assert status_of(baseline=False, new_regressions=0, flaky=0, still_failing=1) == (
+        "no-baseline")
 
 
 def test_reports_inside_the_checkout_do_not_make_the_next_night_dirty(
@@ -309,6 +315,13 @@ def test_a_module_that_stops_importing_is_reported_once(
     night = _night(repo, tmp_path / "n3", capsys)
     assert night.code == 0 and night.data["regressions"] == []
     assert [s["test"] for s in night.data["still_failing"]] == ["tests/test_calc.py"]
+    # not news (exit 0 under --fail-on regression), but not green either: it still fails
+    assert night.data["status"] == "still-failing"
+    assert '<span class="badge status-still-failing">still failing</span>' in night.html
+    assert "badge status-clean" not in night.html
+    assert "**still failing, no new regression**" in night.md
+    assert night.out.startswith("nightly main at ") and "still failing" in night.out.split(
+        "\n")[0]
 
 
 def test_a_night_that_cannot_write_its_reports_is_not_in_the_ledger(
@@ -433,3 +446,16 @@ def test_a_report_dir_it_cannot_write_is_one_line(
     if obstacle != "parent-is-a-file":
         assert (reports / obstacle / "keep").read_text() == "mine\n"
         assert sorted(p.name for p in reports.iterdir()) == [obstacle]
+
+
+def test_a_test_failing_throughout_the_window_is_not_clean(
+        repo: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """No pass to bisect from, so no regression; but the suite is not green either."""
+    commit(repo, {"test_a.py": "def test_a():\n    pass\n",
+                  "test_b.py": "def test_b():\n    assert False\n"}, "a")
+    assert _night(repo, tmp_path / "n1", capsys).code == 0
+    commit(repo, {"NOTES.md": "1\n"}, "Notes")
+    night = _night(repo, tmp_path / "n2", capsys)
+    assert night.code == 0 and [f["test"] for f in night.data["failing"]] == [
+        "test_b.py::test_b"]
+    assert night.data["status"] == "still-failing"

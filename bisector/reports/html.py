@@ -22,6 +22,7 @@ from .svg import trend_svg
 
 STATUS_TEXT = {
     "regression": "regression",
+    "still-failing": "still failing",
     "flaky": "flaky",
     "clean": "clean",
     "no-baseline": "no baseline yet",

@@ -13,8 +13,9 @@ from .markdown import code
 
 STATUS = {
     "regression": "new regressions",
+    "still-failing": "still failing, no new regression",
     "flaky": "flaky failures, no new regression",
-    "clean": "no new regression",
+    "clean": "clean, nothing fails",
     "no-baseline": "no baseline yet",
 }
 
