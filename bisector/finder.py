@@ -537,7 +537,7 @@ class Finder:
         self.reused += len(known_commits)
         while points := search.next_probes(self.jobs):
             open_tests = search.open_tests()
-            why = f"{len(candidates)} candidates"
+            why = f"bisect, {_left(search, open_tests)} of {len(candidates)} candidates left"
             rounds = self._results_round([(candidates[i], open_tests, why) for i in points])
             for i, results in zip(points, rounds, strict=True):
                 sha = candidates[i]
@@ -751,6 +751,13 @@ def find_break(
             max_untestable = 2 * plain_probes(span) + 4
         finder.max_untestable = max_untestable
         return finder.run(names, good_sha, bad_sha, first_parent=first_parent)
+
+
+def _left(search: Bisection | DagBisection, tests: list[str]) -> int:
+    """The commits some open test still suspects: what a probe of this round narrows."""
+    if isinstance(search, DagBisection):
+        return len({i for t in tests for i in search.suspect_list(t)})
+    return len({i for t in tests for i in search.tracks[t].suspects})
 
 
 def _read_test_files(repo: Repository, paths: list[Path]) -> dict[str, bytes]:

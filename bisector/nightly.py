@@ -506,7 +506,8 @@ def _regression_groups(repo: Repository, store: HistoryStore, env_key: str,
                 "after": _side(sha, after.get(f.nodeid)) if sha else None,
             } for f in findings],
             "probes": [{
-                "sha": p["sha"], "short": p["sha"][:10], "purpose": p["purpose"],
+                "sha": p["sha"], "short": p["sha"][:10], "purpose": purpose_of(p["purpose"]),
+                "detail": p["purpose"],
                 "started_at": iso(p["started_at"]),
                 "seconds": round(p["finished_at"] - p["started_at"], 3),
                 "outcomes": {t: probe_results[p["run_id"]][t][0] for t in tests
@@ -518,6 +519,26 @@ def _regression_groups(repo: Repository, store: HistoryStore, env_key: str,
                           "seconds": round(result.seconds, 3)},
         })
     return groups
+
+
+PURPOSES = (("check", "check"), ("confirm", "confirm"), ("merged branch", "merge"),
+            ("flake-aware", "flaky"), ("bisect", "bisect"))
+
+
+def purpose_of(reason: str) -> str:
+    """The kind of a probe (docs/nightly-report.md), from the reason the finder stored and
+    printed for it ("bisect, 3 of 7 candidates left", "confirm parent", ...): a word a
+    consumer can switch on, while `detail` keeps the words. Stores written before the reasons
+    began with their kind say "7 candidates" for a bisection probe."""
+    text = reason.strip().lower()
+    for prefix, kind in PURPOSES:
+        if text.startswith(prefix):
+            return kind
+    if text.endswith(" end"):  # an end checked again ("re-run good end")
+        return "check"
+    if text.split(" ")[0].isdigit():
+        return "bisect"
+    return "other"
 
 
 def _latest(store: HistoryStore, sha: str | None, env_key: str, tests: list[str],

@@ -605,3 +605,19 @@ def test_a_submodule_missing_from_the_checkout_is_named(tmp_path: Path) -> None:
     proc = find_break(clone, "test_lib.py::test_value", "--good", shas[0])
     assert "submodule lib" in proc.stdout + proc.stderr, proc.stdout + proc.stderr
     assert "Traceback" not in proc.stderr
+
+
+def test_each_probe_says_how_many_candidates_are_left(calc) -> None:
+    """Not the starting range on every probe: the progress line and the journal's purpose
+    (the nightly's `detail`) count what was still in range when the probe was chosen."""
+    repo, shas = calc
+    proc = find_break(repo, "tests/test_calc.py::test_add_negative", "--good", shas[0])
+    assert proc.returncode == 0, proc.stderr
+    lines = [line for line in proc.stderr.splitlines() if "candidates left" in line]
+    left = [int(line.split("(bisect, ")[1].split(" of ")[0]) for line in lines]
+    assert left[0] == 19 and all(" of 19 candidates left)" in line for line in lines)
+    assert left == sorted(left, reverse=True) and len(set(left)) == len(left), left
+    purposes = [p for (p,) in query(repo / ".bisector" / "history.db",
+                                    "select purpose from probes order by run_id")]
+    assert [p for p in purposes if p.startswith("bisect")] == [
+        f"bisect, {n} of 19 candidates left" for n in left]

@@ -11,7 +11,7 @@ import pytest
 
 from bisector.cli import main
 from bisector.model import Outcome, Regression
-from bisector.nightly import exit_code, status_of, triage
+from bisector.nightly import exit_code, purpose_of, status_of, triage
 
 from .conftest import commit, git
 
@@ -106,6 +106,10 @@ def test_three_nights(repo: Path, tmp_path: Path, capsys: pytest.CaptureFixture[
     assert test["before"]["outcome"] == "passed" and test["after"]["outcome"] == "failed"
     assert "assert 0 == -5" in test["after"]["message"]
     assert group["probes"] and all(p["outcomes"] for p in group["probes"])
+    # purpose is the documented word, detail the probe line's words with what was left
+    assert {p["purpose"] for p in group["probes"]} <= {"check", "bisect", "confirm"}
+    assert all(re.fullmatch(r"bisect, \d+ of \d+ candidates left", p["detail"])
+               for p in group["probes"] if p["purpose"] == "bisect")
     assert any("CODEOWNERS line 3" in n for n in data["notes"])  # named, the rest still used
     assert data["grid"]["regressions"] == {test["test"]: culprit}
     assert f"### Culprit `{culprit[:10]}` Clamp add() at zero" in md
@@ -459,3 +463,15 @@ def test_a_test_failing_throughout_the_window_is_not_clean(
     assert night.code == 0 and [f["test"] for f in night.data["failing"]] == [
         "test_b.py::test_b"]
     assert night.data["status"] == "still-failing"
+
+
+@pytest.mark.parametrize(("reason", "purpose"), [
+    ("check bad end", "check"), ("check good end", "check"),
+    ("bisect, 3 of 7 candidates left", "bisect"), ("7 candidates", "bisect"),  # older stores
+    ("flake-aware, 12 candidates", "flaky"), ("merged branch tip", "merge"),
+    ("confirm culprit", "confirm"), ("confirm parent", "confirm"), ("something new", "other"),
+])
+def test_a_probes_purpose_is_the_documented_word(reason: str, purpose: str) -> None:
+    assert purpose_of(reason) == purpose
+    doc = (Path(__file__).parents[1] / "docs" / "nightly-report.md").read_text()
+    assert f"`{purpose}`" in doc
