@@ -143,6 +143,8 @@ def test_three_nights(repo: Path, tmp_path: Path, capsys: pytest.CaptureFixture[
     assert [p["sha"] for p in data["stats"]["trend"]] == [
         sha for sha in reversed(git(repo, "rev-list", "--first-parent", "HEAD").split())
         if sha in night_heads]
+    # the culprit only probes ran at is marked (▼) on the night that first saw it
+    assert [p["regressions"] for p in data["stats"]["trend"]] == [0, 1, 0]
     # the carried regression was not bisected again: only the flaky test was
     new = _bisected_tests(repo)[len(bisections_after_night_2):]
     assert new == [["tests/test_flip.py::test_flip"]]
