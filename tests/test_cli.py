@@ -186,3 +186,35 @@ def test_import_history_does_not_migrate_its_source(repo: Path, tmp_path: Path) 
     assert len(proc.stderr.strip().splitlines()) == 1
     with sqlite3.connect(old) as conn:
         assert conn.execute("select value from bisector_meta").fetchone() == ("2",)
+
+
+@pytest.mark.parametrize("nodeid", [
+    "tests/test_calc.py::test_add_negative",
+    "tests/integration/test_billing_reconciliation.py::TestInvoices::test_totals",
+    "tests/integration/test_billing_reconciliation.py::TestInvoices::"
+    "test_totals_in_every_currency[EUR-rounding-half-even]",
+])
+def test_regressions_never_break_a_node_id_at_80_columns(nodeid: str) -> None:
+    """The id is what the next command (find-break, history) is given: each appears whole on
+    one line, the table kept when it fits."""
+    import io
+
+    from rich.console import Console
+
+    from bisector.model import Outcome, Regression, RegressionReport
+    from bisector.reports.history import render_regressions
+
+    other = "tests/test_io.py::test_read"
+    report = RegressionReport("b" * 40, "env", ["b" * 40, "a" * 40], [
+        Regression(nodeid, "a" * 40, "b" * 40, 6, Outcome.FAILED, "s",
+                   "AssertionError: assert 0 == -5 where 0 = add(-2, -3) " * 2),
+        Regression(other, "a" * 40, "b" * 40, 6, Outcome.ERROR, "s", "OSError"),
+    ])
+    out = io.StringIO()
+    render_regressions(report, Console(file=out, width=80, color_system=None), 5)
+    lines = out.getvalue().splitlines()
+    for name in (nodeid, other):
+        assert any(name in line for line in lines), (name, lines)
+    assert all(len(line) <= 80 for line in lines if nodeid not in line)
+    assert "a" * 10 in out.getvalue() and "6" in out.getvalue()
+    assert "assert 0 == -5" in out.getvalue()

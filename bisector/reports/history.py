@@ -7,6 +7,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from rich.console import Console
+from rich.padding import Padding
 from rich.table import Table
 from rich.text import Text
 
@@ -183,11 +184,18 @@ def render_regressions(report: RegressionReport, console: Console, lookback: int
             f"the last {lookback} tracked commits"
         )
         return
+    n = len(report.regressions)
+    console.print(f"{n} regression{'s' if n != 1 else ''} at {report.head[:10]}:", style="bold")
+    longest = max(len(r.nodeid) for r in report.regressions)
+    if longest + _FIXED_COLUMNS + _MIN_FAILURE > console.width:
+        _regressions_as_list(report, console)
+        return
     table = Table(box=None, pad_edge=False, header_style="bold", show_edge=False)
-    table.add_column("test", overflow="fold")
+    # a node id is copied into the next command: never broken, never cut
+    table.add_column("test", no_wrap=True, min_width=longest)
     table.add_column("last good", style="green", no_wrap=True)
     table.add_column("first bad", style="red", no_wrap=True)
-    table.add_column("to search", justify="right")
+    table.add_column("to search", justify="right", no_wrap=True)
     table.add_column("failure", overflow="fold", max_width=60)
     for r in report.regressions:
         table.add_row(
@@ -197,6 +205,25 @@ def render_regressions(report: RegressionReport, console: Console, lookback: int
             str(r.candidates),
             Text(f"{r.outcome}: {r.message or ''}"),
         )
-    n = len(report.regressions)
-    console.print(f"{n} regression{'s' if n != 1 else ''} at {report.head[:10]}:", style="bold")
     console.print(table)
+
+
+# "last good" and "first bad" (10 each), "to search" (9) and the gaps between five columns
+_FIXED_COLUMNS = 10 + 10 + 9 + 4 * 2
+_MIN_FAILURE = 20
+
+
+def _regressions_as_list(report: RegressionReport, console: Console) -> None:
+    """When the longest node id leaves no room for a table: each id on a line of its own
+    (soft-wrapped: a narrower terminal may fold it on screen, a copy still gets it whole), its
+    figures and failure indented under it."""
+    for r in report.regressions:
+        console.print(Text(r.nodeid, style="bold"), soft_wrap=True)
+        line = Text("  last good ")
+        line.append(r.last_good[:10], style="green")
+        line.append("  first bad ")
+        line.append(r.first_bad[:10], style="red")
+        line.append(f"  {r.candidates} to search")
+        console.print(line)
+        console.print(Padding(Text(f"{r.outcome}: {r.message or ''}", overflow="fold"),
+                              (0, 0, 0, 2)))
