@@ -36,7 +36,7 @@ from .queries import (
     store_url,
     tracked_window,
 )
-from .reports.history import commit_ref, interesting_tests, iso
+from .reports.history import commit_ref, interesting_tests, iso, skipped_everywhere
 
 FAIL_ON = ("regression", "flaky", "never")
 EXIT_CLEAN = 0
@@ -565,6 +565,7 @@ def _grid(repo: Repository, store: HistoryStore, limit: int, groups: list[dict[s
     shown = interesting_tests(grid)
     shown += [t for t in sorted(set(regressions) | flaky_names)
               if t in grid.tests and t not in shown]
+    skipped = [t for t in skipped_everywhere(grid) if t not in shown]
     cells: dict[str, dict[str, list[str]]] = {t: {} for t in shown}
     for (nodeid, sha), outcomes in grid.cells.items():
         if nodeid in cells:
@@ -573,7 +574,8 @@ def _grid(repo: Repository, store: HistoryStore, limit: int, groups: list[dict[s
         "commits": [{**(commit_ref(c) or {}), "runs": grid.runs.get(c.sha, 0)}
                     for c in grid.commits],
         "tests": shown,
-        "passing_tests": len(grid.tests) - len(shown),
+        "passing_tests": len(grid.tests) - len(shown) - len(skipped),
+        "skipped_tests": len(skipped),
         "cells": cells,
         "regressions": regressions,
         "flaky": sorted(flaky_names & set(shown)),

@@ -218,3 +218,36 @@ def test_regressions_never_break_a_node_id_at_80_columns(nodeid: str) -> None:
     assert all(len(line) <= 80 for line in lines if nodeid not in line)
     assert "a" * 10 in out.getvalue() and "6" in out.getvalue()
     assert "assert 0 == -5" in out.getvalue()
+
+
+def _grid_of(outcomes: dict[str, list[str]]):
+    """A grid of two commits where each test has these outcomes (newest first)."""
+    from bisector.model import CommitInfo, Grid
+
+    commits = [CommitInfo(c * 40, (), "A", "a@x", 1_700_000_000, c) for c in "ba"]
+    cells = {(t, c.sha): [o] for t, per in outcomes.items()
+             for c, o in zip(commits, per, strict=True)}
+    return Grid(commits, sorted(outcomes), cells, {c.sha: 1 for c in commits})
+
+
+def test_tests_skipped_in_every_run_are_a_footer_not_columns() -> None:
+    import io
+
+    from rich.console import Console
+
+    from bisector.reports.history import grid_json, render_grid
+
+    grid = _grid_of({"t.py::broke": ["failed", "passed"], "t.py::fine": ["passed", "passed"],
+                     **{f"t.py::win_only_{i}": ["skipped", "skipped"] for i in range(10)},
+                     "t.py::sometimes": ["skipped", "passed"]})
+    for named in (False, True):
+        out = io.StringIO()
+        render_grid(grid, Console(file=out, width=200, color_system=None), named=named)
+        text = out.getvalue()
+        assert "win_only" not in text, text
+        assert "10 tests skipped in every run (no column)" in text
+        assert "T1 = t.py::broke" in text and "= t.py::sometimes" in text
+    data = grid_json(grid)
+    assert data["tests"] == ["t.py::broke", "t.py::fine", "t.py::sometimes"]
+    assert data["skipped_everywhere"] == [f"t.py::win_only_{i}" for i in range(10)]
+    assert all("win_only" not in n for c in data["commits"] for n in c["results"])

@@ -457,14 +457,20 @@ def test_a_report_dir_it_cannot_write_is_one_line(
 def test_a_test_failing_throughout_the_window_is_not_clean(
         repo: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     """No pass to bisect from, so no regression; but the suite is not green either."""
+    skipped = "import pytest\n\n\n@pytest.mark.skip\ndef test_c():\n    pass\n"
     commit(repo, {"test_a.py": "def test_a():\n    pass\n",
-                  "test_b.py": "def test_b():\n    assert False\n"}, "a")
+                  "test_b.py": "def test_b():\n    assert False\n", "test_c.py": skipped}, "a")
     assert _night(repo, tmp_path / "n1", capsys).code == 0
     commit(repo, {"NOTES.md": "1\n"}, "Notes")
     night = _night(repo, tmp_path / "n2", capsys)
     assert night.code == 0 and [f["test"] for f in night.data["failing"]] == [
         "test_b.py::test_b"]
     assert night.data["status"] == "still-failing"
+    # a test skipped in every run is counted under the grid, not a column of it
+    grid = night.data["grid"]
+    assert grid["tests"] == ["test_b.py::test_b"]
+    assert (grid["passing_tests"], grid["skipped_tests"]) == (1, 1)
+    assert "1 test skipped in every run (not shown)" in night.html
 
 
 @pytest.mark.parametrize(("reason", "purpose"), [
