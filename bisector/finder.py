@@ -95,6 +95,8 @@ class Finder:
         # per test, the exception type of the failure being bisected (from the bad end)
         self.reference: dict[str, str | None] = {}
         self.other_failures: dict[tuple[str, str], str] = {}
+        # ids the store has never seen: stored from their first result that is not untestable
+        self.unseen: set[str] = set()
 
     # -- choosing what to bisect ------------------------------------------------------------
 
@@ -196,19 +198,32 @@ class Finder:
         out = []
         for (sha, _, why), outcome in zip(requests, outcomes, strict=True):
             self.runs += 1
+            kept = tuple(r for r in outcome.results.values() if not self._held_back(r))
             run = Run(
                 sha=sha, dirty=False, branch=None, environment=outcome.environment,
                 trigger=Trigger.PROBE, host=outcome.host or _host(), started_at=outcome.started_at,
                 finished_at=outcome.finished_at, exit_status=outcome.exit_status,
-                results=tuple(outcome.results.values()),
+                results=kept,
             )
-            run_id = self.store.record_run(run, commits=self.repo.commits([sha]).values())
-            if self.journal_id is not None:
-                self.store.add_probe(self.journal_id, run_id, sha, why)
+            if kept or not outcome.results:
+                run_id = self.store.record_run(run, commits=self.repo.commits([sha]).values())
+                if self.journal_id is not None:
+                    self.store.add_probe(self.journal_id, run_id, sha, why)
             for result in outcome.results.values():
                 self.evidence.add(result, sha)
             out.append(outcome.results)
         return out
+
+    def _held_back(self, result: TestResult) -> bool:
+        """An untestable result of an id the store has never seen is not stored: a mistyped id
+        that no end can run must not become a test (a column of `bisector history` for good).
+        Its first result that is not untestable makes it known, and stored from then on."""
+        if result.nodeid not in self.unseen:
+            return False
+        if result.outcome is Outcome.UNTESTABLE:
+            return True
+        self.unseen.discard(result.nodeid)
+        return False
 
     def _results_at(self, sha: str, tests: list[str], why: str) -> dict[str, TestResult]:
         """Known results where the store has them; a probe for the rest."""
@@ -295,6 +310,7 @@ class Finder:
         line_range = self.repo.range(good_sha, bad_sha, first_parent=True)
         line = list(reversed(self.repo.first_parent(good_sha, limit=RATE_WINDOW))) + line_range
         self._load_known(line, tests)
+        self.unseen = set(tests) - set(self.store.tests())
         at_bad, at_good = self._results_round([(bad_sha, tests, "check bad end"),
                                                (good_sha, tests, "check good end")])
         for t in tests:

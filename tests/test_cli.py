@@ -251,3 +251,28 @@ def test_tests_skipped_in_every_run_are_a_footer_not_columns() -> None:
     assert data["tests"] == ["t.py::broke", "t.py::fine", "t.py::sometimes"]
     assert data["skipped_everywhere"] == [f"t.py::win_only_{i}" for i in range(10)]
     assert all("win_only" not in n for c in data["commits"] for n in c["results"])
+
+
+def test_history_shows_no_column_for_a_test_that_was_only_ever_untestable(
+        repo: Path) -> None:
+    """An older store holds a mistyped id's untestable probe results: no column, unless the
+    exact id is asked for."""
+    from bisector.history import HistoryStore
+    from bisector.model import Outcome, TestResult
+
+    from .conftest import commit
+
+    sha = commit(repo, {"test_a.py": "def test_a():\n    assert False\n"}, "a")
+    db = f"sqlite:///{repo / '.bisector' / 'history.db'}"
+    (repo / ".bisector").mkdir()
+    with HistoryStore.open(db) as store:
+        store.record_run(make_run(sha, results=(
+            TestResult("test_a.py::test_a", Outcome.FAILED, 0.1),
+            TestResult("test_a.py::test_typo", Outcome.UNTESTABLE, 0.0, None, "not found"))))
+    proc = run_cli("history", cwd=repo)
+    assert proc.returncode == 0, proc.stderr
+    assert "T1 = test_a.py::test_a" in proc.stdout and "test_typo" not in proc.stdout
+    data = json.loads(run_cli("history", "--json", cwd=repo).stdout)
+    assert data["tests"] == ["test_a.py::test_a"]
+    named = json.loads(run_cli("history", "--json", "test_a.py::test_typo", cwd=repo).stdout)
+    assert named["tests"] == ["test_a.py::test_typo"]
