@@ -291,17 +291,18 @@ class Finder:
         return result
 
     def _with_owners(self, result: BisectResult, bad_sha: str) -> BisectResult:
-        """Each culprit's owners, by the CODEOWNERS of the bad commit (who owns it now)."""
-        from .owners import owners_for, parse
+        """Each culprit's owners (`owners.culprit_owners`), by the CODEOWNERS of the bad
+        commit (who owns it now)."""
+        from .owners import culprit_owners, parse
 
         if not any(f.culprit for f in result.findings):
             return result
         text = self.repo.codeowners(bad_sha)
-        if text is None:
-            return result
-        rules, problems = parse(text)
-        findings = tuple(replace(f, owners=owners_for(f.files, rules)) if f.culprit else f
-                         for f in result.findings)
+        rules, problems = parse(text) if text is not None else ([], [])
+        findings = tuple(
+            replace(f, owners=culprit_owners(f.files, rules, f.culprit.author_name,
+                                             f.culprit.author_email)) if f.culprit else f
+            for f in result.findings)
         return replace(result, findings=findings, notes=(*result.notes, *problems))
 
     def _run(self, tests: list[str], good_sha: str, bad_sha: str, first_parent: bool,

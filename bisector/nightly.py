@@ -450,23 +450,18 @@ def _unresolved(test: str, last_good: str | None, head: str, outcome: str,
 
 
 def _owners_at(repo: Repository, head: str) -> Callable[[CommitInfo], list[str]]:
-    """Owners of a carried culprit, by HEAD's CODEOWNERS (who owns its files now), as
-    find-break names them for a new one."""
-    from .owners import owners_for, parse
+    """Owners of a carried culprit, by HEAD's CODEOWNERS (who owns its files now), by the
+    rule find-break names them with for a new one (`owners.culprit_owners`)."""
+    from .owners import culprit_owners, parse
 
     text = repo.codeowners(head)
     rules = parse(text)[0] if text else []
 
     def owners(c: CommitInfo) -> list[str]:
-        named = owners_for(tuple(repo.changed_files(c.sha)), rules) if rules else ()
-        return _and_author(named, c)
+        return list(culprit_owners(repo.changed_files(c.sha), rules, c.author_name,
+                                   c.author_email))
 
     return owners
-
-
-def _and_author(owners: Iterable[str], c: CommitInfo) -> list[str]:
-    """The reports' owners: CODEOWNERS' for the culprit's files, then whoever committed it."""
-    return [*owners, f"{c.author_name} <{c.author_email}>"]
 
 
 def _round(x: float | None) -> float | None:
@@ -493,7 +488,7 @@ def _regression_groups(repo: Repository, store: HistoryStore, env_key: str,
         parent = culprit.parents[0] if culprit and culprit.parents else None
         after = _latest(store, sha, env_key, tests, known) if sha else {}
         before = _latest(store, parent, env_key, tests, known) if parent else {}
-        owners = _and_author(findings[0].owners, culprit) if culprit else []
+        owners = list(findings[0].owners) if culprit else []
         groups.append({
             "culprit": commit_ref(culprit) if culprit else None,
             "files": list(findings[0].files) if culprit else [],
