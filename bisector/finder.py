@@ -99,6 +99,8 @@ class Finder:
         self.trails: dict[str, list[str]] = {}
         # per test searched inside a merged branch: the first-parent merge that brought it in
         self.merged_by: dict[str, str] = {}
+        # ids the store has never seen: stored from their first result that is not untestable
+        self.unseen: set[str] = set()
 
     # -- choosing what to bisect ------------------------------------------------------------
 
@@ -200,19 +202,32 @@ class Finder:
         out = []
         for (sha, _, why), outcome in zip(requests, outcomes, strict=True):
             self.runs += 1
+            kept = tuple(r for r in outcome.results.values() if not self._held_back(r))
             run = Run(
                 sha=sha, dirty=False, branch=None, environment=outcome.environment,
                 trigger=Trigger.PROBE, host=outcome.host or _host(), started_at=outcome.started_at,
                 finished_at=outcome.finished_at, exit_status=outcome.exit_status,
-                results=tuple(outcome.results.values()),
+                results=kept,
             )
-            run_id = self.store.record_run(run, commits=self.repo.commits([sha]).values())
-            if self.journal_id is not None:
-                self.store.add_probe(self.journal_id, run_id, sha, why)
+            if kept or not outcome.results:
+                run_id = self.store.record_run(run, commits=self.repo.commits([sha]).values())
+                if self.journal_id is not None:
+                    self.store.add_probe(self.journal_id, run_id, sha, why)
             for result in outcome.results.values():
                 self.evidence.add(result, sha)
             out.append(outcome.results)
         return out
+
+    def _held_back(self, result: TestResult) -> bool:
+        """An untestable result of an id the store has never seen is not stored: a mistyped id
+        that no end can run must not become a test (a column of `bisector history` for good).
+        Its first result that is not untestable makes it known, and stored from then on."""
+        if result.nodeid not in self.unseen:
+            return False
+        if result.outcome is Outcome.UNTESTABLE:
+            return True
+        self.unseen.discard(result.nodeid)
+        return False
 
     def _results_at(self, sha: str, tests: list[str], why: str) -> dict[str, TestResult]:
         """Known results where the store has them; a probe for the rest."""
@@ -281,17 +296,18 @@ class Finder:
         return result
 
     def _with_owners(self, result: BisectResult, bad_sha: str) -> BisectResult:
-        """Each culprit's owners, by the CODEOWNERS of the bad commit (who owns it now)."""
-        from .owners import owners_for, parse
+        """Each culprit's owners (`owners.culprit_owners`), by the CODEOWNERS of the bad
+        commit (who owns it now)."""
+        from .owners import culprit_owners, parse
 
         if not any(f.culprit for f in result.findings):
             return result
         text = self.repo.codeowners(bad_sha)
-        if text is None:
-            return result
-        rules, problems = parse(text)
-        findings = tuple(replace(f, owners=owners_for(f.files, rules)) if f.culprit else f
-                         for f in result.findings)
+        rules, problems = parse(text) if text is not None else ([], [])
+        findings = tuple(
+            replace(f, owners=culprit_owners(f.files, rules, f.culprit.author_name,
+                                             f.culprit.author_email)) if f.culprit else f
+            for f in result.findings)
         return replace(result, findings=findings, notes=(*result.notes, *problems))
 
     def _mark(self, test: str, verdict: Verdict, sha: str) -> None:
@@ -344,6 +360,7 @@ class Finder:
         line_range = self.repo.range(good_sha, bad_sha, first_parent=True)
         line = list(reversed(self.repo.first_parent(good_sha, limit=RATE_WINDOW))) + line_range
         self._load_known(line, tests)
+        self.unseen = set(tests) - set(self.store.tests())
         at_bad, at_good = self._results_round([(bad_sha, tests, "check bad end"),
                                                (good_sha, tests, "check good end")])
         for t in tests:
@@ -585,7 +602,7 @@ class Finder:
         self.reused += len({sha for by_sha in settled.values() for sha in by_sha})
         while points := search.next_probes(self.jobs):
             open_tests = search.open_tests()
-            why = f"{len(candidates)} candidates"
+            why = f"bisect, {_left(search, open_tests)} of {len(candidates)} candidates left"
             rounds = self._results_round([(candidates[i], open_tests, why) for i in points])
             for i, results in zip(points, rounds, strict=True):
                 sha = candidates[i]
@@ -811,6 +828,13 @@ def find_break(
             max_untestable = 2 * plain_probes(span) + 4
         finder.max_untestable = max_untestable
         return finder.run(names, good_sha, bad_sha, first_parent=first_parent)
+
+
+def _left(search: Bisection | DagBisection, tests: list[str]) -> int:
+    """The commits some open test still suspects: what a probe of this round narrows."""
+    if isinstance(search, DagBisection):
+        return len({i for t in tests for i in search.suspect_list(t)})
+    return len({i for t in tests for i in search.tracks[t].suspects})
 
 
 def _read_test_files(repo: Repository, paths: list[Path]) -> dict[str, bytes]:

@@ -36,7 +36,7 @@ from .queries import (
     store_url,
     tracked_window,
 )
-from .reports.history import commit_ref, interesting_tests, iso
+from .reports.history import commit_ref, interesting_tests, iso, skipped_everywhere
 
 FAIL_ON = ("regression", "flaky", "never")
 EXIT_CLEAN = 0
@@ -145,11 +145,18 @@ def exit_code(fail_on: str, *, baseline: bool, new_regressions: int, flaky: int)
     return EXIT_CLEAN
 
 
-def status_of(*, baseline: bool, new_regressions: int, flaky: int) -> str:
+def status_of(*, baseline: bool, new_regressions: int, flaky: int, still_failing: int = 0
+              ) -> str:
+    """What is true at HEAD tonight, the worst first: new regressions; else tests that still
+    fail (regressions reported on an earlier night, tests failing with no pass in the window);
+    else flaky failures; `clean` only when nothing failed for real. The exit code is
+    `exit_code`'s, as `--fail-on` says: a carried failure is not news, but it is not green."""
     if not baseline:
         return "no-baseline"
     if new_regressions:
         return "regression"
+    if still_failing:
+        return "still-failing"
     return "flaky" if flaky else "clean"
 
 
@@ -402,7 +409,8 @@ def _assemble(repo: Repository, store: HistoryStore, options: NightlyOptions, *,
         "head": commit_ref(infos.get(head), head),
         "lookback": lookback,
         "fail_on": options.fail_on,
-        "status": status_of(baseline=baseline, new_regressions=n_new, flaky=len(flaky)),
+        "status": status_of(baseline=baseline, new_regressions=n_new, flaky=len(flaky),
+                            still_failing=len(triaged.carried) + len(failing)),
         "exit_code": code,
         "run": {"id": run.id, "container": options.container, "exit_status": run.exit_status,
                 "seconds": round(run.finished_at - run.started_at, 3), "outcomes": outcomes},
@@ -442,23 +450,18 @@ def _unresolved(test: str, last_good: str | None, head: str, outcome: str,
 
 
 def _owners_at(repo: Repository, head: str) -> Callable[[CommitInfo], list[str]]:
-    """Owners of a carried culprit, by HEAD's CODEOWNERS (who owns its files now), as
-    find-break names them for a new one."""
-    from .owners import owners_for, parse
+    """Owners of a carried culprit, by HEAD's CODEOWNERS (who owns its files now), by the
+    rule find-break names them with for a new one (`owners.culprit_owners`)."""
+    from .owners import culprit_owners, parse
 
     text = repo.codeowners(head)
     rules = parse(text)[0] if text else []
 
     def owners(c: CommitInfo) -> list[str]:
-        named = owners_for(tuple(repo.changed_files(c.sha)), rules) if rules else ()
-        return _and_author(named, c)
+        return list(culprit_owners(repo.changed_files(c.sha), rules, c.author_name,
+                                   c.author_email))
 
     return owners
-
-
-def _and_author(owners: Iterable[str], c: CommitInfo) -> list[str]:
-    """The reports' owners: CODEOWNERS' for the culprit's files, then whoever committed it."""
-    return [*owners, f"{c.author_name} <{c.author_email}>"]
 
 
 def _round(x: float | None) -> float | None:
@@ -485,7 +488,7 @@ def _regression_groups(repo: Repository, store: HistoryStore, env_key: str,
         parent = culprit.parents[0] if culprit and culprit.parents else None
         after = _latest(store, sha, env_key, tests, known) if sha else {}
         before = _latest(store, parent, env_key, tests, known) if parent else {}
-        owners = _and_author(findings[0].owners, culprit) if culprit else []
+        owners = list(findings[0].owners) if culprit else []
         groups.append({
             "culprit": commit_ref(culprit) if culprit else None,
             # a culprit in a merged branch: the first-parent merge that brought it in
@@ -500,7 +503,8 @@ def _regression_groups(repo: Repository, store: HistoryStore, env_key: str,
                 "after": _side(sha, after.get(f.nodeid)) if sha else None,
             } for f in findings],
             "probes": [{
-                "sha": p["sha"], "short": p["sha"][:10], "purpose": p["purpose"],
+                "sha": p["sha"], "short": p["sha"][:10], "purpose": purpose_of(p["purpose"]),
+                "detail": p["purpose"],
                 "started_at": iso(p["started_at"]),
                 "seconds": round(p["finished_at"] - p["started_at"], 3),
                 "outcomes": {t: probe_results[p["run_id"]][t][0] for t in tests
@@ -512,6 +516,26 @@ def _regression_groups(repo: Repository, store: HistoryStore, env_key: str,
                           "seconds": round(result.seconds, 3)},
         })
     return groups
+
+
+PURPOSES = (("check", "check"), ("confirm", "confirm"), ("merged branch", "merge"),
+            ("flake-aware", "flaky"), ("bisect", "bisect"))
+
+
+def purpose_of(reason: str) -> str:
+    """The kind of a probe (docs/nightly-report.md), from the reason the finder stored and
+    printed for it ("bisect, 3 of 7 candidates left", "confirm parent", ...): a word a
+    consumer can switch on, while `detail` keeps the words. Stores written before the reasons
+    began with their kind say "7 candidates" for a bisection probe."""
+    text = reason.strip().lower()
+    for prefix, kind in PURPOSES:
+        if text.startswith(prefix):
+            return kind
+    if text.endswith(" end"):  # an end checked again ("re-run good end")
+        return "check"
+    if text.split(" ")[0].isdigit():
+        return "bisect"
+    return "other"
 
 
 def _latest(store: HistoryStore, sha: str | None, env_key: str, tests: list[str],
@@ -538,6 +562,7 @@ def _grid(repo: Repository, store: HistoryStore, limit: int, groups: list[dict[s
     shown = interesting_tests(grid)
     shown += [t for t in sorted(set(regressions) | flaky_names)
               if t in grid.tests and t not in shown]
+    skipped = [t for t in skipped_everywhere(grid) if t not in shown]
     cells: dict[str, dict[str, list[str]]] = {t: {} for t in shown}
     for (nodeid, sha), outcomes in grid.cells.items():
         if nodeid in cells:
@@ -546,7 +571,8 @@ def _grid(repo: Repository, store: HistoryStore, limit: int, groups: list[dict[s
         "commits": [{**(commit_ref(c) or {}), "runs": grid.runs.get(c.sha, 0)}
                     for c in grid.commits],
         "tests": shown,
-        "passing_tests": len(grid.tests) - len(shown),
+        "passing_tests": len(grid.tests) - len(shown) - len(skipped),
+        "skipped_tests": len(skipped),
         "cells": cells,
         "regressions": regressions,
         "flaky": sorted(flaky_names & set(shown)),

@@ -95,3 +95,15 @@ def owners_for(paths: Iterable[str], rules: list[Rule]) -> tuple[str, ...]:
         for owner in owners_of(path, rules):
             found.setdefault(owner, None)
     return tuple(found)
+
+
+def culprit_owners(files: Iterable[str], rules: list[Rule], author_name: str,
+                   author_email: str) -> tuple[str, ...]:
+    """A culprit's owners, the one rule find-break and the nightly both show: the CODEOWNERS
+    owners of the files it changed, then its author (`Name <e-mail>`), who wrote the change
+    whether or not a rule names anyone, left out only when CODEOWNERS already names that
+    e-mail."""
+    named = owners_for(files, rules)
+    if author_email and author_email.lower() in {o.lower() for o in named}:
+        return named
+    return (*named, f"{author_name} <{author_email}>")

@@ -23,8 +23,10 @@ culprit was isolated, names no culprit):
   first-parent commits (skipped and untestable results left out).
 - `trend`: one point per commit of the first-parent window with a clean run of the suite (not
   only bisection probes, which run just the tests bisected), oldest first: failed (failed or
-  error) and passed counts of its latest such run, and the culprits that commit brought in
-  (itself, or the commits of the branch it merged).
+  error) and passed counts of its latest such run, and the new regressions first seen there:
+  the culprits brought in (a commit itself, or the commits of the branch it merged) by it or
+  by the commits since the previous point, which no whole run saw (a culprit is usually one
+  only probes ran at). Culprits brought in after the newest point are on no point.
 """
 
 from __future__ import annotations
@@ -72,7 +74,7 @@ class TrendPoint:
     committed_at: int
     failed: int  # failed or error in the commit's latest clean run that is not a probe
     passed: int
-    regressions: int  # culprits this commit brought in
+    regressions: int  # culprits first seen here (brought in since the previous point)
 
     @property
     def short(self) -> str:
@@ -228,7 +230,9 @@ def compute_stats(repo: Repository, store: HistoryStore, *, commits: int | None 
     tracked = store.tracked_shas() & set(shas)
     brought = Counter(owner[c] for c in culprits)
     trend = []
+    pending = 0  # culprits brought in by commits no whole run saw: marked where first seen
     for c in reversed(line):
+        pending += brought.get(c.sha, 0)
         if c.sha not in tracked:
             continue
         # the latest whole run: a probe runs only the tests being bisected, so a commit only
@@ -241,8 +245,9 @@ def compute_stats(repo: Repository, store: HistoryStore, *, commits: int | None 
         trend.append(TrendPoint(
             sha=c.sha, committed_at=c.committed_at,
             failed=counts.get("failed", 0) + counts.get("error", 0),
-            passed=counts.get("passed", 0), regressions=brought.get(c.sha, 0),
+            passed=counts.get("passed", 0), regressions=pending,
         ))
+        pending = 0
     flaky = flaky_tests(repo, store, len(line)) if tracked else []
     slowest = [SlowTest(*d) for d in store.durations(tracked, limit=SLOWEST)] if tracked else []
     return Stats(

@@ -186,3 +186,93 @@ def test_import_history_does_not_migrate_its_source(repo: Path, tmp_path: Path) 
     assert len(proc.stderr.strip().splitlines()) == 1
     with sqlite3.connect(old) as conn:
         assert conn.execute("select value from bisector_meta").fetchone() == ("2",)
+
+
+@pytest.mark.parametrize("nodeid", [
+    "tests/test_calc.py::test_add_negative",
+    "tests/integration/test_billing_reconciliation.py::TestInvoices::test_totals",
+    "tests/integration/test_billing_reconciliation.py::TestInvoices::"
+    "test_totals_in_every_currency[EUR-rounding-half-even]",
+])
+def test_regressions_never_break_a_node_id_at_80_columns(nodeid: str) -> None:
+    """The id is what the next command (find-break, history) is given: each appears whole on
+    one line, the table kept when it fits."""
+    import io
+
+    from rich.console import Console
+
+    from bisector.model import Outcome, Regression, RegressionReport
+    from bisector.reports.history import render_regressions
+
+    other = "tests/test_io.py::test_read"
+    report = RegressionReport("b" * 40, "env", ["b" * 40, "a" * 40], [
+        Regression(nodeid, "a" * 40, "b" * 40, 6, Outcome.FAILED, "s",
+                   "AssertionError: assert 0 == -5 where 0 = add(-2, -3) " * 2),
+        Regression(other, "a" * 40, "b" * 40, 6, Outcome.ERROR, "s", "OSError"),
+    ])
+    out = io.StringIO()
+    render_regressions(report, Console(file=out, width=80, color_system=None), 5)
+    lines = out.getvalue().splitlines()
+    for name in (nodeid, other):
+        assert any(name in line for line in lines), (name, lines)
+    assert all(len(line) <= 80 for line in lines if nodeid not in line)
+    assert "a" * 10 in out.getvalue() and "6" in out.getvalue()
+    assert "assert 0 == -5" in out.getvalue()
+
+
+def _grid_of(outcomes: dict[str, list[str]]):
+    """A grid of two commits where each test has these outcomes (newest first)."""
+    from bisector.model import CommitInfo, Grid
+
+    commits = [CommitInfo(c * 40, (), "A", "a@x", 1_700_000_000, c) for c in "ba"]
+    cells = {(t, c.sha): [o] for t, per in outcomes.items()
+             for c, o in zip(commits, per, strict=True)}
+    return Grid(commits, sorted(outcomes), cells, {c.sha: 1 for c in commits})
+
+
+def test_tests_skipped_in_every_run_are_a_footer_not_columns() -> None:
+    import io
+
+    from rich.console import Console
+
+    from bisector.reports.history import grid_json, render_grid
+
+    grid = _grid_of({"t.py::broke": ["failed", "passed"], "t.py::fine": ["passed", "passed"],
+                     **{f"t.py::win_only_{i}": ["skipped", "skipped"] for i in range(10)},
+                     "t.py::sometimes": ["skipped", "passed"]})
+    for named in (False, True):
+        out = io.StringIO()
+        render_grid(grid, Console(file=out, width=200, color_system=None), named=named)
+        text = out.getvalue()
+        assert "win_only" not in text, text
+        assert "10 tests skipped in every run (no column)" in text
+        assert "T1 = t.py::broke" in text and "= t.py::sometimes" in text
+    data = grid_json(grid)
+    assert data["tests"] == ["t.py::broke", "t.py::fine", "t.py::sometimes"]
+    assert data["skipped_everywhere"] == [f"t.py::win_only_{i}" for i in range(10)]
+    assert all("win_only" not in n for c in data["commits"] for n in c["results"])
+
+
+def test_history_shows_no_column_for_a_test_that_was_only_ever_untestable(
+        repo: Path) -> None:
+    """An older store holds a mistyped id's untestable probe results: no column, unless the
+    exact id is asked for."""
+    from bisector.history import HistoryStore
+    from bisector.model import Outcome, TestResult
+
+    from .conftest import commit
+
+    sha = commit(repo, {"test_a.py": "def test_a():\n    assert False\n"}, "a")
+    db = f"sqlite:///{repo / '.bisector' / 'history.db'}"
+    (repo / ".bisector").mkdir()
+    with HistoryStore.open(db) as store:
+        store.record_run(make_run(sha, results=(
+            TestResult("test_a.py::test_a", Outcome.FAILED, 0.1),
+            TestResult("test_a.py::test_typo", Outcome.UNTESTABLE, 0.0, None, "not found"))))
+    proc = run_cli("history", cwd=repo)
+    assert proc.returncode == 0, proc.stderr
+    assert "T1 = test_a.py::test_a" in proc.stdout and "test_typo" not in proc.stdout
+    data = json.loads(run_cli("history", "--json", cwd=repo).stdout)
+    assert data["tests"] == ["test_a.py::test_a"]
+    named = json.loads(run_cli("history", "--json", "test_a.py::test_typo", cwd=repo).stdout)
+    assert named["tests"] == ["test_a.py::test_typo"]

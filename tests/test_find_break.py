@@ -687,3 +687,56 @@ def test_a_regression_seen_only_in_a_failed_subtest_is_found(repo: Path) -> None
     [t] = group["tests"]
     assert t["test"] == "test_m.py::TestValue::test_values"
     assert t["confirmed"] is True and "value() is 2" in t["message"]
+
+
+def test_each_probe_says_how_many_candidates_are_left(calc) -> None:
+    """Not the starting range on every probe: the progress line and the journal's purpose
+    (the nightly's `detail`) count what was still in range when the probe was chosen."""
+    repo, shas = calc
+    proc = find_break(repo, "tests/test_calc.py::test_add_negative", "--good", shas[0])
+    assert proc.returncode == 0, proc.stderr
+    lines = [line for line in proc.stderr.splitlines() if "candidates left" in line]
+    left = [int(line.split("(bisect, ")[1].split(" of ")[0]) for line in lines]
+    assert left[0] == 19 and all(" of 19 candidates left)" in line for line in lines)
+    assert left == sorted(left, reverse=True) and len(set(left)) == len(left), left
+    purposes = [p for (p,) in query(repo / ".bisector" / "history.db",
+                                    "select purpose from probes order by run_id")]
+    assert [p for p in purposes if p.startswith("bisect")] == [
+        f"bisect, {n} of 19 candidates left" for n in left]
+
+
+def test_a_mistyped_test_id_is_refused_and_never_stored(repo: Path) -> None:
+    """pytest finds it at neither end: one line naming it, exit 2, and no test, result or
+    column of `bisector history` made of it. Next to a real test it is a note, not a test."""
+    shas = planted(repo, "from m import value\n\n\ndef test_v():\n    assert value() == 1\n",
+                   6, 3)
+    db = repo / ".bisector" / "history.db"
+    typo = "test_m.py::test_vv"
+    proc = run_cli("find-break", typo, "--good", shas[0], cwd=repo)
+    assert proc.returncode == 2
+    [line] = [x for x in proc.stderr.splitlines() if x.startswith("bisector: error")]
+    assert typo in line and "cannot be run at either end" in line
+    assert query(db, "select nodeid from tests") == []
+    assert query(db, "select count(*) from results") == [(0,)]
+
+    proc = find_break(repo, "test_m.py::test_v", typo, "--good", shas[0])
+    assert proc.returncode == 0, proc.stderr
+    data = json.loads(proc.stdout)
+    assert data["culprits"][0]["commit"]["sha"] == shas[3]
+    assert any(typo in note for note in data["notes"])
+    assert query(db, "select nodeid from tests") == [("test_m.py::test_v",)]
+    history = run_cli("history", cwd=repo).stdout
+    assert "T1 = test_m.py::test_v" in history and "T2" not in history
+
+
+def test_a_new_test_untestable_at_good_is_stored_once_it_ran(repo: Path) -> None:
+    """Held back only until the id exists: a test added after the good end fails at bad and is
+    stored there, so its untestable results at older commits are stored as well."""
+    shas = planted(repo, "def test_old():\n    pass\n", 6, 3)
+    commit(repo, {"test_new.py": "from m import value\n\n\ndef test_new():\n"
+                                 "    assert value() == 1\n"}, "a new test")
+    proc = find_break(repo, "test_new.py::test_new", "--good", shas[0])
+    assert proc.returncode == 0, proc.stderr  # bracketed: it exists at no older commit
+    outcomes = {o for (o,) in query(repo / ".bisector" / "history.db",
+                                    "select outcome from results")}
+    assert {"failed", "untestable"} <= outcomes

@@ -147,7 +147,7 @@ def test_every_section_of_the_report_is_rendered(report: dict[str, Any]) -> None
 
 def test_grid_cells_carry_the_outcome_the_culprit_and_flakiness(report: dict[str, Any]) -> None:
     grid = report["grid"]
-    shas = [c["sha"] for c in grid["commits"]]
+    shas = [c["sha"] for c in reversed(grid["commits"])]  # the page: oldest on the left
     rows = grid_rows(parse(render_html(report)))
     assert list(rows) == grid["tests"]
 
@@ -155,24 +155,29 @@ def test_grid_cells_carry_the_outcome_the_culprit_and_flakiness(report: dict[str
         marked = [i for i, td in enumerate(rows[test]) if "regression" in td.classes]
         assert marked == [shas.index(culprit)], test
     add = rows["tests/test_calc.py::test_add_negative"]
-    assert [td.text() for td in add] == ["✗", "✗", "✗", "✗", "✓", "✓", "✓", "✓"]
-    assert add[0].attrs["title"] == (
-        f"tests/test_calc.py::test_add_negative at {shas[0][:10]}: failed")
+    assert [td.text() for td in add] == ["✓", "✓", "✓", "✓", "✗", "✗", "✗", "✗"]
+    assert add[-1].attrs["title"] == (
+        f"tests/test_calc.py::test_add_negative at {shas[-1][:10]}: failed")
 
     net = rows["tests/test_net.py::test_fetch_times_out"]
-    assert ["flaky" in td.classes for td in net] == [False, False, True, *[False] * 5]
-    assert net[2].text() == "~" and net[2].attrs["title"].endswith(": failed, passed")
-    assert net[5].text() == "s" and "skipped" in net[5].classes
-    assert "untestable" in rows["tests/test_db.py::test_migrate_v3"][1].classes
-    assert "not-run" in rows["tests/test_io.py::test_read_big_file"][4].classes
-    assert [td.text() for td in rows["tests/test_cli.py::test_strict_flag"][1:]] == ["·"] * 7
+    assert ["flaky" in td.classes for td in net] == [*[False] * 5, True, False, False]
+    assert net[5].text() == "~" and net[5].attrs["title"].endswith(": failed, passed")
+    assert net[2].text() == "s" and "skipped" in net[2].classes
+    assert "untestable" in rows["tests/test_db.py::test_migrate_v3"][6].classes
+    assert "not-run" in rows["tests/test_io.py::test_read_big_file"][3].classes
+    assert [td.text() for td in rows["tests/test_cli.py::test_strict_flag"][:-1]] == ["·"] * 7
 
     dom = parse(render_html(report))
     flagged = [th.attrs["title"] for th in dom.find_all("th", "flaky-test")]
     assert flagged == grid["flaky"]
     headers = dom.one("table", "grid").one("thead").find_all("th", "commit")
-    assert [th.text() for th in headers] == [c["short"] for c in grid["commits"]]
-    assert grid["commits"][1]["subject"] in headers[1].attrs["title"]
+    assert [th.text() for th in headers] == [c["short"] for c in reversed(grid["commits"])]
+    assert grid["commits"][1]["subject"] in headers[-2].attrs["title"]
+    # the grid and the trend chart under it both run oldest to newest, left to right
+    trend = [p["sha"] for p in report["stats"]["trend"]]
+    in_both = [sha for sha in shas if sha in trend]
+    assert in_both == [sha for sha in trend if sha in shas] and len(in_both) > 1
+    assert "Oldest commit on the left" in dom.one("body").text()
 
 
 @pytest.mark.parametrize(("outcomes", "expected"), [
@@ -288,19 +293,24 @@ def test_the_trend_has_one_bar_per_commit_scaled_to_its_failures(
     root = ET.fromstring(trend_svg(trend))
     assert (root.get("width"), root.get("height")) == ("720", "180")
 
-    bars = [r for r in root.iter(f"{SVG}rect") if "bar" in r.get("class", "").split()]
-    assert len(bars) == len(trend)
-    xs = [float(b.get("x", "nan")) for b in bars]
+    hits = [r for r in root.iter(f"{SVG}rect") if r.get("class") == "hit"]
+    assert len(hits) == len(trend)  # every commit can be pointed at, a green one too
+    xs = [float(b.get("x", "nan")) for b in hits]
     assert xs == sorted(xs)  # oldest on the left
-    heights = [float(b.get("height", "nan")) for b in bars]
-    failed = [p["failed"] for p in trend]
-    assert heights.index(max(heights)) == failed.index(max(failed))
-    assert heights[4] < heights[7] and heights[1] == heights[2]  # 3 < 7 failed, 1 == 1
-    marked = ["regression" in b.get("class", "") for b in bars]
-    assert marked == [p["regressions"] > 0 for p in trend]
-    tips = [b.findtext(f"{SVG}title") for b in bars]
+    tips = [b.findtext(f"{SVG}title") for b in hits]
     assert tips[4] == (f"{trend[4]['short']}: 3 failed, 41 passed, 2 new regressions "
                        f"({trend[4]['committed_at']})")
+    bars = [r for r in root.iter(f"{SVG}rect") if "bar" in r.get("class", "").split()]
+    drawn = [p for p in trend if p["failed"]]
+    assert len(bars) == len(drawn) == len(trend) - 1  # no bar for the commit with 0 failed
+    heights = [float(b.get("height", "nan")) for b in bars]
+    failed = [p["failed"] for p in drawn]
+    assert heights.index(max(heights)) == failed.index(max(failed))
+    assert heights[3] < heights[6] and heights[0] == heights[1]  # 3 < 7 failed, 1 == 1
+    marked = ["regression" in b.get("class", "") for b in bars]
+    assert marked == [p["regressions"] > 0 for p in drawn]
+    assert [b.findtext(f"{SVG}title") for b in bars] == [
+        t for t, p in zip(tips, trend, strict=True) if p["failed"]]
     labels = "".join(root.itertext())
     assert trend[0]["short"][:7] in labels and trend[-1]["short"][:7] in labels
 
@@ -311,8 +321,29 @@ def test_trend_text_is_escaped_and_bad_counts_draw_as_zero() -> None:
     root = ET.fromstring(svg)  # would raise on unescaped text
     assert "<&>" in "".join(root.itertext())
     bars = [r for r in root.iter(f"{SVG}rect") if "bar" in r.get("class", "")]
-    assert float(bars[0].get("height", "0")) < float(bars[1].get("height", "0"))
+    assert [b.findtext(f"{SVG}title") for b in bars] == ["bbbbbbbbbb: 3 failed"]
     assert "bbbbbbb" in "".join(root.itertext())
+
+
+def test_a_commit_with_no_failure_has_no_bar_and_markers_are_drawn_where_promised() -> None:
+    trend = [{"short": "aaaaaaa", "failed": 0, "regressions": 0},
+             {"short": "bbbbbbb", "failed": 2, "regressions": 1},
+             {"short": "ccccccc", "failed": 0, "regressions": 0}]
+    root = ET.fromstring(trend_svg(trend))
+    hits = {r.findtext(f"{SVG}title"): r for r in root.iter(f"{SVG}rect")
+            if r.get("class") == "hit"}
+    assert list(hits) == ["aaaaaaa: 0 failed", "bbbbbbb: 2 failed, 1 new regression",
+                          "ccccccc: 0 failed"]
+    coloured = [r for r in root.iter(f"{SVG}rect") if r.get("fill") not in (None, "transparent")]
+    assert [r.findtext(f"{SVG}title") for r in coloured] == [
+        "bbbbbbb: 2 failed, 1 new regression"]  # no red sliver at the zeros
+    # the legend promises ▼ for new regressions: one marker, over b's column
+    assert "▼ new regressions" in "".join(root.itertext())
+    [marker] = [p for p in root.iter(f"{SVG}path") if p.get("class") == "marker"]
+    b = hits["bbbbbbb: 2 failed, 1 new regression"]
+    left, width = float(b.get("x", "nan")), float(b.get("width", "nan"))
+    tip_x = float(marker.get("d", "").split("L")[-1].split(",")[0])
+    assert left < tip_x < left + width
 
 
 # --- in a real browser --------------------------------------------------------------------------
@@ -371,16 +402,18 @@ def test_chromium_builds_the_cards_grid_and_chart(chromium: str, tmp_path: Path,
     assert ATTACK in cards[1].text()
 
     rows = grid_rows(dom)
-    shas = [c["sha"] for c in report["grid"]["commits"]]
+    shas = [c["sha"] for c in reversed(report["grid"]["commits"])]
     for test, culprit in report["grid"]["regressions"].items():
         at = rows[test][shas.index(culprit)]
         assert {"regression", "failed"} <= at.classes, test
     assert len(dom.find_all("td", "regression")) == len(report["grid"]["regressions"])
     assert len(dom.find_all("td", "flaky")) == 1
-    assert "flaky" in rows["tests/test_net.py::test_fetch_times_out"][2].classes
+    assert "flaky" in rows["tests/test_net.py::test_fetch_times_out"][5].classes
 
     chart = dom.one("svg", "trend")
-    assert len(chart.find_all("rect", "bar")) == len(report["stats"]["trend"])
+    assert len(chart.find_all("rect", "hit")) == len(report["stats"]["trend"])
+    assert len(chart.find_all("rect", "bar")) == sum(
+        1 for p in report["stats"]["trend"] if p["failed"])
 
 
 @pytest.mark.chromium

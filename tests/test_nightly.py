@@ -11,7 +11,7 @@ import pytest
 
 from bisector.cli import main
 from bisector.model import Outcome, Regression
-from bisector.nightly import exit_code, status_of, triage
+from bisector.nightly import exit_code, purpose_of, status_of, triage
 
 from .conftest import commit, git
 
@@ -106,6 +106,10 @@ def test_three_nights(repo: Path, tmp_path: Path, capsys: pytest.CaptureFixture[
     assert test["before"]["outcome"] == "passed" and test["after"]["outcome"] == "failed"
     assert "assert 0 == -5" in test["after"]["message"]
     assert group["probes"] and all(p["outcomes"] for p in group["probes"])
+    # purpose is the documented word, detail the probe line's words with what was left
+    assert {p["purpose"] for p in group["probes"]} <= {"check", "bisect", "confirm"}
+    assert all(re.fullmatch(r"bisect, \d+ of \d+ candidates left", p["detail"])
+               for p in group["probes"] if p["purpose"] == "bisect")
     assert any("CODEOWNERS line 3" in n for n in data["notes"])  # named, the rest still used
     assert data["grid"]["regressions"] == {test["test"]: culprit}
     assert f"### Culprit `{culprit[:10]}` Clamp add() at zero" in md
@@ -121,7 +125,8 @@ def test_three_nights(repo: Path, tmp_path: Path, capsys: pytest.CaptureFixture[
     code, out, data, md, html = _night(repo, tmp_path / "n3", capsys, "--fail-on", "flaky")
     assert not flip.exists()  # tonight's run did fail once
     assert code == 1, out
-    assert data["status"] == "flaky" and data["regressions"] == []
+    # a carried regression still fails: that is the news, worse than tonight's flake
+    assert data["status"] == "still-failing" and data["regressions"] == []
     [still] = data["still_failing"]
     assert still["test"] == "tests/test_calc.py::test_add_negative"
     assert still["culprit"]["sha"] == culprit
@@ -138,6 +143,8 @@ def test_three_nights(repo: Path, tmp_path: Path, capsys: pytest.CaptureFixture[
     assert [p["sha"] for p in data["stats"]["trend"]] == [
         sha for sha in reversed(git(repo, "rev-list", "--first-parent", "HEAD").split())
         if sha in night_heads]
+    # the culprit only probes ran at is marked (▼) on the night that first saw it
+    assert [p["regressions"] for p in data["stats"]["trend"]] == [0, 1, 0]
     # the carried regression was not bisected again: only the flaky test was
     new = _bisected_tests(repo)[len(bisections_after_night_2):]
     assert new == [["tests/test_flip.py::test_flip"]]
@@ -268,6 +275,11 @@ def test_status() -> None:
     assert status_of(baseline=True, new_regressions=2, flaky=1) == "regression"
     assert status_of(baseline=True, new_regressions=0, flaky=1) == "flaky"
     assert status_of(baseline=True, new_regressions=0, flaky=0) == "clean"
+    assert status_of(baseline=True, new_regressions=1, flaky=0, still_failing=1) == "regression"
+    assert status_of(baseline=True, new_regressions=0, flaky=1, still_failing=1) == (
+        "still-failing")
+    assert status_of(baseline=False, new_regressions=0, flaky=0, still_failing=1) == (
+        "no-baseline")
 
 
 def test_reports_inside_the_checkout_do_not_make_the_next_night_dirty(
@@ -309,6 +321,13 @@ def test_a_module_that_stops_importing_is_reported_once(
     night = _night(repo, tmp_path / "n3", capsys)
     assert night.code == 0 and night.data["regressions"] == []
     assert [s["test"] for s in night.data["still_failing"]] == ["tests/test_calc.py"]
+    # not news (exit 0 under --fail-on regression), but not green either: it still fails
+    assert night.data["status"] == "still-failing"
+    assert '<span class="badge status-still-failing">still failing</span>' in night.html
+    assert "badge status-clean" not in night.html
+    assert "**still failing, no new regression**" in night.md
+    assert night.out.startswith("nightly main at ") and "still failing" in night.out.split(
+        "\n")[0]
 
 
 def test_a_night_that_cannot_write_its_reports_is_not_in_the_ledger(
@@ -460,3 +479,34 @@ def test_a_culprit_in_a_merged_branch_carries_its_merge(tmp_path: Path) -> None:
     assert (f"- merged by: `{'d' * 10}` Merge branch 'feature' (the first-parent merge "
             "that brought it in)") in report.to_markdown(data)
     assert f"    merged by {'d' * 10} Merge branch 'feature'" in report.summary_lines(data)
+
+
+def test_a_test_failing_throughout_the_window_is_not_clean(
+        repo: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """No pass to bisect from, so no regression; but the suite is not green either."""
+    skipped = "import pytest\n\n\n@pytest.mark.skip\ndef test_c():\n    pass\n"
+    commit(repo, {"test_a.py": "def test_a():\n    pass\n",
+                  "test_b.py": "def test_b():\n    assert False\n", "test_c.py": skipped}, "a")
+    assert _night(repo, tmp_path / "n1", capsys).code == 0
+    commit(repo, {"NOTES.md": "1\n"}, "Notes")
+    night = _night(repo, tmp_path / "n2", capsys)
+    assert night.code == 0 and [f["test"] for f in night.data["failing"]] == [
+        "test_b.py::test_b"]
+    assert night.data["status"] == "still-failing"
+    # a test skipped in every run is counted under the grid, not a column of it
+    grid = night.data["grid"]
+    assert grid["tests"] == ["test_b.py::test_b"]
+    assert (grid["passing_tests"], grid["skipped_tests"]) == (1, 1)
+    assert "1 test skipped in every run (not shown)" in night.html
+
+
+@pytest.mark.parametrize(("reason", "purpose"), [
+    ("check bad end", "check"), ("check good end", "check"),
+    ("bisect, 3 of 7 candidates left", "bisect"), ("7 candidates", "bisect"),  # older stores
+    ("flake-aware, 12 candidates", "flaky"), ("merged branch tip", "merge"),
+    ("confirm culprit", "confirm"), ("confirm parent", "confirm"), ("something new", "other"),
+])
+def test_a_probes_purpose_is_the_documented_word(reason: str, purpose: str) -> None:
+    assert purpose_of(reason) == purpose
+    doc = (Path(__file__).parents[1] / "docs" / "nightly-report.md").read_text()
+    assert f"`{purpose}`" in doc

@@ -9,7 +9,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from bisector.owners import owners_for, owners_of, parse
+from bisector.owners import culprit_owners, owners_for, owners_of, parse
 
 from .conftest import commit, run_cli
 
@@ -83,6 +83,29 @@ def test_find_break_names_the_owners(repo: Path) -> None:
     assert proc.returncode == 0, proc.stderr
     [group] = json.loads(proc.stdout)["culprits"]
     assert group["commit"]["sha"] == culprit
-    assert group["owners"] == ["@lib-team"]
+    # the nightly's rule too (one function): CODEOWNERS' owners, then the author
+    assert group["owners"] == ["@lib-team", "Test Author <author@example.invalid>"]
     text = run_cli("find-break", "test_m.py::test_a", "--good", good, cwd=repo).stdout
-    assert "owners  @lib-team" in text
+    assert "owners  @lib-team, Test Author <author@example.invalid>" in text
+
+
+def test_the_culprits_owners_rule() -> None:
+    rules, _ = parse("* @all\nlib/ @lib-team author@example.com\n")
+    assert culprit_owners(["README"], rules, "Ann", "ann@example.com") == (
+        "@all", "Ann <ann@example.com>")
+    # no rule names anyone, or no CODEOWNERS at all: the author still owns the change
+    assert culprit_owners(["x"], [], "Ann", "ann@example.com") == ("Ann <ann@example.com>",)
+    # an author CODEOWNERS already names by e-mail is not named twice
+    assert culprit_owners(["lib/m.py"], rules, "Au", "Author@example.com") == (
+        "@lib-team", "author@example.com")
+
+
+def test_the_nightly_and_find_break_share_the_rule() -> None:
+    import inspect
+
+    import bisector.finder
+    import bisector.nightly
+
+    for module in (bisector.finder, bisector.nightly):
+        assert "culprit_owners" in inspect.getsource(module), module
+        assert "owners_for" not in inspect.getsource(module), module

@@ -173,6 +173,11 @@ def test_default_window_reaches_the_older_culprit(history: History) -> None:
     assert s.mean_hours_to_detection == pytest.approx((2 + 10 + 1) / 3)
     assert s.mean_seconds_to_culprit == pytest.approx((30 + 60 + 10 + 20) / 4)
     assert [p.sha for p in s.trend][:2] == [history.main[0], history.main[2]]
+    # c1, the culprit of test_x, has no whole run: its regression is marked where a run
+    # first saw it (c2), not dropped with the chart's ▼ promising what it never draws
+    assert [(p.sha, p.regressions) for p in s.trend][:3] == [
+        (history.main[0], 0), (history.main[2], 1), (history.main[3], 1)]
+    assert sum(p.regressions for p in s.trend) == s.regressions
 
 
 def test_window_by_days(history: History) -> None:

@@ -7,6 +7,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from rich.console import Console
+from rich.padding import Padding
 from rich.table import Table
 from rich.text import Text
 
@@ -51,20 +52,31 @@ def _clip(text: str, width: int) -> str:
     return text if len(text) <= width else text[: width - 1] + "…"
 
 
+def _outcomes_of(grid: Grid, nodeid: str) -> set[str]:
+    return {str(o) for c in grid.commits for o in grid.cells.get((nodeid, c.sha), ())}
+
+
 def interesting_tests(grid: Grid) -> list[str]:
-    """Tests whose outcome is not a plain pass somewhere in the window: the ones to look at."""
+    """Tests whose outcome is not a plain pass somewhere in the window: the ones to look at.
+    A test skipped in every run is not one (see `skipped_everywhere`)."""
     out = []
     for nodeid in grid.tests:
-        for c in grid.commits:
-            outcomes = grid.cells.get((nodeid, c.sha))
-            if outcomes and set(outcomes) != {"passed"}:
-                out.append(nodeid)
-                break
+        outcomes = _outcomes_of(grid, nodeid)
+        if outcomes and outcomes != {"passed"} and outcomes != {"skipped"}:
+            out.append(nodeid)
     return out
 
 
+def skipped_everywhere(grid: Grid) -> list[str]:
+    """Tests skipped in every run of the window: counted under the grid, never a column (a
+    suite's platform-only tests would otherwise take most of them)."""
+    return [n for n in grid.tests if _outcomes_of(grid, n) == {"skipped"}]
+
+
 def render_grid(grid: Grid, console: Console, *, named: bool) -> None:
-    columns = grid.tests if named else interesting_tests(grid)
+    skipped = skipped_everywhere(grid)
+    columns = ([n for n in grid.tests if n not in skipped] if named
+               else interesting_tests(grid))
     hidden = max(0, len(columns) - MAX_TEST_COLUMNS)
     columns = columns[:MAX_TEST_COLUMNS]
     table = Table(box=None, pad_edge=False, header_style="bold", show_edge=False)
@@ -102,27 +114,38 @@ def render_grid(grid: Grid, console: Console, *, named: bool) -> None:
             console.print(Text(f"  T{i} = {nodeid}"), soft_wrap=True)
     if hidden:
         console.print(f"  ({hidden} more tests; name them to see their columns)", style="dim")
-    elif not named and grid.tests and not columns:
+    elif not named and grid.tests and not columns and not skipped:
         console.print(f"  every one of {len(grid.tests)} tests passed wherever it ran", style="dim")
+    if skipped:
+        console.print(f"  {_tests(len(skipped))} skipped in every run (no column)", style="dim")
     legend = "  ".join(f"{g} {o}" for o, (g, _) in GLYPHS.items())
     console.print(
         f"  {legend}  {FLAKY[0]} flaky  {NOT_RUN[0]} not run", style="dim", highlight=False
     )
 
 
+def _tests(n: int) -> str:
+    return f"{n} test{'' if n == 1 else 's'}"
+
+
 def grid_json(grid: Grid) -> dict[str, Any]:
+    """The grid's tests and results; the tests skipped in every run are only listed, under
+    `skipped_everywhere`, as the terminal counts them under the grid."""
+    skipped = skipped_everywhere(grid)
+    tests = [n for n in grid.tests if n not in skipped]
     return {
-        "tests": grid.tests,
+        "tests": tests,
         "commits": [
             {
                 **commit_json(c),
                 "runs": grid.runs.get(c.sha, 0),
                 "results": {
-                    n: grid.cells[(n, c.sha)] for n in grid.tests if (n, c.sha) in grid.cells
+                    n: grid.cells[(n, c.sha)] for n in tests if (n, c.sha) in grid.cells
                 },
             }
             for c in grid.commits
         ],
+        "skipped_everywhere": skipped,
     }
 
 
@@ -183,11 +206,18 @@ def render_regressions(report: RegressionReport, console: Console, lookback: int
             f"the last {lookback} tracked commits"
         )
         return
+    n = len(report.regressions)
+    console.print(f"{n} regression{'s' if n != 1 else ''} at {report.head[:10]}:", style="bold")
+    longest = max(len(r.nodeid) for r in report.regressions)
+    if longest + _FIXED_COLUMNS + _MIN_FAILURE > console.width:
+        _regressions_as_list(report, console)
+        return
     table = Table(box=None, pad_edge=False, header_style="bold", show_edge=False)
-    table.add_column("test", overflow="fold")
+    # a node id is copied into the next command: never broken, never cut
+    table.add_column("test", no_wrap=True, min_width=longest)
     table.add_column("last good", style="green", no_wrap=True)
     table.add_column("first bad", style="red", no_wrap=True)
-    table.add_column("to search", justify="right")
+    table.add_column("to search", justify="right", no_wrap=True)
     table.add_column("failure", overflow="fold", max_width=60)
     for r in report.regressions:
         table.add_row(
@@ -197,6 +227,25 @@ def render_regressions(report: RegressionReport, console: Console, lookback: int
             str(r.candidates),
             Text(f"{r.outcome}: {r.message or ''}"),
         )
-    n = len(report.regressions)
-    console.print(f"{n} regression{'s' if n != 1 else ''} at {report.head[:10]}:", style="bold")
     console.print(table)
+
+
+# "last good" and "first bad" (10 each), "to search" (9) and the gaps between five columns
+_FIXED_COLUMNS = 10 + 10 + 9 + 4 * 2
+_MIN_FAILURE = 20
+
+
+def _regressions_as_list(report: RegressionReport, console: Console) -> None:
+    """When the longest node id leaves no room for a table: each id on a line of its own
+    (soft-wrapped: a narrower terminal may fold it on screen, a copy still gets it whole), its
+    figures and failure indented under it."""
+    for r in report.regressions:
+        console.print(Text(r.nodeid, style="bold"), soft_wrap=True)
+        line = Text("  last good ")
+        line.append(r.last_good[:10], style="green")
+        line.append("  first bad ")
+        line.append(r.first_bad[:10], style="red")
+        line.append(f"  {r.candidates} to search")
+        console.print(line)
+        console.print(Padding(Text(f"{r.outcome}: {r.message or ''}", overflow="fold"),
+                              (0, 0, 0, 2)))

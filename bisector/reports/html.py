@@ -22,6 +22,7 @@ from .svg import trend_svg
 
 STATUS_TEXT = {
     "regression": "regression",
+    "still-failing": "still failing",
     "flaky": "flaky",
     "clean": "clean",
     "no-baseline": "no baseline yet",
@@ -73,7 +74,7 @@ def render_html(data: Mapping[str, Any]) -> str:
         status_text=STATUS_TEXT.get(status, status),
         regressions=list(data.get("regressions") or []),
         grid=grid,
-        commits=list(grid.get("commits") or []),
+        commits=_oldest_first(grid),
         rows=grid_rows(grid),
         legend=LEGEND,
         stats=stats,
@@ -142,8 +143,15 @@ def cell(outcomes: Sequence[str] | None) -> tuple[str, str]:
     return (kind, glyphs[kind]) if kind in glyphs else ("untestable", GLYPHS["untestable"][0])
 
 
+def _oldest_first(grid: Mapping[str, Any]) -> list[Mapping[str, Any]]:
+    """The grid's commits left to right, oldest first like the trend chart under it (the
+    JSON lists them newest first, as `bisector history` does from the top down)."""
+    return list(reversed(grid.get("commits") or []))
+
+
 def grid_rows(grid: Mapping[str, Any]) -> list[Row]:
-    commits = list(grid.get("commits") or [])
+    """One row per test, its cells in the page's column order (oldest commit first)."""
+    commits = _oldest_first(grid)
     cells = grid.get("cells") or {}
     culprits = grid.get("regressions") or {}
     flaky = set(grid.get("flaky") or [])

@@ -13,8 +13,9 @@ from .markdown import code
 
 STATUS = {
     "regression": "new regressions",
+    "still-failing": "still failing, no new regression",
     "flaky": "flaky failures, no new regression",
-    "clean": "no new regression",
+    "clean": "clean, nothing fails",
     "no-baseline": "no baseline yet",
 }
 
@@ -93,7 +94,7 @@ def to_markdown(data: dict[str, Any]) -> str:
                 f"| {_conf(t.get('confidence'))} | "
                 f"{'yes' if t.get('confirmed') else _cell(t.get('note') or 'no')} |")
         if g["probes"]:
-            steps = [f"`{p['short']}` {p['purpose']}: "
+            steps = [f"`{p['short']}` {_cell(p.get('detail') or p['purpose'])}: "
                      + "/".join(sorted(set(p["outcomes"].values()))) for p in g["probes"]]
             lines += ["", "Probes: " + " → ".join(steps)]
         lines.append("")

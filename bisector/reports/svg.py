@@ -45,8 +45,9 @@ def _svg(height: int, body: list[str], label: str) -> str:
 
 
 def trend_svg(trend: Sequence[Mapping[str, Any]]) -> str:
-    """Failed tests per tracked commit, oldest first, one bar each; a commit where regressions
-    started gets a dark bar and a marker with their count, so a step up has a visible cause."""
+    """Failed tests per tracked commit, oldest on the left as in the report's grid, one bar
+    each (none at zero); a commit where new regressions were first seen gets a dark bar and a
+    ▼ marker with their count, so a step up has a visible cause."""
     label = "Failed tests per tracked commit, oldest first"
     if not trend:
         return _svg(40, [f'<text x="{LEFT}" y="24" fill="{AXIS}">no tracked commits</text>'],
@@ -88,16 +89,23 @@ def trend_svg(trend: Sequence[Mapping[str, Any]]) -> str:
         if point.get("committed_at"):
             tip += f" ({point['committed_at']})"
         colour = BAR_REGRESSION if regressions else BAR
-        # A zero still gets a sliver, so that a tracked commit with no failure is visible.
+        # No bar at zero: a red sliver would read as a failure. Every commit gets a clear
+        # hover area with its figures, so a green one is still there to point at.
         body.append(
-            f'<rect class="{"bar regression" if regressions else "bar"}" x="{x:.1f}" '
-            f'y="{base - max(h, 1.5):.1f}" width="{bar_w:.1f}" height="{max(h, 1.5):.1f}" '
-            f'fill="{colour}"><title>{escape(tip)}</title></rect>'
+            f'<rect class="hit" x="{LEFT + step * i:.1f}" y="{TOP}" width="{step:.1f}" '
+            f'height="{plot_h}" fill="transparent"><title>{escape(tip)}</title></rect>'
         )
+        if n:
+            body.append(
+                f'<rect class="{"bar regression" if regressions else "bar"}" x="{x:.1f}" '
+                f'y="{base - h:.1f}" width="{bar_w:.1f}" height="{h:.1f}" '
+                f'fill="{colour}"><title>{escape(tip)}</title></rect>'
+            )
         cx = x + bar_w / 2
         if regressions:
             ty = base - h - 4
-            body.append(f'<path d="M{cx - 5:.1f},{ty - 8:.1f} L{cx + 5:.1f},{ty - 8:.1f} '
+            body.append(f'<path class="marker" d="M{cx - 5:.1f},{ty - 8:.1f} '
+                        f'L{cx + 5:.1f},{ty - 8:.1f} '
                         f'L{cx:.1f},{ty:.1f} Z" fill="{BAR_REGRESSION}"/>')
             body.append(f'<text x="{cx:.1f}" y="{ty - 10:.1f}" text-anchor="middle" '
                         f'fill="{BAR_REGRESSION}">{regressions}</text>')
