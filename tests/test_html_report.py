@@ -274,8 +274,8 @@ def test_the_template_ships_inside_the_package() -> None:
     template = resources.files("bisector.reports") / "templates" / "nightly.html.j2"
     assert template.is_file()
     pyproject = tomllib.loads((Path(__file__).parents[1] / "pyproject.toml").read_text())
-    patterns = pyproject["tool"]["setuptools"]["package-data"]["bisector.reports"]
-    assert any(fnmatch.fnmatch("templates/nightly.html.j2", p) for p in patterns)
+    patterns = pyproject["tool"]["setuptools"]["package-data"]["bisector.reports.templates"]
+    assert any(fnmatch.fnmatch("nightly.html.j2", p) for p in patterns)
 
 
 # --- the trend chart ----------------------------------------------------------------------------
