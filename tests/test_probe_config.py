@@ -17,7 +17,7 @@ from bisector.config import check_pytest_args, load_settings
 from bisector.errors import ConfigError
 from bisector.executors import pytest_reason
 
-from .conftest import commit, planted, query, run_cli
+from .conftest import commit, git, planted, query, run_cli, run_pytest
 
 NEW_TEST = ("import m\n\n\ndef test_value():\n    assert m.value() == 1\n\n\n"
             "def test_other():\n    assert True\n")
@@ -253,3 +253,16 @@ def test_probes_with_other_pytest_args_are_another_experiment(repo: Path) -> Non
     assert other["probes_run"] == first["probes_run"] and other["probes_reused"] == 0
     assert plain["probes_run"] == first["probes_run"] and plain["probes_reused"] == 0
     assert same["probes_run"] == 2  # only the confirmation: the rest is the first run's
+
+
+def test_auto_bisect_probes_get_the_pyproject_pytest_args(repo: Path) -> None:
+    commit(repo, {"conftest.py": NEEDS_OPTION, "pyproject.toml":
+                  '[tool.bisector]\npytest-args = ["--needed"]\n'}, "conftest")
+    shas = planted(repo, PLANTED, 6, 3)
+    git(repo, "checkout", "-q", shas[1])
+    run_pytest(repo, "--track-history", "--needed", "-p", "no:cacheprovider")
+    git(repo, "checkout", "-q", "main")
+    proc = run_pytest(repo, "--track-history", "--auto-bisect", "--needed",
+                      "-p", "no:cacheprovider")
+    assert proc.returncode == 1, proc.stdout  # the tests' own status
+    assert f"culprit {shas[3][:10]}" in proc.stdout, proc.stdout
