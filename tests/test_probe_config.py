@@ -266,3 +266,31 @@ def test_auto_bisect_probes_get_the_pyproject_pytest_args(repo: Path) -> None:
                       "-p", "no:cacheprovider")
     assert proc.returncode == 1, proc.stdout  # the tests' own status
     assert f"culprit {shas[3][:10]}" in proc.stdout, proc.stdout
+
+
+def test_the_nightly_hands_pytest_args_to_its_probes(
+        repo: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str],
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    import bisector.finder as finder_module
+    from bisector.cli import main
+    from bisector.errors import BisectError
+
+    monkeypatch.delenv("PYTEST_XDIST_WORKER", raising=False)  # the nightly's own session
+    commit(repo, {"m.py": "def value():\n    return 1\n", "test_m.py": PLANTED}, "start")
+    assert main(["nightly", "-C", str(repo), "--report-dir", str(tmp_path / "n1")]) == 0
+    commit(repo, {"m.py": "def value():\n    return 2\n"}, "break")
+    capsys.readouterr()
+    assert main(["nightly", "-C", str(repo), "--report-dir", str(tmp_path / "n2"),
+                 "--pytest-arg=--junitxml=x.xml"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert "--pytest-arg '--junitxml=x.xml' would change" in err and "\n" not in err
+    seen: dict[str, object] = {}
+
+    def bisect(*args: object, **kwargs: object) -> None:
+        seen.update(kwargs)
+        raise BisectError("not this time")
+
+    monkeypatch.setattr(finder_module, "find_break", bisect)
+    main(["nightly", "-C", str(repo), "--report-dir", str(tmp_path / "n3"),
+          "--pytest-arg", "-p", "--pytest-arg", "no:randomly"])
+    assert seen["pytest_args"] == ("-p", "no:randomly")
