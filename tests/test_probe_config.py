@@ -294,3 +294,14 @@ def test_the_nightly_hands_pytest_args_to_its_probes(
     main(["nightly", "-C", str(repo), "--report-dir", str(tmp_path / "n3"),
           "--pytest-arg", "-p", "--pytest-arg", "no:randomly"])
     assert seen["pytest_args"] == ("-p", "no:randomly")
+
+
+def test_a_pytest_suite_in_a_container_gets_the_pytest_args() -> None:
+    from bisector.executors.docker import SuiteRunner
+    from bisector.suites import load_suite
+
+    suite = load_suite("python-pytest", None)
+    runner = SuiteRunner(None, suite, "session", pytest_args=("-o", "addopts=", "-W", "error"))
+    assert runner._quiet_plugin() == {"PYTEST_ADDOPTS": "-p no:bisector -o addopts= -W error"}
+    assert SuiteRunner(None, suite, "session")._quiet_plugin() == {
+        "PYTEST_ADDOPTS": "-p no:bisector"}
