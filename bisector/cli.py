@@ -59,7 +59,7 @@ def _pytest_args(ctx: click.Context, param: click.Parameter, value: tuple[str, .
 PYTEST_ARG_HELP = (
     "An option for every probe's pytest, one per --pytest-arg (repeat it), e.g. "
     "--pytest-arg=-p --pytest-arg=no:randomly, --pytest-arg=--noconftest, "
-    "--pytest-arg='-o addopts=' split in two, --pytest-arg=-Werror. Probes ignore "
+    "--pytest-arg=-o --pytest-arg=addopts=, --pytest-arg=-Werror. Probes ignore "
     "PYTEST_ADDOPTS: this is the way to hand them options. Default: [tool.bisector] "
     "pytest-args. Options that change the JUnit XML, node ids or rootdir bisector relies on "
     "(--junitxml, --junit-prefix, -o junit_family, -p no:junitxml, --rootdir, --collect-only) "
