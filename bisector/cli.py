@@ -48,6 +48,25 @@ def _test_ids(ctx: click.Context, param: click.Parameter, value: tuple[str, ...]
     return tuple(check_nodeid(text, "the command line") for text in value)
 
 
+def _pytest_args(ctx: click.Context, param: click.Parameter, value: tuple[str, ...]
+                 ) -> tuple[str, ...]:
+    """--pytest-arg as typed, refused (exit 2) where it would break what bisector reads."""
+    from .config import check_pytest_args
+
+    return check_pytest_args(value)
+
+
+PYTEST_ARG_HELP = (
+    "An option for every probe's pytest, one per --pytest-arg (repeat it), e.g. "
+    "--pytest-arg=-p --pytest-arg=no:randomly, --pytest-arg=--noconftest, "
+    "--pytest-arg=-o --pytest-arg=addopts=, --pytest-arg=-Werror. Probes ignore "
+    "PYTEST_ADDOPTS: this is the way to hand them options. Default: [tool.bisector] "
+    "pytest-args. Options that change the JUnit XML, node ids or rootdir bisector relies on "
+    "(--junitxml, --junit-prefix, -o junit_family, -p no:junitxml, --rootdir, --collect-only) "
+    "are refused. Probes with other options are another experiment: stored probes are reused "
+    "only with the same ones.")
+
+
 def _open(repo_path: Path, history_db: str | None, lookback: int | None = None) -> Any:
     from .queries import open_history
 
@@ -221,6 +240,8 @@ def stats(commits: int | None, days: float | None, as_json: bool, repo_path: Pat
 @click.option("--jobs", "-j", type=click.IntRange(min=1), default=1, show_default=True,
               help="Probes run at once, each in its own worktree or container: the search "
                    "proposes that many commits per round.")
+@click.option("--pytest-arg", "probe_args", multiple=True, metavar="ARG",
+              callback=_pytest_args, help=PYTEST_ARG_HELP)
 @click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
 @click.option("--report", "reports", type=(click.Choice(["md", "json"]), click.Path(
               dir_okay=False, path_type=Path)), multiple=True, help="Also write a report.")
@@ -229,7 +250,8 @@ def find_break(tests: tuple[str, ...], good: str | None, bad: str, lookback: int
                test_files: tuple[Path, ...], first_parent: bool, timeout: float | None,
                max_untestable: int | None, setup: str | None, confidence: float,
                max_probes: int | None, executor: str | None, suite: str | None,
-               scheduler: str | None, repo_url: str | None, jobs: int, as_json: bool,
+               scheduler: str | None, repo_url: str | None, jobs: int,
+               probe_args: tuple[str, ...], as_json: bool,
                reports: tuple[tuple[str, Path], ...], repo_path: Path,
                history_db: str | None) -> None:
     """Find the commit that broke TESTS (default: every regression at --bad)."""
@@ -253,6 +275,7 @@ def find_break(tests: tuple[str, ...], good: str | None, bad: str, lookback: int
         progress=lambda m: err.print(m, style="dim"), confidence=confidence,
         max_probes=max_probes, suite=suite, jobs=jobs, scheduler=scheduler, repo_url=repo_url,
         executor=executor or ("dask" if scheduler else "docker" if suite else "local"),
+        pytest_args=probe_args,
     )
     for kind, path in reports:
         text = (json.dumps(bisect_report.to_json(result), indent=2) if kind == "json"
@@ -289,11 +312,15 @@ def find_break(tests: tuple[str, ...], good: str | None, bad: str, lookback: int
               show_default=True, help="Stop a flaky test's search at this certainty.")
 @click.option("--grid-commits", type=click.IntRange(min=1), default=30, show_default=True,
               help="First-parent commits the report's history grid shows.")
+@click.option("--pytest-arg", "probe_args", multiple=True, metavar="ARG",
+              callback=_pytest_args,
+              help="For the bisection's probes only (the suite's own run takes PYTEST_ARGS "
+                   "after --). " + PYTEST_ARG_HELP)
 @_common
 def nightly(pytest_args: tuple[str, ...], container: str | None, lookback: int | None,
             fail_on: str, report_dir: Path | None, jobs: int, timeout: float | None,
-            confidence: float, grid_commits: int, repo_path: Path,
-            history_db: str | None) -> None:
+            confidence: float, grid_commits: int, probe_args: tuple[str, ...],
+            repo_path: Path, history_db: str | None) -> None:
     """The nightly job: run the suite at HEAD, bisect new regressions, write the reports.
 
     PYTEST_ARGS (after --) go to pytest. A regression an earlier night reported is carried as
@@ -307,7 +334,7 @@ def nightly(pytest_args: tuple[str, ...], container: str | None, lookback: int |
     options = NightlyOptions(
         lookback=lookback, container=container, pytest_args=pytest_args, fail_on=fail_on,
         report_dir=report_dir, jobs=jobs, timeout=timeout, confidence=confidence,
-        grid_commits=grid_commits, history_db=history_db)
+        grid_commits=grid_commits, history_db=history_db, probe_args=probe_args)
     outcome = run_nightly(repo_path, options, progress=lambda m: err.print(m, style="dim"),
                           echo=lambda line: click.echo(line, err=True))
     for line in summary_lines(outcome.data):

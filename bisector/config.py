@@ -27,6 +27,7 @@ class Settings:
     history_db: str | None = None
     lookback: int = DEFAULT_LOOKBACK
     setup: str | None = None  # shell command run in each probe before its tests
+    pytest_args: tuple[str, ...] = ()  # options for the probes' pytest (`pytest-args`)
 
     def store_url(self, root: Path) -> str:
         """The SQLAlchemy URL of the history store; the default is a SQLite file in the repo."""
@@ -198,6 +199,13 @@ def load_settings(
         if not isinstance(section["setup"], str):
             raise ConfigError(f"{where}: setup must be a string (a shell command)")
         settings = replace(settings, setup=section["setup"])
+    if "pytest-args" in section:
+        value = section["pytest-args"]
+        if not isinstance(value, list):
+            raise ConfigError(f"{where}: pytest-args must be a list of strings",
+                              hint='e.g. pytest-args = ["-p", "no:randomly"]')
+        settings = replace(settings,
+                           pytest_args=check_pytest_args(value, f"{where} pytest-args"))
     if env.get("BISECTOR_DB"):
         settings = replace(settings, history_db=_as_url(env["BISECTOR_DB"], here))
     if env.get("BISECTOR_LOOKBACK"):
@@ -209,6 +217,67 @@ def load_settings(
     if lookback is not None:
         settings = replace(settings, lookback=_lookback(lookback, "--lookback"))
     return settings
+
+
+# Options a probe's pytest must not be given (--pytest-arg, `pytest-args`): they change what
+# bisector reads from every probe (the JUnit XML it writes and its dialect, the node ids and
+# the rootdir they are relative to), make pytest run no test at all, or turn bisector's own
+# plugin on inside a probe. Anything else is the user's: a wrong option makes each probe
+# untestable, with pytest's reason. Long options are matched whole and with `=VALUE`
+# (pytest does not take abbreviations); `-o`/`--override-ini` by the ini key it sets.
+DENIED_OPTIONS = frozenset({
+    "--junitxml", "--junit-xml", "--junit-prefix", "--rootdir", "--collect-only", "--co",
+    "--track-history", "--history-db", "--auto-bisect", "--help", "--version",
+})
+DENIED_SHORT = frozenset({"-h", "-V"})
+DENIED_INI = frozenset({"junit_family", "junit_suite_name", "track_history"})
+DENIED_PLUGINS = frozenset({"no:junitxml", "junitxml"})
+PYTEST_ARG_HINT = ("--pytest-arg options go to every probe's pytest; bisector sets the JUnit "
+                   "XML, node ids and rootdir itself")
+
+
+def _ini_key(value: str) -> str:
+    return value.split("=", 1)[0].strip()
+
+
+def check_pytest_args(args: tuple[str, ...] | list[str], where: str = "--pytest-arg"
+                      ) -> tuple[str, ...]:
+    """The probes' pytest options as given, or ConfigError (one line, exit 2) for one that
+    cannot be an argument (empty, NUL, newline, an `@FILE` of more arguments, which would hide
+    what it holds) or that would change what bisector relies on (`DENIED_OPTIONS`)."""
+    out = tuple(args)
+    for i, arg in enumerate(out):
+        if not isinstance(arg, str):
+            raise ConfigError(f"{where}: {arg!r} is not a string", hint=PYTEST_ARG_HINT)
+        shown = repr(arg) if len(repr(arg)) <= 60 else repr(arg)[:57] + "..."
+        if not arg.strip() or any(c in arg for c in "\0\n\r"):
+            raise ConfigError(f"{where} {shown} is empty or holds a NUL or a line break",
+                              hint="give one option (or its value) per --pytest-arg")
+        if arg.startswith("@"):
+            raise ConfigError(f"{where} {shown} would read more options from a file",
+                              hint="give the options themselves")
+        previous = out[i - 1] if i else ""
+        name = arg.split("=", 1)[0]
+        ini = plugin = None
+        if name in ("-o", "--override-ini") and "=" in arg and name != "-o":
+            ini = arg.split("=", 1)[1]
+        elif arg.startswith("-o") and len(arg) > 2:
+            ini = arg[2:]
+        elif previous in ("-o", "--override-ini"):
+            ini = arg
+        if arg.startswith("-p") and len(arg) > 2:
+            plugin = arg[2:]
+        elif previous == "-p":
+            plugin = arg
+        denied = (name in DENIED_OPTIONS or arg in DENIED_SHORT
+                  or (ini is not None and _ini_key(ini) in DENIED_INI)
+                  or (plugin is not None and plugin.strip() in DENIED_PLUGINS))
+        if denied:
+            if arg in (ini, plugin):  # the value of the option before it
+                shown = f"{previous} {shown}"
+            raise ConfigError(f"{where} {shown} would change what bisector reads from a probe",
+                              hint=PYTEST_ARG_HINT)
+    return out
 
 
 TRIGGER_ENV = "BISECTOR_TRIGGER"

@@ -101,6 +101,10 @@ class Finder:
         self.merged_by: dict[str, str] = {}
         # ids the store has never seen: stored from their first result that is not untestable
         self.unseen: set[str] = set()
+        # when the first probe started, if before `run` (the --test-file probe at bad), and the
+        # probes recorded before the journal existed, to put in it when it does
+        self.began: float | None = None
+        self.unjournaled: list[tuple[int, str, str]] = []
 
     # -- choosing what to bisect ------------------------------------------------------------
 
@@ -199,24 +203,59 @@ class Finder:
         else:
             outcomes = [self.executor(probes[0])]
         self.rounds += 1
-        out = []
-        for (sha, _, why), outcome in zip(requests, outcomes, strict=True):
-            self.runs += 1
-            kept = tuple(r for r in outcome.results.values() if not self._held_back(r))
-            run = Run(
-                sha=sha, dirty=False, branch=None, environment=outcome.environment,
-                trigger=Trigger.PROBE, host=outcome.host or _host(), started_at=outcome.started_at,
-                finished_at=outcome.finished_at, exit_status=outcome.exit_status,
-                results=kept,
-            )
-            if kept or not outcome.results:
-                run_id = self.store.record_run(run, commits=self.repo.commits([sha]).values())
-                if self.journal_id is not None:
-                    self.store.add_probe(self.journal_id, run_id, sha, why)
-            for result in outcome.results.values():
-                self.evidence.add(result, sha)
-            out.append(outcome.results)
-        return out
+        return [self._record(sha, why, outcome)
+                for (sha, _, why), outcome in zip(requests, outcomes, strict=True)]
+
+    def _record(self, sha: str, why: str, outcome: ProbeOutcome) -> dict[str, TestResult]:
+        """A probe's outcome as a stored run (and in the journal), and as evidence."""
+        self.runs += 1
+        kept = tuple(r for r in outcome.results.values() if not self._held_back(r))
+        run = Run(
+            sha=sha, dirty=False, branch=None, environment=outcome.environment,
+            trigger=Trigger.PROBE, host=outcome.host or _host(), started_at=outcome.started_at,
+            finished_at=outcome.finished_at, exit_status=outcome.exit_status,
+            results=kept,
+        )
+        if kept or not outcome.results:  # a run of held-back ids only is not stored
+            run_id = self.store.record_run(run, commits=self.repo.commits([sha]).values())
+            if self.journal_id is not None:
+                self.store.add_probe(self.journal_id, run_id, sha, why)
+            else:
+                self.unjournaled.append((run_id, sha, why))
+        for result in outcome.results.values():
+            self.evidence.add(result, sha)
+        return outcome.results
+
+    def probe_files(self, sha: str, files: list[str]) -> list[str]:
+        """--test-file without node ids: run the whole files at the bad commit, and return the
+        node ids of their tests, read from the probe's JUnit XML.
+
+        This one probe is how bisector learns the files' tests, whatever the project's options
+        do to pytest's output, and it is the bad-end check as well: `run` finds its results as
+        evidence and does not run the bad end again. It is counted and stored as any probe.
+        A run that yields no test at all is an error that quotes pytest's reason.
+        """
+        self.began = time.monotonic()
+        self.progress(f"probe {self.runs + 1}: {sha[:10]} (check bad end, list the tests of "
+                      f"{', '.join(files)})")
+        outcome = self.executor(Probe(sha, tuple(files), whole_files=True))
+        self.rounds += 1
+        tests = [t for t, r in outcome.results.items()  # not a file that did not collect
+                 if t not in files and r.outcome is not Outcome.UNTESTABLE
+                 and r.phase != "collect"]
+        # earlier stored runs of these tests at this commit are evidence too, loaded first so
+        # that `run` does not load this probe's results a second time
+        self._load_known([sha], tests)
+        results = self._record(sha, "check bad end", outcome)
+        if not tests:
+            why = (outcome.problem
+                   or "; ".join(dict.fromkeys(r.message or r.outcome for r in results.values()))
+                   or "pytest reported no test")
+            raise BisectError(f"cannot collect the tests of {', '.join(files)} at bad "
+                              f"{sha[:10]}: {why}",
+                              hint="make the probes' environment run them (--setup, "
+                                   "--pytest-arg), or check the --test-file paths")
+        return tests
 
     def _held_back(self, result: TestResult) -> bool:
         """An untestable result of an id the store has never seen is not stored: a mistyped id
@@ -271,6 +310,11 @@ class Finder:
                                          self.env_key]).encode()).hexdigest()[:32]
         self.journal_id, resumed = self.store.start_bisection(
             key, good_sha, bad_sha, tests, mode, time.time())
+        for run_id, sha, why in self.unjournaled:  # the --test-file probe, run before it
+            self.store.add_probe(self.journal_id, run_id, sha, why)
+        self.unjournaled.clear()
+        if self.began is not None:  # the time of every probe is the bisection's
+            started = self.began
         if resumed:
             notes.append(f"resumed an interrupted bisection: {resumed} of its probes are reused")
             self.progress(f"resuming: {resumed} probes of an interrupted run are in the store")
@@ -737,6 +781,7 @@ def find_break(
     jobs: int = 1,
     scheduler: str | None = None,
     repo_url: str | None = None,
+    pytest_args: tuple[str, ...] | list[str] | None = None,
 ) -> BisectResult:
     """The whole find-break, as the CLI and the plugin's auto-bisect both run it.
 
@@ -744,8 +789,13 @@ def find_break(
     named `suite` per probe) or `dask` (each probe a task on the cluster at `scheduler`, whose
     workers clone `repo_url` and run it locally, or in the `suite`'s container). `jobs` probes
     run at once, each with an executor of its own (a task of its own with Dask).
+    `pytest_args` go to every probe's pytest; when None, `[tool.bisector] pytest-args` do.
     """
+    from .config import check_pytest_args
     from .executors.local import LocalExecutor
+
+    if pytest_args:  # refused before a store is created, like a bad revision
+        pytest_args = check_pytest_args(pytest_args)
 
     if max_untestable is not None and max_untestable < 1:  # 0 would end every search at once
         raise ConfigError(f"--max-untestable must be at least 1, not {max_untestable}",
@@ -763,6 +813,7 @@ def find_break(
                               hint="record history with pytest --track-history, or name the "
                                    "tests and give --good REV") from None
         extra = _read_test_files(repo, test_files or [])
+        probe_args = tuple(pytest_args) if pytest_args else settings.pytest_args
         try:  # probes start pytest where the user did, so node ids mean the same
             subdir = Path(repo_path).resolve().relative_to(repo.root).as_posix()
         except ValueError:
@@ -789,12 +840,13 @@ def find_break(
             loaded = load_suite(suite, repo.root)
             for _ in range(jobs):
                 made.append(stack.enter_context(DockerExecutor(
-                    repo, loaded, timeout=timeout, extra_files=extra, subdir=subdir)))
+                    repo, loaded, timeout=timeout, extra_files=extra, subdir=subdir,
+                    pytest_args=probe_args)))
         elif executor == "local":
             for _ in range(jobs):
                 made.append(stack.enter_context(LocalExecutor(
                     repo, timeout=timeout, setup=setup or settings.setup, extra_files=extra,
-                    subdir=subdir)))
+                    subdir=subdir, pytest_args=probe_args)))
         elif executor == "dask":
             from .executors.dask import DaskExecutor
             from .suites import load_suite
@@ -803,7 +855,7 @@ def find_break(
                 repo, scheduler=scheduler, repo_url=repo_url,
                 suite=load_suite(suite, repo.root) if suite else None, timeout=timeout,
                 setup=setup or (None if suite else settings.setup), extra_files=extra,
-                subdir=subdir, jobs=jobs, progress=progress))
+                subdir=subdir, pytest_args=probe_args, jobs=jobs, progress=progress))
         else:
             raise ConfigError(f"unknown executor {executor!r}", hint="use local, docker or dask")
         probes: LocalExecutor | DockerExecutor | DaskExecutor
@@ -817,11 +869,12 @@ def find_break(
         finder = Finder(repo, store, run_one, progress=progress,
                         env_key=probes.env_key, confidence=confidence,
                         max_probes=max_probes, jobs=jobs, run_round=run_round)
-        if extra and not tests:
-            tests = probes.collect(repo.resolve(bad), sorted(extra))
-            if not tests:
-                raise BisectError("no tests collected from " + ", ".join(sorted(extra)),
-                                  hint="check the --test-file paths")
+        if extra and not tests:  # the files' tests, from a probe of them at the bad end
+            if executor == "docker" or suite:
+                from .executors.docker import WHOLE_FILES_HINT, WHOLE_FILES_REFUSED
+
+                raise BisectError(WHOLE_FILES_REFUSED, hint=WHOLE_FILES_HINT)
+            tests = finder.probe_files(repo.resolve(bad), _as_run(sorted(extra), subdir))
         names, good_sha, bad_sha = finder.plan(tests, good, bad, settings.lookback)
         if max_untestable is None:
             span = len(repo.range(good_sha, bad_sha, first_parent=first_parent))
@@ -861,6 +914,14 @@ def _start_line(bad: str, good: str, first_parent: bool) -> str:
 def _bisect_line(verdict: Verdict, sha: str) -> str:
     word = "skip" if verdict is Verdict.UNTESTABLE else verdict.value
     return f"git bisect {word} {sha}"
+
+
+def _as_run(files: list[str], subdir: str) -> list[str]:
+    """Repository paths as pytest, started in `subdir`, is given them."""
+    if not subdir:
+        return files
+    prefix = subdir.rstrip("/") + "/"
+    return [f[len(prefix):] if f.startswith(prefix) else f for f in files]
 
 
 def _host() -> str:

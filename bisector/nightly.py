@@ -50,6 +50,7 @@ class NightlyOptions:
     lookback: int | None = None
     container: str | None = None
     pytest_args: tuple[str, ...] = ()
+    probe_args: tuple[str, ...] = ()  # --pytest-arg: the bisection probes' pytest options
     fail_on: str = "regression"
     report_dir: Path | None = None  # default: .bisector/reports in the main checkout
     jobs: int = 1
@@ -352,6 +353,7 @@ def _bisect(repo_path: Path, new: list[Regression], head: str, lookback: int,
             repo_path, tests=[r.nodeid for r in new], bad=head, lookback=lookback,
             history_db=url, timeout=options.timeout,
             confidence=options.confidence, jobs=options.jobs, progress=say,
+            pytest_args=options.probe_args or None,
             executor="docker" if options.container else "local", suite=options.container,
         ), None
     except BisectorError as exc:  # still regressions to report, without a culprit

@@ -216,12 +216,12 @@ def test_the_local_probe_puts_options_first_and_ids_as_arguments(
     monkeypatch.setattr(LocalExecutor, "_execute", execute)
     with Repository(repo) as r, LocalExecutor(r, pytest_args=("-x",)) as executor:
         executor._pytest(sys.executable, ["t.py::test_a", "--debug=out.log", "@args"])
-        executor.collect(r.resolve("HEAD"), ["-t.py"])
-    run, collect = seen
+        executor._pytest(sys.executable, ["-t.py"], whole_files=True)
+    run, files = seen
     assert run[:3] == [sys.executable, "-m", "pytest"]
     assert run[-3:] == ["t.py::test_a", "./--debug=out.log", "./@args"]
     assert "-x" in run[:-3] and not any(a.startswith(("-", "@")) for a in run[-3:])
-    assert collect[-1] == "./-t.py"
+    assert files[-1] == "./-t.py"
 
 
 def test_a_local_probe_never_runs_an_id_as_an_option(repo: Path, tmp_path: Path) -> None:

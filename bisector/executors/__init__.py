@@ -6,6 +6,7 @@ reported as such (missing test, collection error, setup failure, timeout).
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 
 from ..errors import ExecutorError
@@ -17,6 +18,10 @@ from ..nodeids import refusal, shown
 class Probe:
     sha: str
     nodeids: tuple[str, ...]
+    # `nodeids` are test files (--test-file without node ids): every test pytest runs in them
+    # is a result, keyed by the node id its JUnit XML gives. A probe learns a file's node ids
+    # this way, whatever the project's options do to pytest's terminal output.
+    whole_files: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -46,6 +51,58 @@ def last_line(text: str) -> str:
     """The last non-blank line of a log: what a one-line reason quotes."""
     lines = [line.strip() for line in text.splitlines() if line.strip()]
     return lines[-1] if lines else ""
+
+
+# The line of a pytest log that says why a run did not get to its tests, most telling first:
+# an INTERNALERROR's exception (the last INTERNALERROR> line), a usage error (`ERROR: ...`, with
+# argparse's `error:` line for `ERROR: usage:`), a conftest that does not load, and the
+# exception (`E   Name: message`) of a traceback pytest printed.
+_INTERNAL = "INTERNALERROR>"
+_USAGE = re.compile(r"^ERROR: (?!usage:)")
+_ARGPARSE = re.compile(r"^[^:]*: error: ")
+_CONFTEST = re.compile(r"^ImportError while loading conftest '(?P<path>[^']*)'")
+_EXCEPTION = re.compile(r"^E\s+(?P<text>[A-Za-z_][\w.]*(Error|Exception|Warning|Exit|Interrupt|"
+                        r"Failed|Skipped)\b.*)")
+_E_LINE = re.compile(r"^E\s+(?P<text>\S.*)")
+REASON_MAX = 300  # characters of a reason: one line in a terminal table or a JSON note
+
+
+def pytest_reason(log: str, root: str | None = None) -> str:
+    """Why pytest did not run the tests, in one line, from its output (stdout and stderr).
+
+    pytest's last line is often a summary (`no tests ran in 0.02s`) or one frame of a
+    traceback: the lines that name the cause are picked instead, in the order pytest printed
+    them. `root` (the probe's checkout) is taken out of paths, which differ per probe. Falls
+    back on the last line; "" for an empty log.
+    """
+    lines = [line.rstrip() for line in log.splitlines()]
+    found: list[str] = []
+    internal = [line for line in lines if line.startswith(_INTERNAL)]
+    if internal:
+        found.append(internal[-1])
+    conftest = None
+    for line in lines:
+        if _USAGE.match(line) or _ARGPARSE.match(line):
+            found.append(line)
+        elif (match := _CONFTEST.match(line)) is not None:
+            conftest = f"ImportError while loading conftest {match['path']}"
+    errors = [m["text"] for line in lines if (m := _EXCEPTION.match(line))]
+    if not errors:
+        errors = [m["text"] for line in lines if (m := _E_LINE.match(line))][-1:]
+    if errors:
+        found.append(f"{conftest}: {errors[-1]}" if conftest else errors[-1])
+    elif conftest:
+        found.append(conftest)
+    text = "; ".join(dict.fromkeys(line.strip() for line in found)) or last_line(log)
+    if root:
+        text = text.replace(root.rstrip("/") + "/", "")
+    return text if len(text) <= REASON_MAX else text[:REASON_MAX - 3] + "..."
+
+
+def in_files(nodeid: str, files: tuple[str, ...]) -> bool:
+    """Whether a node id pytest reported is a test of one of these files (or the file)."""
+    path = nodeid.split("::", 1)[0]
+    return any(path == f or path.endswith("/" + f) for f in files)
 
 
 def reported_missing(nodeid: str, log: str) -> bool:
@@ -80,6 +137,13 @@ def fill_untestable(results: dict[str, TestResult], nodeids: tuple[str, ...],
             results[nodeid] = TestResult(nodeid, Outcome.UNTESTABLE, 0.0, None, reason,
                                          phase="collect")
     return results
+
+
+def unreported(probe: Probe, results: dict[str, TestResult]) -> tuple[str, ...]:
+    """The asked ids (or, for a whole-file probe, the files) with no result: untestable."""
+    if not probe.whole_files:
+        return probe.nodeids
+    return tuple(f for f in probe.nodeids if not any(in_files(n, (f,)) for n in results))
 
 
 def checked_ids(nodeids: tuple[str, ...]) -> tuple[list[str], dict[str, TestResult]]:

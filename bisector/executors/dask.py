@@ -43,7 +43,7 @@ from pathlib import Path
 from typing import Any
 
 from ..config import redact  # the one redaction of a URL bisector shows
-from ..errors import BisectError, BisectorError, ConfigError, ExecutorError
+from ..errors import BisectorError, ConfigError, ExecutorError
 from ..gitrepo import LOCAL_GIT_ENV, Repository
 from ..model import Outcome
 from ..suites import Suite
@@ -78,6 +78,7 @@ class WorkerSpec:
     setup: str | None = None
     extra_files: dict[str, bytes] = field(default_factory=dict)
     subdir: str = ""
+    pytest_args: tuple[str, ...] = ()  # --pytest-arg, for the probes' pytest
 
 
 @dataclass(frozen=True)
@@ -252,11 +253,13 @@ def _acquire(spec: WorkerSpec) -> Any:
             from .docker import DockerExecutor
 
             return DockerExecutor(repo, spec.suite, timeout=spec.timeout,
-                                  extra_files=spec.extra_files, subdir=spec.subdir)
+                                  extra_files=spec.extra_files, subdir=spec.subdir,
+                                  pytest_args=spec.pytest_args)
         from .local import LocalExecutor
 
         return LocalExecutor(repo, timeout=spec.timeout, setup=spec.setup,
-                             extra_files=spec.extra_files, subdir=spec.subdir)
+                             extra_files=spec.extra_files, subdir=spec.subdir,
+                             pytest_args=spec.pytest_args)
     except BaseException:
         repo.close()
         raise
@@ -340,20 +343,6 @@ def run_probe(spec: WorkerSpec, probe: Probe) -> ProbeOutcome:
     return outcome
 
 
-def collect_tests(spec: WorkerSpec, sha: str, paths: list[str]) -> list[str]:
-    """A task: the node ids pytest collects from these paths at a commit."""
-    mirror(spec.repo_url, sha)
-    executor = _acquire(spec)
-    try:
-        found = executor.collect(sha, paths)
-    except BaseException:
-        with contextlib.suppress(Exception):
-            _dispose(executor)
-        raise
-    _give_back(spec, executor)
-    return list(found)
-
-
 def abort_probes(session: str) -> int:
     """Run on every worker (client.run): kill a bisection's probes, now or when they start.
 
@@ -414,7 +403,8 @@ class DaskExecutor:
     def __init__(self, repo: Repository, *, scheduler: str | None, repo_url: str | None = None,
                  suite: Suite | None = None, timeout: float | None = None,
                  setup: str | None = None, extra_files: dict[str, bytes] | None = None,
-                 subdir: str = "", jobs: int = 1, retries: int = 2,
+                 subdir: str = "", pytest_args: tuple[str, ...] = (), jobs: int = 1,
+                 retries: int = 2,
                  connect_timeout: float = 10.0, wait_workers: float = 30.0,
                  progress: Progress | None = None, client: Any = None) -> None:
         if suite is not None and setup:
@@ -428,7 +418,7 @@ class DaskExecutor:
         self.spec = WorkerSpec(
             session=f"{socket.gethostname()}-{os.getpid()}-{secrets.token_hex(4)}",
             repo_url=url, suite=suite, timeout=timeout, setup=setup,
-            extra_files=dict(extra_files or {}), subdir=subdir)
+            extra_files=dict(extra_files or {}), subdir=subdir, pytest_args=tuple(pytest_args))
         self._futures: list[Any] = []
         self._jobs = max(1, jobs)
         self._wait_workers = wait_workers
@@ -600,15 +590,6 @@ class DaskExecutor:
             raise
         finally:
             self._futures = []
-
-    def collect(self, sha: str, paths: list[str]) -> list[str]:
-        if self.spec.suite is not None:
-            raise BisectError("the Docker executor runs the tests it is given",
-                              hint="name the tests (node ids) along with --test-file")
-        future = self.client.submit(collect_tests, self.spec, sha, paths, pure=False,
-                                    retries=self.retries)
-        result: list[str] = self._gather(future, f"collect tests at {sha[:10]}")
-        return result
 
     # -- stopping ---------------------------------------------------------------------------
 

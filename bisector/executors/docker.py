@@ -29,7 +29,7 @@ from typing import Any
 
 from .. import environment
 from ..config import redact_text
-from ..errors import ConfigError, ExecutorError
+from ..errors import BisectError, ConfigError, ExecutorError
 from ..gitrepo import Repository
 from ..junit import read_results, results_for
 from ..model import Environment, TestResult
@@ -42,10 +42,14 @@ from . import (
     checked_ids,
     fill_untestable,
     last_line,
+    pytest_reason,
     runnable,
 )
 from .worktree import Worktree, alive, new_session, started
 
+# --test-file without node ids: a container runs the tests it is named, never a whole file
+WHOLE_FILES_REFUSED = "the Docker executor runs the tests it is given"
+WHOLE_FILES_HINT = "name the tests (node ids) along with --test-file"
 LABEL_SESSION = "io.bisector.session"
 LABEL_PID = "io.bisector.pid"
 LABEL_HOST = "io.bisector.host"
@@ -167,9 +171,11 @@ class SuiteRunner:
     """Runs a suite's command in a fresh container over a directory of the host."""
 
     def __init__(self, client: Any, suite: Suite, session: str, *,
-                 timeout: float | None = None, output: Output | None = None) -> None:
+                 timeout: float | None = None, output: Output | None = None,
+                 pytest_args: tuple[str, ...] = ()) -> None:
         self.client = client
         self.suite = suite
+        self.pytest_args = pytest_args  # --pytest-arg: for a pytest suite, in PYTEST_ADDOPTS
         self.session = session
         self.timeout = timeout or suite.timeout
         self.output = output
@@ -267,8 +273,11 @@ class SuiteRunner:
         return "\n".join(lines) + "\n"
 
     def _quiet_plugin(self) -> dict[str, str]:
-        """bisector installed in the image must not record or bisect from inside the probe."""
-        return {"PYTEST_ADDOPTS": "-p no:bisector"} if self.suite.dialect == "pytest" else {}
+        """bisector installed in the image must not record or bisect from inside the probe;
+        the probes' --pytest-arg options ride along, whatever the suite's command is."""
+        if self.suite.dialect != "pytest":
+            return {}
+        return {"PYTEST_ADDOPTS": shlex.join(["-p", "no:bisector", *self.pytest_args])}
 
     def _check_aborted(self) -> None:
         if self._aborted.is_set():
@@ -473,7 +482,11 @@ class DockerExecutor:
 
     def __init__(self, repo: Repository, suite: Suite, *, timeout: float | None = None,
                  extra_files: dict[str, bytes] | None = None, subdir: str = "",
-                 output: Output | None = None, client: Any = None) -> None:
+                 output: Output | None = None, client: Any = None,
+                 pytest_args: tuple[str, ...] = ()) -> None:
+        if pytest_args and suite.dialect != "pytest":
+            raise ConfigError(f"--pytest-arg is for pytest suites; suite {suite.name} is "
+                              f"{suite.dialect}", hint="put the options in the suite's command")
         self.repo = repo
         self.suite = suite
         self.subdir = subdir
@@ -482,12 +495,13 @@ class DockerExecutor:
         self.session = new_session()
         self.extra_files = dict(extra_files or {})
         self.fingerprint_extra = ""
-        if self.extra_files:
+        if self.extra_files or pytest_args:  # another experiment (see LocalExecutor)
             self.fingerprint_extra = environment.digest(
-                *(f"{k}\0{v.hex()}" for k, v in sorted(self.extra_files.items())))
+                *(f"{k}\0{v.hex()}" for k, v in sorted(self.extra_files.items())),
+                *(("pytest-args", *pytest_args) if pytest_args else ()))
         self.worktree = Worktree(repo, self.session, self.extra_files)
         self.runner = SuiteRunner(self.client, suite, self.session, timeout=timeout,
-                                  output=output)
+                                  output=output, pytest_args=pytest_args)
         self.runner.check_images()  # a missing image fails now, not after the first probe
 
     @property
@@ -511,12 +525,6 @@ class DockerExecutor:
         finally:
             self.worktree.close()
 
-    def collect(self, sha: str, paths: list[str]) -> list[str]:
-        from ..errors import BisectError
-
-        raise BisectError("the Docker executor runs the tests it is given",
-                          hint="name the tests (node ids) along with --test-file")
-
     def _context_id(self, sha: str) -> str | None:
         if self.suite.dockerfile is None:
             return None
@@ -524,6 +532,8 @@ class DockerExecutor:
                            self.repo.tree_id(sha, self.suite.dockerfile), self.fingerprint_extra)
 
     def run(self, probe: Probe) -> ProbeOutcome:
+        if probe.whole_files:
+            raise BisectError(WHOLE_FILES_REFUSED, hint=WHOLE_FILES_HINT)
         began = time.time()
         nodeids, refused = checked_ids(probe.nodeids)
         self.runner._check_aborted()
@@ -545,9 +555,10 @@ class DockerExecutor:
         results = parse_results(self.suite, outcome, nodeids)
         problem = outcome.problem
         if problem is None and not results:
-            problem = (f"no JUnit XML at {self.suite.junit} (exit {outcome.status}): "
-                       f"{last_line(outcome.log) or 'no output'}") if outcome.junit is None \
-                else f"exit {outcome.status}: {last_line(outcome.log) or 'no output'}"
+            said = (pytest_reason(outcome.log) if self.suite.dialect == "pytest"
+                    else last_line(outcome.log)) or "no output"
+            problem = (f"no JUnit XML at {self.suite.junit} (exit {outcome.status}): {said}"
+                       if outcome.junit is None else f"exit {outcome.status}: {said}")
         results.update(refused)
         fill_untestable(results, probe.nodeids, problem)
         return ProbeOutcome(probe, results, env_info, began, time.time(), outcome.status,

@@ -25,7 +25,7 @@ from typing import Any
 from .. import environment
 from ..errors import ExecutorError
 from ..gitrepo import Repository
-from ..junit import results_for
+from ..junit import read_results, results_for
 from ..model import Outcome, TestResult
 from ..nodeids import as_argument
 from . import (
@@ -34,9 +34,12 @@ from . import (
     ProbeOutcome,
     checked_ids,
     fill_untestable,
+    in_files,
     last_line,
     procs,
+    pytest_reason,
     runnable,
+    unreported,
 )
 from .worktree import RECORD, TMP, Worktree, new_session
 
@@ -62,13 +65,16 @@ class LocalExecutor:
         self.subdir = subdir
         # Files laid over every checkout (--test-file): a test that did not exist back then.
         self.extra_files = dict(extra_files or {})
-        # A probe with a setup or laid-over files is another experiment than a plain run of
-        # the commit: it gets its own environment key, so neither stands in for the other.
+        # A probe with a setup, laid-over files or pytest options (--pytest-arg) is another
+        # experiment than a plain run of the commit: it gets its own environment key, so
+        # neither stands in for the other.
         self.fingerprint_extra = ""
-        if setup or self.extra_files:
+        if setup or self.extra_files or pytest_args:
             digest = hashlib.sha256((setup or "").encode())
             for rel, content in sorted(self.extra_files.items()):
                 digest.update(b"\0" + rel.encode() + b"\0" + content)
+            if pytest_args:  # absent, the key stays what it was before the option existed
+                digest.update(b"\0pytest-args\0" + "\0".join(pytest_args).encode())
             self.fingerprint_extra = digest.hexdigest()[:16]
         self.python = python
         self.setup = setup
@@ -218,24 +224,11 @@ class LocalExecutor:
         self.worktree.checkout(sha)
         self._check_aborted()
 
-    def collect(self, sha: str, paths: list[str]) -> list[str]:
-        """Node ids pytest collects from these paths at a commit (with the extra files)."""
-        self._checkout(sha)
-        python = self._probe_python()
-        if self.setup:
-            status, log, problem = self._execute(self.setup, shell=True)
-            if problem or status != 0:
-                raise ExecutorError(f"--setup failed at {sha[:10]} before collecting: "
-                                    f"{problem or last_line(log)}")
-        cmd = [python, "-m", "pytest", "--collect-only", "-q", "-p",
-               "no:cacheprovider", "-o", "track_history=false", *map(as_argument, paths)]
-        _, log, _ = self._execute(cmd)
-        return [line.strip() for line in log.splitlines() if "::" in line and " " not in line]
-
     def _env(self) -> dict[str, str]:
         env = dict(os.environ)
         env[procs.MARK] = self.marker  # inherited by all it starts, even past a setsid
-        env.pop("PYTEST_ADDOPTS", None)
+        env.pop("PYTEST_ADDOPTS", None)  # the user's shell is no part of the experiment:
+        # options reach probes through --pytest-arg, which the environment key records
         env.pop("BISECTOR_DB", None)  # the store (and its password) is not the probe's
         if self._venv is not None:  # the setup installed the commit's code: no path tricks
             env["VIRTUAL_ENV"] = str(self._venv)
@@ -272,19 +265,27 @@ class LocalExecutor:
                 }
                 return ProbeOutcome(probe, results, env_info, started, time.time(), status,
                                     problem, log)
-        status, log, problem, results = self._pytest(python, ids)
-        rest = runnable(tuple(ids), status, log) if problem is None and not results else None
+        status, log, problem, results = self._pytest(python, ids, probe.whole_files)
+        rest = (runnable(tuple(ids), status, log)
+                if problem is None and not results and not probe.whole_files else None)
         if rest:
             status, more, problem, results = self._pytest(python, rest)
             log += more
         if problem is None and status not in (0, 1) and not results:
-            problem = f"pytest exited {status}: " + (last_line(log) or "no output")
+            reason = pytest_reason(log, str(self.tree)) or "no output"
+            problem = f"pytest exited {status}: {reason}"
         results.update(refused)
-        fill_untestable(results, probe.nodeids, problem)
+        fill_untestable(results, unreported(probe, results), problem)
         return ProbeOutcome(probe, results, env_info, started, time.time(), status, problem, log)
 
-    def _pytest(self, python: str, nodeids: list[str]
+    def _pytest(self, python: str, nodeids: list[str], whole_files: bool = False
                 ) -> tuple[int | None, str, str | None, dict[str, TestResult]]:
+        """Run pytest on these ids (or whole files) and read the results from its JUnit XML.
+
+        Results never come from pytest's terminal output, which the project's own options
+        (`addopts = -v`, `-rA`, `--tb=line`) change: with `whole_files`, the file's node ids
+        are the JUnit XML's test cases (their `file` attribute, xunit1).
+        """
         self._tmp.mkdir(parents=True, exist_ok=True)  # beside the worktree: swept with it
         with tempfile.TemporaryDirectory(prefix="bisector-probe-", dir=self._tmp) as tmp:
             junit = Path(tmp) / "junit.xml"
@@ -298,7 +299,7 @@ class LocalExecutor:
             status, log, problem = self._execute(cmd)
             results: dict[str, TestResult] = {}
             if problem is None and junit.exists():
-                results = results_for(junit, nodeids)
+                results = _read_junit(junit, nodeids, whole_files)
         with contextlib.suppress(OSError):  # nothing beside a worktree kept between probes
             self._tmp.rmdir()
         return status, log, problem, results
@@ -314,6 +315,15 @@ class LocalExecutor:
             return None, out, f"timed out after {self.timeout:g}s"
         self._check_aborted()  # killed by abort(): its exit status is not a result
         return proc.returncode, out, None
+
+
+def _read_junit(junit: Path, nodeids: list[str], whole_files: bool) -> dict[str, TestResult]:
+    """The asked tests' results; with `whole_files`, those of every test of the files."""
+    if not whole_files:
+        return results_for(junit, nodeids)
+    files = tuple(nodeids)
+    found = read_results(junit, "pytest", files=set(files))
+    return {nodeid: result for nodeid, result in found.items() if in_files(nodeid, files)}
 
 
 def _exited(proc: subprocess.Popen[str]) -> bool:
