@@ -8,7 +8,13 @@ the good end (the nightly, or CI reruns), from which it estimates the test's fla
 git-bayesect (PyPI, `pip install -e '.[bench]'`) runs at its default confidence 0.95 and at
 0.99 when it is installed; it knows no history and probes in the checkout, one at a time.
 
+`--cold`: no history at all, as a first find-break on a new test is. For f = 0.1 and 0.2
+(`--rates`), each trial runs bisector (default settings), `git bayesect run` at 0.99 and
+`git bisect run` on the same repository, and a table gives right culprits / trials and mean
+runs per tool and rate. bisector must learn the rates from its own runs, as git-bayesect does.
+
     python benchmarks/flaky_find_break_vs_git_bisect.py [--trials 10] [--commits 200] [--f 0.2]
+    python benchmarks/flaky_find_break_vs_git_bisect.py --cold [--trials 20] [--rates 0.1 0.2]
 """
 
 from __future__ import annotations
@@ -94,15 +100,62 @@ def find_break(repo: Path, db: Path, good: str) -> tuple[str | None, str, int, f
     return (named[0] if named else None), verdicts[0], data["probes_run"], elapsed
 
 
+def cold(args: argparse.Namespace, command: str | None) -> int:
+    """No tracked runs: bisector, git bayesect @0.99 and git bisect on the same repositories."""
+    if command is None:
+        print("git-bayesect is not installed (pip install 'git-bayesect>=1.2'): cold mode "
+              "compares against it")
+        return 2
+    rng = random.Random(args.seed)
+    table = []
+    for f in args.rates:
+        rows = []
+        for trial in range(args.trials):
+            culprit = rng.randrange(1, args.commits)
+            with tempfile.TemporaryDirectory(prefix="bisector-flaky-cold-") as tmpdir:
+                tmp = Path(tmpdir)
+                repo = tmp / "repo"
+                shas = build(repo, args.commits, culprit, f)
+                good, bad = shas[0], shas[-1]
+                fb_sha, verdict, fb_runs, _ = find_break(repo, tmp / "history.db", good)
+                bs_sha, bs_runs, _ = bayesect(command, repo, good, bad, tmp, 0.99)
+                gb_sha, gb_runs, _ = git_bisect(repo, good, bad, tmp)
+                row = {"fb": (fb_sha == shas[culprit], fb_runs),
+                       "bs": (bs_sha is not None and shas[culprit].startswith(bs_sha), bs_runs),
+                       "gb": (gb_sha == shas[culprit], gb_runs)}
+                rows.append(row)
+                print(f"f = {f}, trial {trial + 1:>2}: culprit {culprit:>3}  bisector "
+                      f"{'right' if row['fb'][0] else 'WRONG'} [{verdict}] ({fb_runs} runs)  "
+                      f"bayesect@0.99 {'right' if row['bs'][0] else 'WRONG'} ({bs_runs} runs)  "
+                      f"git bisect {'right' if row['gb'][0] else 'WRONG'} ({gb_runs} runs)",
+                      flush=True)
+        table.append((f, rows))
+    print()
+    print(f"cold: {args.commits} commits, no tracked runs, same repositories per trial")
+    print(f"{'tool':<26} {'f':>4} {'right':>7} {'mean runs':>10}")
+    for name, key in (("bisector find-break", "fb"), ("git bayesect run @0.99", "bs"),
+                      ("git bisect run", "gb")):
+        for f, rows in table:
+            right = sum(r[key][0] for r in rows)
+            runs = statistics.mean(r[key][1] for r in rows)
+            print(f"{name:<26} {f:>4} {right:>3}/{len(rows):<3} {runs:>10.1f}")
+    return 0
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--trials", type=int, default=10)
     ap.add_argument("--commits", type=int, default=200)
     ap.add_argument("--f", type=float, default=0.2)
     ap.add_argument("--seed", type=int, default=1)
+    ap.add_argument("--cold", action="store_true", help="no history; see the module's doc")
+    ap.add_argument("--rates", type=float, nargs="+", default=[0.1, 0.2],
+                    help="false-failure rates of the --cold mode")
     args = ap.parse_args()
     rng = random.Random(args.seed)
     command = bayesect_command()
+    if args.cold:
+        return cold(args, command)
     if command is None:
         print("git-bayesect is not installed (pip install -e '.[bench]'): its rows are left out")
     rows = []

@@ -23,8 +23,12 @@ import math
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 
-from .flakiness import Rates
+from .flakiness import Learnt, Rates
 from .search import hop
+
+
+def _lbeta(a: float, b: float) -> float:
+    return math.lgamma(a) + math.lgamma(b) - math.lgamma(a + b)
 
 
 def _h(p: float) -> float:
@@ -50,40 +54,69 @@ class Posterior:
     rates: Rates
     prior_flake: float = 0.5
     counts: dict[int, list[int]] = field(default_factory=dict)  # index -> [fails, passes]
+    learn: Learnt | None = None  # rates learnt from the runs, from this prior; None: `rates`
 
     def observe(self, index: int, failed: bool, times: int = 1) -> None:
         if not 0 <= index < self.n:
             raise ValueError(f"index {index} outside 0..{self.n - 1}")
         self.counts.setdefault(index, [0, 0])[0 if failed else 1] += times
 
-    def segments(self) -> list[tuple[int, int, float]]:
-        """(first h, last h, probability of each h in it), covering 0..n, normalised."""
-        ff = min(max(self.rates.false_fail, 1e-12), 1 - 1e-12)
-        fp = min(max(self.rates.false_pass, 1e-12), 1 - 1e-12)
-        lg_ff, lg_tf = math.log(ff), math.log1p(-ff)  # fail / pass at a good commit
-        lg_tp, lg_fp = math.log1p(-fp), math.log(fp)  # fail / pass at a bad commit
+    def _pieces(self) -> list[tuple[int, int, int, int, int, int]]:
+        """(first h, last h, fails and passes on the good side, on the bad side) per segment,
+        then the no-culprit hypothesis n, under which every run was on a good commit."""
         points = sorted(self.counts)
-        good_ll = [f * lg_ff + p * lg_tf for f, p in (self.counts[i] for i in points)]
-        bad_ll = [f * lg_tp + p * lg_fp for f, p in (self.counts[i] for i in points)]
+        total_f = sum(f for f, _ in self.counts.values())
+        total_p = sum(p for _, p in self.counts.values())
         # segment j holds h in (points[j-1], points[j]]: observed points < j good, rest bad
-        total_bad = sum(bad_ll)
-        prefix_good, prefix_bad = 0.0, 0.0
-        raw: list[tuple[int, int, float]] = []  # (first, last, log-weight of each)
+        out = []
+        fg = pg = 0
         lo = 0
-        log_each = math.log((1 - self.prior_flake) / self.n)
         for j, point in enumerate([*points, self.n - 1]):
             if point >= lo:
-                ll = prefix_good + (total_bad - prefix_bad)
-                raw.append((lo, point, log_each + ll))
+                out.append((lo, point, fg, pg, total_f - fg, total_p - pg))
                 lo = point + 1
             if j < len(points):
-                prefix_good += good_ll[j]
-                prefix_bad += bad_ll[j]
-        raw.append((self.n, self.n, math.log(self.prior_flake) + prefix_good))
+                fg += self.counts[point][0]
+                pg += self.counts[point][1]
+        out.append((self.n, self.n, total_f, total_p, 0, 0))
+        return out
+
+    def _log_likelihood(self, fg: int, pg: int, fb: int, pb: int) -> float:
+        """log P(runs | the good side's and the bad side's counts), rates fixed or learnt."""
+        if self.learn is not None:  # the rates integrated out: Beta-binomial
+            b = self.learn
+            return (_lbeta(b.fails_good + fg, b.passes_good + pg)
+                    - _lbeta(b.fails_good, b.passes_good)
+                    + _lbeta(b.passes_bad + pb, b.fails_bad + fb)
+                    - _lbeta(b.passes_bad, b.fails_bad))
+        ff = min(max(self.rates.false_fail, 1e-12), 1 - 1e-12)
+        fp = min(max(self.rates.false_pass, 1e-12), 1 - 1e-12)
+        return (fg * math.log(ff) + pg * math.log1p(-ff)  # fail / pass at a good commit
+                + fb * math.log1p(-fp) + pb * math.log(fp))  # fail / pass at a bad commit
+
+    def segments(self) -> list[tuple[int, int, float]]:
+        """(first h, last h, probability of each h in it), covering 0..n, normalised."""
+        log_each = math.log((1 - self.prior_flake) / self.n)
+        raw = [(a, b, (math.log(self.prior_flake) if a == self.n else log_each)
+                + self._log_likelihood(fg, pg, fb, pb))
+               for a, b, fg, pg, fb, pb in self._pieces()]
         top = max(w for _, _, w in raw)
         weights = [(a, b, math.exp(w - top)) for a, b, w in raw]
         total = sum((b - a + 1) * w for a, b, w in weights)
         return [(a, b, w / total) for a, b, w in weights]
+
+    def current_rates(self, segs: list[tuple[int, int, float]] | None = None) -> Rates:
+        """The rates to expect of the next run: fixed, or the posterior means when learnt."""
+        if self.learn is None:
+            return self.rates
+        b = self.learn
+        segs = segs if segs is not None else self.segments()
+        ff = fp = 0.0
+        for (a, last, w), (_, _, fg, pg, fb, pb) in zip(segs, self._pieces(), strict=True):
+            mass = (last - a + 1) * w
+            ff += mass * (b.fails_good + fg) / (b.fails_good + b.passes_good + fg + pg)
+            fp += mass * (b.passes_bad + pb) / (b.passes_bad + b.fails_bad + fb + pb)
+        return Rates(ff, fp)
 
     def belief(self, confidence: float) -> Belief:
         segs = self.segments()
@@ -114,15 +147,41 @@ class Posterior:
         return self.n
 
     def information(self, c: int, segs: list[tuple[int, int, float]] | None = None) -> float:
-        """Bits a run at commit c is expected to tell about whether c is bad."""
-        a = self.cumulative(c, segs)
-        ff, fp = self.rates.false_fail, self.rates.false_pass
-        p_fail = a * (1 - fp) + (1 - a) * ff
-        return _h(p_fail) - a * _h(fp) - (1 - a) * _h(ff)
+        """Bits a run at commit c is expected to tell about the culprit: the mutual information
+        of its outcome with the hypotheses, each predicting a failure with its own rates (the
+        fixed ones, or those learnt from the runs it reads as good and as bad)."""
+        segs = segs if segs is not None else self.segments()
+        if self.learn is None:
+            a = self.cumulative(c, segs)
+            ff, fp = self.rates.false_fail, self.rates.false_pass
+            p_fail = a * (1 - fp) + (1 - a) * ff
+            return _h(p_fail) - a * _h(fp) - (1 - a) * _h(ff)
+        b = self.learn
+        p_fail = conditional = 0.0
+        for (first, last, w), (_, _, fg, pg, fb, pb) in zip(segs, self._pieces(), strict=True):
+            ff = (b.fails_good + fg) / (b.fails_good + b.passes_good + fg + pg)
+            tp = (b.fails_bad + fb) / (b.passes_bad + b.fails_bad + fb + pb)
+            bad = max(0, min(last, c) - first + 1) * w  # mass of h <= c: c is bad
+            good = (last - first + 1) * w - bad
+            p_fail += bad * tp + good * ff
+            conditional += bad * _h(tp) + good * _h(ff)
+        return _h(p_fail) - conditional
 
     def propose(self, q: float = 0.5) -> int:
-        """The commit beside the q-crossing whose outcome is the more informative."""
+        """The commit beside the q-crossing whose outcome is the more informative.
+
+        With learnt rates, the commit whose outcome is expected to tell most of all (as
+        git-bayesect picks): the crossing alone is misled by the no-culprit hypothesis, which
+        learnt rates refute slowly. Information is piecewise smooth in c, so it is looked at
+        beside every observed commit and at the posterior's quantiles.
+        """
         segs = self.segments()
+        if self.learn is not None and q == 0.5:
+            points = {c for p in self.counts for c in (p - 1, p + 1)}
+            points.update(self.quantile(i / 64, segs) for i in range(1, 64))
+            points.update(c - 1 for c in list(points))
+            options = sorted(c for c in points if 0 <= c < self.n)
+            return max(options, key=lambda c: (self.information(c, segs), c))
         at = min(self.quantile(q, segs), self.n - 1)
         options = [c for c in (at - 1, at) if 0 <= c < self.n]
         return max(options, key=lambda c: (self.information(c, segs), c))
@@ -140,12 +199,18 @@ class FlakySearch:
     probes were run or `max_untestable` of them could not run any test.
     """
 
-    def __init__(self, n: int, tests: Iterable[str], rates: dict[str, Rates], *,
+    def __init__(self, n: int, tests: Iterable[str], rates: dict[str, Rates | Learnt], *,
                  confidence: float = 0.99, max_probes: int | None = None,
                  max_untestable: int | None = None, prior_flake: float = 0.5) -> None:
         self.n = n
         self.confidence = confidence
-        self.posteriors = {t: Posterior(n, rates[t], prior_flake) for t in tests}
+        self.posteriors = {
+            t: Posterior(n, r, prior_flake) if isinstance(r, Rates)
+            else Posterior(n, Rates(r.fails_good / (r.fails_good + r.passes_good),
+                                    r.passes_bad / (r.passes_bad + r.fails_bad)),
+                           prior_flake, learn=r)
+            for t in tests for r in (rates[t],)
+        }
         self.untestable: dict[str, set[int]] = {t: set() for t in self.posteriors}
         self.max_probes = max_probes if max_probes is not None else default_budget(n)
         self.max_untestable = max_untestable

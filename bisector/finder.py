@@ -24,7 +24,7 @@ if TYPE_CHECKING:
     from .executors.dask import DaskExecutor
     from .executors.docker import DockerExecutor
     from .executors.local import LocalExecutor
-from .flakiness import RATE_FLOOR, Estimate, Rates, estimate, tally, wilson
+from .flakiness import Estimate, Learnt, Rates, estimate, tally, wilson
 from .gitrepo import Repository
 from .history import HistoryStore
 from .history.store import MissingStore
@@ -37,6 +37,9 @@ from .signature import exception_type
 
 # History read before the good end to estimate how flaky a test is.
 RATE_WINDOW = 50
+# An end that contradicts the user (fails at --good, passes at --bad) is believed only after
+# this many runs there all contradict: the first run and up to two more.
+END_RUNS = 3
 
 Executor = Callable[[Probe], ProbeOutcome]
 # Runs a round of probes at once (--jobs K), in the order given.
@@ -407,10 +410,7 @@ class Finder:
         self.unseen = set(tests) - set(self.store.tests())
         at_bad, at_good = self._results_round([(bad_sha, tests, "check bad end"),
                                                (good_sha, tests, "check good end")])
-        for t in tests:
-            failing = [r for r in self.evidence.seen.get((t, bad_sha), [])
-                       if verdict_of(r) is Verdict.BAD]
-            self.reference[t] = exception_type(failing[-1].message) if failing else None
+        self._recheck_ends(tests, good_sha, bad_sha, line)
         live, flaky = [], []
         for t in tests:
             if self._estimate(t, line).flaky:
@@ -459,6 +459,52 @@ class Finder:
             rounds=self.rounds, jobs=self.jobs,
         )
 
+    def _references(self, tests: list[str], bad_sha: str) -> None:
+        """Per test, the exception type of its latest failure at the bad end: the failure
+        being bisected, which failures of another kind are told from."""
+        for t in tests:
+            failing = [r for r in self.evidence.seen.get((t, bad_sha), [])
+                       if verdict_of(r) is Verdict.BAD]
+            self.reference[t] = exception_type(failing[-1].message) if failing else None
+
+    def _only(self, t: str, sha: str, verdict: Verdict) -> bool:
+        """Every testable run of t at sha gave `verdict`, and fewer than END_RUNS did."""
+        seen = {self._verdict(t, r, sha) for r in self.evidence.seen.get((t, sha), [])}
+        seen.discard(Verdict.UNTESTABLE)
+        runs = sum(1 for r in self.evidence.seen.get((t, sha), [])
+                   if self._verdict(t, r, sha) is not Verdict.UNTESTABLE)
+        return seen == {verdict} and runs < END_RUNS
+
+    def _recheck_ends(self, tests: list[str], good_sha: str, bad_sha: str,
+                      line: list[str]) -> None:
+        """Run an end again while it contradicts the user, until it agrees or has contradicted
+        END_RUNS times: one failure at --good (or pass at --bad) may be a flake.
+
+        Nothing runs when the ends agree. The good end is run again for a test that fails at
+        both ends (unless history already shows it flaky: the flaky search takes it anyway);
+        the bad end only when no test fails there (a test of a --test-file that passes at bad
+        is no contradiction, the refusal of the whole bisection is). A re-run that agrees
+        leaves both outcomes stored at one commit: flakiness, which `_estimate` sees and the
+        flaky search starts from, its rates learnt from these runs.
+        """
+        flaky = {t for t in tests if self._estimate(t, line).flaky}
+        for _ in range(END_RUNS):  # a round at most per re-run (an untestable one counts)
+            self._references(tests, bad_sha)
+            requests = []
+            fails_at_bad = [t for t in tests if self._counts(t, bad_sha)[0]]
+            if not fails_at_bad:
+                group = [t for t in tests if self._only(t, bad_sha, Verdict.GOOD)]
+                if group:
+                    requests.append((bad_sha, group, "recheck bad end"))
+            group = [t for t in fails_at_bad
+                     if t not in flaky and self._only(t, good_sha, Verdict.BAD)]
+            if group:
+                requests.append((good_sha, group, "recheck good end"))
+            if not requests:
+                break
+            self._probe_round(requests)
+        self._references(tests, bad_sha)
+
     # -- evidence for the flake-aware search ------------------------------------------------
 
     def _verdict(self, test: str, result: TestResult, sha: str) -> Verdict:
@@ -485,6 +531,13 @@ class Finder:
     def _estimate(self, test: str, line: list[str]) -> Estimate:
         return estimate([self._counts(test, sha) for sha in line])
 
+    def _prior(self, test: str, before: list[str]) -> Learnt:
+        """What the runs before the range (history up to the good end, and the end checks
+        there) say of the test's false-failure rate, as a prior the search goes on learning
+        from: runs read as good count, a fix inside that history is not read as flakes."""
+        est = self._estimate(test, before)
+        return Learnt().known(est.false_fails, est.good_runs - est.false_fails)
+
     def _flaky_search(self, tests: list[str], good_sha: str, candidates: list[str],
                       line: list[str], log: list[str], notes: list[str]) -> list[Finding]:
         """The flake-aware search over the first-parent line, then its verdicts.
@@ -493,10 +546,8 @@ class Finder:
         its confidence the search goes on, within the same probe budget.
         """
         index = {sha: i for i, sha in enumerate(candidates)}
-        rates = {}
-        for t in tests:
-            est = self._estimate(t, line)
-            rates[t] = est.rates() if est.flaky else Rates(RATE_FLOOR, RATE_FLOOR)
+        before = line[:len(line) - len(candidates)]  # up to the good end: all good commits
+        rates: dict[str, Rates | Learnt] = {t: self._prior(t, before) for t in tests}
         search = FlakySearch(len(candidates), tests, rates, confidence=self.confidence,
                              max_probes=self.max_probes, max_untestable=self.max_untestable)
         for t in tests:
@@ -507,8 +558,9 @@ class Finder:
                 if p:
                     search.observe(t, index[sha], False, p)
         self.progress(f"flake-aware search over {len(candidates)} commits for {len(tests)} "
-                      f"test(s), false-failure rates "
-                      + ", ".join(f"{rates[t].false_fail:.2f}" for t in tests))
+                      "test(s), false-failure rates learnt from the runs, starting from "
+                      + ", ".join(f"{search.posteriors[t].current_rates().false_fail:.2f}"
+                                  for t in tests))
 
         def observe(i: int, group: list[str], results: dict[str, TestResult]) -> None:
             sha = candidates[i]
@@ -537,7 +589,12 @@ class Finder:
                 b = search.belief(t)
                 if b.culprit is not None and b.probability >= self.confidence \
                         and t not in confirmed:
-                    pending.setdefault(b.culprit, []).append(t)
+                    parent = candidates[b.culprit - 1] if b.culprit else good_sha
+                    if min(sum(self._counts(t, candidates[b.culprit])),
+                           sum(self._counts(t, parent))) >= 2:
+                        confirmed.add(t)  # the search ran both again itself: sure with that
+                    else:
+                        pending.setdefault(b.culprit, []).append(t)
             if not pending:
                 break
             for i, group in sorted(pending.items()):

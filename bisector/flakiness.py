@@ -38,6 +38,32 @@ class Rates:
 
 
 @dataclass(frozen=True, slots=True)
+class Learnt:
+    """Rates not known in advance but learnt with the culprit: Beta priors, as pseudo-counts.
+
+    One Beta over P(fail | good commit), one over P(pass | bad commit). Each hypothesis'
+    likelihood integrates the rates out (Beta-binomial), so the probes teach the rates as they
+    narrow the culprit, as git-bayesect does, and a few runs cannot make the search sure of
+    rates it has barely seen. The priors say what a bisection assumes: a good commit fails
+    less often than it passes (Beta(1/2, 5/2), mean 1/6, plus the runs known before the
+    range), and a regression makes its test fail nearly always (Beta(1/2, 20), mean 0.024),
+    unless the runs show it passing at bad commits. A flat (Jeffreys) prior on both reads a
+    failure at HEAD as a regression that passes most of the time as readily as a flake, and
+    never settles on "no culprit" (measured: benchmarks/flaky_search_sim.py).
+    """
+
+    fails_good: float = 0.5
+    passes_good: float = 2.5
+    passes_bad: float = 0.5
+    fails_bad: float = 20.0
+
+    def known(self, fails_good: int = 0, passes_good: int = 0) -> Learnt:
+        """This prior after runs on commits known to be good."""
+        return Learnt(self.fails_good + fails_good, self.passes_good + passes_good,
+                      self.passes_bad, self.fails_bad)
+
+
+@dataclass(frozen=True, slots=True)
 class Interval:
     low: float
     high: float

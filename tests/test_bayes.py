@@ -10,7 +10,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from bisector.bayes import FlakySearch, Posterior
-from bisector.flakiness import RATE_FLOOR, Rates
+from bisector.flakiness import RATE_FLOOR, Learnt, Rates
 
 
 def run(n: int, culprit: int | None, f: float, rng: random.Random,
@@ -131,3 +131,45 @@ def test_k_way_deterministic_rounds_are_within_log_k_plus_1(k: int, case) -> Non
     search, rounds = run_rounds(n, culprit, 0.0, random.Random(0), k)
     assert search.belief("t").culprit == culprit
     assert rounds <= rounds_needed(n, k) + 1
+
+
+def run_learning(n: int, culprit: int | None, f: float, rng: random.Random) -> FlakySearch:
+    """Rates not given: learnt from the runs, as a bisection with no history must."""
+    search = FlakySearch(n, ["t"], {"t": Learnt().known(0, 1)})  # the good end passed once
+    search.observe("t", n - 1, True)
+    while (c := search.next_probe()) is not None:
+        bad = culprit is not None and c >= culprit
+        search.observe_probe(c, {"t": True if bad else rng.random() < f})
+    return search
+
+
+@pytest.mark.parametrize("f", [0.1, 0.2])
+def test_learnt_rates_find_the_culprit_without_being_told_the_rate(f: float) -> None:
+    rng = random.Random(11)
+    right, probes = 0, []
+    for _ in range(60):
+        culprit = rng.randrange(200)
+        search = run_learning(200, culprit, f, rng)
+        belief = search.belief("t")
+        right += belief.culprit == culprit and belief.probability >= 0.99
+        probes.append(search.probes)
+    assert right >= 59
+    # git-bayesect at 0.99 needs 22.9 (f = 0.1) and 28.9 (f = 0.2) runs on this oracle
+    assert sum(probes) / len(probes) < (20 if f == 0.1 else 25)
+
+
+def test_learnt_rates_still_name_no_culprit_for_a_flake() -> None:
+    rng = random.Random(5)
+    beliefs = [run_learning(200, None, 0.2, rng).belief("t") for _ in range(30)]
+    assert sum(b.culprit is None and b.probability >= 0.99 for b in beliefs) >= 29
+
+
+def test_learnt_rates_read_the_runs_of_each_side() -> None:
+    post = Posterior(10, Rates(0.5, 0.5), learn=Learnt())
+    for _ in range(6):
+        post.observe(2, False)  # commit 2 passes, 7 fails: the culprit is in 3..7
+        post.observe(7, True)
+    post.observe(2, True)  # a false failure at 2: learnt, not taken as the step
+    rates = post.current_rates()
+    assert 0.05 < rates.false_fail < 0.3 and rates.false_pass < 0.1
+    assert post.belief(0.99).low >= 3 and post.belief(0.99).high <= 7

@@ -109,3 +109,68 @@ def test_another_failure_is_reported_and_not_blamed(repo: Path, tmp_path: Path) 
                for n in data["notes"]), data["notes"]
     [group] = data["culprits"]
     assert group["commit"]["sha"] == shas[14]  # the AssertionError's culprit, not c5
+
+
+def scripted_test(counter: Path, flakes: set[int]) -> str:
+    """A test whose runs are numbered in a file: run n flakes (fails on a good commit, passes
+    on a bad one) when n is in `flakes`, and is deterministic otherwise."""
+    return (
+        "import pathlib\nimport m\n\n"
+        f"COUNTER = pathlib.Path({str(counter)!r})\n\n"
+        "def test_value():\n"
+        "    n = int(COUNTER.read_text()) if COUNTER.exists() else 0\n"
+        "    COUNTER.write_text(str(n + 1))\n"
+        f"    flaked = n in {sorted(flakes)!r}\n"
+        "    assert (m.value() == 1) != flaked, 'flaked' if flaked else 'wrong value'\n"
+    )
+
+
+def find(repo: Path, good: str) -> tuple[int, dict, str]:
+    proc = run_cli("find-break", "--json", TEST_ID, "--good", good, cwd=repo)
+    return proc.returncode, json.loads(proc.stdout) if proc.returncode == 0 else {}, \
+        proc.stderr
+
+
+def test_a_false_failure_at_the_good_end_is_run_again_not_final(repo: Path,
+                                                                 tmp_path: Path) -> None:
+    """No history at all: the bad end runs first (run 0), the good end's first run (run 1)
+    flakes. It is run again, passes, and that disagreement starts the flaky search."""
+    counter = tmp_path / "runs"
+    shas = build(repo, counter, n=12, culprit=7, test=scripted_test(counter, {1}))
+    code, data, err = find(repo, shas[0])
+    assert code == 0, err  # before: "already fails at good ...: give an older --good"
+    assert "recheck good end" in err and "flake-aware" in err
+    [group] = data["culprits"]
+    assert group["commit"]["sha"] == shas[7]
+    [t] = group["tests"]
+    assert t["verdict"] == "culprit" and t["confidence"] >= 0.99
+
+
+def test_a_false_pass_at_the_bad_end_is_run_again_not_final(repo: Path,
+                                                             tmp_path: Path) -> None:
+    counter = tmp_path / "runs"
+    shas = build(repo, counter, n=12, culprit=7, test=scripted_test(counter, {0}))
+    code, data, err = find(repo, shas[0])
+    assert code == 0, err  # before: "does not fail at bad ...: nothing to find"
+    assert "recheck bad end" in err and "flake-aware" in err
+    assert data["culprits"][0]["commit"]["sha"] == shas[7]
+
+
+def test_a_good_end_that_fails_every_time_is_still_refused(repo: Path,
+                                                           tmp_path: Path) -> None:
+    shas = build(repo, tmp_path / "runs", n=8, culprit=None,
+                 test="def test_value():\n    assert False, 'broken all along'\n")
+    proc = run_cli("find-break", TEST_ID, "--good", shas[0], cwd=repo)
+    assert proc.returncode == 2
+    assert "already fails at good" in proc.stderr and "give an older --good" in proc.stderr
+    # the bad end once, the good end three times: the first run and two re-runs
+    assert proc.stderr.count("check good end") == 3 and proc.stderr.count("(check bad end") == 1
+
+
+def test_ends_that_agree_cost_no_extra_run(repo: Path, tmp_path: Path) -> None:
+    shas = build(repo, tmp_path / "runs", n=17, culprit=11, every=10**9)
+    code, data, err = find(repo, shas[0])
+    assert code == 0, err
+    assert data["culprits"][0]["commit"]["sha"] == shas[11]
+    # 2 end checks, ceil(log2 16) = 4 bisection probes, culprit and parent confirmed
+    assert data["probes_run"] == 2 + 4 + 2 and "recheck" not in err
