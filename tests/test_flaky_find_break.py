@@ -23,16 +23,21 @@ def _every_log_replays(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setitem(globals(), "run_cli", replaying(run_cli))
 
 
-def flaky_test(counter: Path, every: int = 4) -> str:
+def counted_test(counter: Path, body: str) -> str:
+    """`test_value`, whose runs are numbered in `counter` (n, from 0), then `body`."""
     return (
         "import pathlib\nimport m\n\n"
         f"COUNTER = pathlib.Path({str(counter)!r})\n\n"
         "def test_value():\n"
         "    n = int(COUNTER.read_text()) if COUNTER.exists() else 0\n"
         "    COUNTER.write_text(str(n + 1))\n"
-        f"    assert n % {every} != {every - 1}, 'flaked'\n"
-        "    assert m.value() == 1\n"
+        + body
     )
+
+
+def flaky_test(counter: Path, every: int = 4) -> str:
+    return counted_test(counter, f"    assert n % {every} != {every - 1}, 'flaked'\n"
+                                 "    assert m.value() == 1\n")
 
 
 def build(repo: Path, counter: Path, *, n: int = 24, culprit: int | None = 15,
@@ -114,15 +119,9 @@ def test_another_failure_is_reported_and_not_blamed(repo: Path, tmp_path: Path) 
 def scripted_test(counter: Path, flakes: set[int]) -> str:
     """A test whose runs are numbered in a file: run n flakes (fails on a good commit, passes
     on a bad one) when n is in `flakes`, and is deterministic otherwise."""
-    return (
-        "import pathlib\nimport m\n\n"
-        f"COUNTER = pathlib.Path({str(counter)!r})\n\n"
-        "def test_value():\n"
-        "    n = int(COUNTER.read_text()) if COUNTER.exists() else 0\n"
-        "    COUNTER.write_text(str(n + 1))\n"
-        f"    flaked = n in {sorted(flakes)!r}\n"
-        "    assert (m.value() == 1) != flaked, 'flaked' if flaked else 'wrong value'\n"
-    )
+    return counted_test(
+        counter, f"    flaked = n in {sorted(flakes)!r}\n"
+                 "    assert (m.value() == 1) != flaked, 'flaked' if flaked else 'wrong value'\n")
 
 
 def find(repo: Path, good: str) -> tuple[int, dict, str]:
