@@ -137,8 +137,7 @@ def regressions(
 
     with _open(repo_path, history_db, lookback) as (repo, store, settings):
         report = regressions_at_head(repo, store, settings.lookback)
-    for note in report.notes:
-        click.echo(f"bisector: note: {note}", err=True)
+    _notes(report.notes)
     if as_json:
         click.echo(json.dumps(regressions_json(report, settings.lookback), indent=2))
     else:
@@ -367,8 +366,7 @@ def import_(files: tuple[Path, ...], commit: str, dialect: str, environment_name
 
     done = import_files(repo_path, list(files), commit=commit, dialect=dialect,
                         environment_name=environment_name, dirty=dirty, history_db=history_db)
-    for note in done.notes:
-        click.echo(f"bisector: note: {note}", err=True)
+    _notes(done.notes)
     click.echo(f"imported {done.results} results at {done.short} (run #{done.run_id})")
 
 
@@ -448,6 +446,12 @@ def import_history(source: str, repo_path: Path, history_db: str | None) -> None
     copied, src, dst = move_history(repo_path, history_db, source=source,
                                     progress=lambda m: err.print(m, style="dim"))
     click.echo(f"imported {src} into {dst}: {copied.summary()}")
+
+
+def _notes(notes: Any) -> None:
+    """What was skipped on the way (ids read from a store or a file), one stderr line each."""
+    for note in notes:
+        click.echo(f"bisector: note: {note}", err=True)
 
 
 def _console_err() -> Any:

@@ -16,6 +16,7 @@ from typing import Any
 
 from .errors import ConfigError
 from .model import Trigger
+from .nodeids import shown as quoted
 
 DEFAULT_LOOKBACK = 20
 STORE_DIRNAME = ".bisector"
@@ -249,7 +250,7 @@ def check_pytest_args(args: tuple[str, ...] | list[str], where: str = "--pytest-
     for i, arg in enumerate(out):
         if not isinstance(arg, str):
             raise ConfigError(f"{where}: {arg!r} is not a string", hint=PYTEST_ARG_HINT)
-        shown = repr(arg) if len(repr(arg)) <= 60 else repr(arg)[:57] + "..."
+        shown = quoted(arg, 60)
         if not arg.strip() or any(c in arg for c in "\0\n\r"):
             raise ConfigError(f"{where} {shown} is empty or holds a NUL or a line break",
                               hint="give one option (or its value) per --pytest-arg")
@@ -259,7 +260,7 @@ def check_pytest_args(args: tuple[str, ...] | list[str], where: str = "--pytest-
         previous = out[i - 1] if i else ""
         name = arg.split("=", 1)[0]
         ini = plugin = None
-        if name in ("-o", "--override-ini") and "=" in arg and name != "-o":
+        if name == "--override-ini" and "=" in arg:
             ini = arg.split("=", 1)[1]
         elif arg.startswith("-o") and len(arg) > 2:
             ini = arg[2:]

@@ -469,11 +469,10 @@ class Finder:
 
     def _only(self, t: str, sha: str, verdict: Verdict) -> bool:
         """Every testable run of t at sha gave `verdict`, and fewer than END_RUNS did."""
-        seen = {self._verdict(t, r, sha) for r in self.evidence.seen.get((t, sha), [])}
-        seen.discard(Verdict.UNTESTABLE)
-        runs = sum(1 for r in self.evidence.seen.get((t, sha), [])
-                   if self._verdict(t, r, sha) is not Verdict.UNTESTABLE)
-        return seen == {verdict} and runs < END_RUNS
+        verdicts = [v for v in (self._verdict(t, r, sha)
+                                for r in self.evidence.seen.get((t, sha), []))
+                    if v is not Verdict.UNTESTABLE]
+        return set(verdicts) == {verdict} and len(verdicts) < END_RUNS
 
     def _recheck_ends(self, tests: list[str], good_sha: str, bad_sha: str,
                       line: list[str]) -> None:
@@ -942,9 +941,7 @@ def find_break(
 
 def _left(search: Bisection | DagBisection, tests: list[str]) -> int:
     """The commits some open test still suspects: what a probe of this round narrows."""
-    if isinstance(search, DagBisection):
-        return len({i for t in tests for i in search.suspect_list(t)})
-    return len({i for t in tests for i in search.tracks[t].suspects})
+    return len({i for t in tests for i in search.suspect_list(t)})
 
 
 def _read_test_files(repo: Repository, paths: list[Path]) -> dict[str, bytes]:

@@ -353,7 +353,7 @@ def _bisect(repo_path: Path, new: list[Regression], head: str, lookback: int,
             repo_path, tests=[r.nodeid for r in new], bad=head, lookback=lookback,
             history_db=url, timeout=options.timeout,
             confidence=options.confidence, jobs=options.jobs, progress=say,
-            pytest_args=options.probe_args or None,
+            pytest_args=options.probe_args,
             executor="docker" if options.container else "local", suite=options.container,
         ), None
     except BisectorError as exc:  # still regressions to report, without a culprit
@@ -395,7 +395,9 @@ def _assemble(repo: Repository, store: HistoryStore, options: NightlyOptions, *,
             failing.append(t)
     culprit_shas = {c.culprit for c in triaged.carried if c.culprit}
     infos = repo.commits(sorted(culprit_shas | {head}))
-    owners = _owners_at(repo, head)
+    # once per culprit, and CODEOWNERS read only when something is carried
+    owners = _owners_at(repo, head) if culprit_shas else None
+    owned = {s: owners(infos[s]) for s in culprit_shas if owners and s in infos}
     outcomes = dict(Counter(outcome for outcome, _m in tonight.values()))
     n_new = sum(len(g["tests"]) for g in groups)
     code = exit_code(options.fail_on, baseline=baseline, new_regressions=n_new, flaky=len(flaky))
@@ -420,7 +422,7 @@ def _assemble(repo: Repository, store: HistoryStore, options: NightlyOptions, *,
         "still_failing": [
             {"test": c.test,
              "culprit": commit_ref(infos.get(c.culprit), c.culprit) if c.culprit else None,
-             "owners": owners(infos[c.culprit]) if c.culprit in infos else [],
+             "owners": owned.get(c.culprit, []) if c.culprit else [],
              "since": iso(c.since), "message": tonight.get(c.test, (None, None))[1]}
             for c in triaged.carried
         ],
@@ -460,8 +462,8 @@ def _owners_at(repo: Repository, head: str) -> Callable[[CommitInfo], list[str]]
     rules = parse(text)[0] if text else []
 
     def owners(c: CommitInfo) -> list[str]:
-        return list(culprit_owners(repo.changed_files(c.sha), rules, c.author_name,
-                                   c.author_email))
+        files = repo.changed_files(c.sha) if rules else ()  # no rule: only the author
+        return list(culprit_owners(files, rules, c.author_name, c.author_email))
 
     return owners
 

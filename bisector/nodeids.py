@@ -37,10 +37,11 @@ def refusal(nodeid: str) -> str | None:
     return None
 
 
-def shown(nodeid: str) -> str:
-    """A refused id, quoted for a one-line message (control characters escaped)."""
+def shown(nodeid: str, limit: int = 80) -> str:
+    """A refused id (or argument), quoted for a one-line message (control characters
+    escaped), at most `limit` characters."""
     text = repr(nodeid)
-    return text if len(text) <= 80 else text[:77] + "..."
+    return text if len(text) <= limit else text[:limit - 3] + "..."
 
 
 def check_nodeid(text: str, source: str = "the command line") -> str:

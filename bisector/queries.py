@@ -115,11 +115,8 @@ def regressions_at_head(
     bad = sorted(nodeid for nodeid, row in at_head.items() if Outcome(row.outcome).is_bad)
     # an id any writer of the store could have put there: data, never a probe's option
     ids, notes = usable(bad, "the history store")
-    failing = {
-        nodeid: (Outcome(at_head[nodeid].outcome), at_head[nodeid].signature,
-                 at_head[nodeid].message)
-        for nodeid in ids
-    }
+    failing = {n: (Outcome(row.outcome), row.signature, row.message)
+               for n in ids for row in (at_head[n],)}
     if not failing:
         return RegressionReport(head=head, env_key=env_key, window=[head], regressions=[],
                                 notes=tuple(notes))

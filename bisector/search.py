@@ -159,6 +159,10 @@ class Bisection:
     def open_tests(self) -> list[str]:
         return [t for t, tr in self.tracks.items() if not tr.done]
 
+    def suspect_list(self, test: str) -> list[int]:
+        """The indices a test still suspects, as `DagBisection.suspect_list` gives them."""
+        return list(self.tracks[test].suspects)
+
     def next_probe(self) -> int | None:
         """The next commit to run, for the test with the most left to search."""
         if self.budget_spent:

@@ -91,5 +91,14 @@ def query(db: Path, sql: str, *params: object) -> list[tuple]:
 
 
 @pytest.fixture
+def every_log_replays(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The test module's `run_cli` replays the bisect_log of every find-break it runs that
+    writes JSON, to its culprit (tests/replay_helpers.py)."""
+    from .replay_helpers import replaying
+
+    monkeypatch.setattr(request.module, "run_cli", replaying(request.module.run_cli))
+
+
+@pytest.fixture
 def db_rows() -> Callable[..., list[tuple]]:
     return query

@@ -1,7 +1,7 @@
 """The replayable `bisect_log`: `git bisect replay` on a fresh clone ends on the named culprit.
 
-`assert_replays` is called on every JSON result the find-break tests produce (see the
-`replayed` fixtures of tests/test_find_break.py and tests/test_parallel_find_break.py); the tests
+`assert_replays` (tests/replay_helpers.py) is called on every JSON result the find-break tests
+produce (the `every_log_replays` fixture of conftest.py); the tests
 here cover each mode on purpose: first-parent, full-dag, a merge followed into its branch (and a
 branch merged into a branch), reused results, several tests with different culprits.
 """
@@ -9,81 +9,15 @@ branch merged into a branch), reused results, several tests with different culpr
 from __future__ import annotations
 
 import json
-import re
-import subprocess
-import tempfile
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
 
 import pytest
 
 from bisector.demo import CALC_BAD, CALC_GOOD, TESTS
 
-from .conftest import commit, git, planted, run_cli, run_pytest
-
-Run = Callable[..., subprocess.CompletedProcess[str]]
-
-FIRST_BAD = re.compile(r"^([0-9a-f]{40}) is the first bad commit$", re.MULTILINE)
-
-
-def replay(repo: Path, log: list[str]) -> subprocess.CompletedProcess[str]:
-    """`git bisect replay` of `log` in a fresh clone of `repo`: the user's checkout (and the
-    test's) is never in a bisect state."""
-    root = subprocess.run(["git", "rev-parse", "--show-toplevel"], cwd=repo, check=True,
-                          capture_output=True, text=True).stdout.strip()
-    with tempfile.TemporaryDirectory(prefix="bisector-replay-") as tmp:
-        clone = Path(tmp) / "clone"
-        subprocess.run(["git", "clone", "-q", "--no-checkout", root, str(clone)],
-                       check=True, capture_output=True)
-        path = Path(tmp) / "bisect.log"
-        path.write_text("\n".join(log) + "\n")
-        return subprocess.run(["git", "bisect", "replay", str(path)], cwd=clone,
-                              capture_output=True, text=True, timeout=60)
-
-
-def lead_culprit(data: dict[str, Any]) -> str | None:
-    """The culprit the log says it ends on (`# first bad commit: [SHA] subject`), if any."""
-    for line in data["bisect_log"]:
-        if line.startswith("# first bad commit: ["):
-            return line.split("[", 1)[1].split("]", 1)[0]
-    return None
-
-
-def assert_replays(repo: Path, data: dict[str, Any]) -> None:
-    """The log of a find-break JSON result replays to its culprit.
-
-    With several culprits, one `git bisect` can end on only one: the log follows the first test
-    that has a culprit and names it in its last line, as `git bisect log` does.
-    """
-    culprits = [g["commit"]["sha"] for g in data["culprits"] if g["commit"]]
-    if not culprits:
-        assert lead_culprit(data) is None, data["bisect_log"]
-        return
-    proc = replay(repo, data["bisect_log"])
-    found = FIRST_BAD.findall(proc.stdout)
-    assert proc.returncode == 0 and len(found) == 1 and found[0] in culprits, (
-        f"replay did not end on a culprit of {culprits}:\n{proc.stdout}\n{proc.stderr}\n"
-        + "\n".join(data["bisect_log"]))
-    assert lead_culprit(data) == found[0], data["bisect_log"]  # the one the log says
-
-
-def replaying(run: Run) -> Run:
-    """`run_cli` that replays the log of every find-break it runs that writes JSON (stdout
-    with --json, or a --report json file) and succeeds."""
-    def wrapper(*args: str, cwd: Path | None = None,
-                env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
-        proc = run(*args, cwd=cwd, env=env)
-        if args[:1] != ("find-break",) or proc.returncode != 0 or cwd is None:
-            return proc
-        reports = [Path(cwd, args[i + 2]) for i, arg in enumerate(args[:-2])
-                   if arg == "--report" and args[i + 1] == "json"]
-        texts = ([proc.stdout] if "--json" in args else []) + [p.read_text() for p in reports]
-        for text in texts:
-            assert_replays(cwd, json.loads(text))
-        return proc
-    return wrapper
-
+from .conftest import commit, git, planted, run_cli
+from .replay_helpers import assert_replays, lead_culprit
 
 # --- repositories with merges (`git merge --no-ff`), each returning (good, culprit, merge) ------
 
@@ -159,23 +93,6 @@ def test_every_mode_replays_to_its_culprit(repo: Path, build: Callable[[Path], t
         assert_replays(repo, data)
     first_parent = "--full-dag" not in args
     assert ("'--first-parent'" in data["bisect_log"][0]) is first_parent
-
-
-def test_a_flaky_search_replays_to_its_culprit(repo: Path, tmp_path: Path) -> None:
-    """Its runs disagree, so they are comments; its conclusion is what replays."""
-    from .test_flaky_find_break import TEST_ID as FLAKY_ID  # it imports `replaying` from here
-    from .test_flaky_find_break import build as build_flaky
-
-    shas = build_flaky(repo, tmp_path / "runs")
-    git(repo, "checkout", "-q", shas[0])
-    for _ in range(4):  # three passes and a false failure on the good end
-        run_pytest(repo, "--track-history", "-p", "no:cacheprovider")
-    git(repo, "checkout", "-q", "main")
-    data = json.loads(run_cli("find-break", "--json", FLAKY_ID, "--good", shas[0],
-                              cwd=repo).stdout)
-    assert data["culprits"][0]["commit"]["sha"] == shas[15]
-    assert any(line.startswith("# flake-aware probe: ") for line in data["bisect_log"])
-    assert_replays(repo, data)
 
 
 def test_the_log_follows_the_first_test_with_a_culprit(repo: Path) -> None:

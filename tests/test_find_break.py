@@ -17,13 +17,10 @@ import pytest
 from bisector.demo import CALC_BAD, CALC_GOOD, TESTS, build_repo
 
 from .conftest import commit, git, planted, query, run_cli, run_pytest
-from .test_bisect_log import merged_branch, nested_merges, replaying
+from .test_bisect_log import merged_branch, nested_merges
 
-
-@pytest.fixture(autouse=True)
-def _every_log_replays(monkeypatch: pytest.MonkeyPatch) -> None:
-    """Every find-break here that writes JSON has its bisect_log replayed to its culprit."""
-    monkeypatch.setitem(globals(), "run_cli", replaying(run_cli))
+# every find-break here that writes JSON has its bisect_log replayed to its culprit
+pytestmark = pytest.mark.usefixtures("every_log_replays")
 
 
 def find_break(repo: Path, *args: str) -> subprocess.CompletedProcess[str]:

@@ -99,13 +99,3 @@ def test_the_culprits_owners_rule() -> None:
     assert culprit_owners(["lib/m.py"], rules, "Au", "Author@example.com") == (
         "@lib-team", "author@example.com")
 
-
-def test_the_nightly_and_find_break_share_the_rule() -> None:
-    import inspect
-
-    import bisector.finder
-    import bisector.nightly
-
-    for module in (bisector.finder, bisector.nightly):
-        assert "culprit_owners" in inspect.getsource(module), module
-        assert "owners_for" not in inspect.getsource(module), module

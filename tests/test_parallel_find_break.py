@@ -11,17 +11,14 @@ import pytest
 from bisector.search import rounds_needed
 
 from .conftest import commit, git, planted, run_cli, run_pytest
-from .test_bisect_log import replaying
 from .test_flaky_find_break import TEST_ID as FLAKY_ID
 from .test_flaky_find_break import build as build_flaky
 
 TEST_ID = "test_m.py::test_value"
 
 
-@pytest.fixture(autouse=True)
-def _every_log_replays(monkeypatch: pytest.MonkeyPatch) -> None:
-    """Every find-break here that writes JSON has its bisect_log replayed to its culprit."""
-    monkeypatch.setitem(globals(), "run_cli", replaying(run_cli))
+# every find-break here that writes JSON has its bisect_log replayed to its culprit
+pytestmark = pytest.mark.usefixtures("every_log_replays")
 
 
 def timed_test(log: Path) -> str:

@@ -41,7 +41,7 @@ from . import (
     runnable,
     unreported,
 )
-from .worktree import RECORD, TMP, Worktree, new_session
+from .worktree import RECORD, TMP, VENV, Worktree, new_session
 
 # Seconds to wait for a probe's output once its processes are ended: only a process that
 # escaped them (a cleared environment and a double fork) can hold the pipe open longer.
@@ -196,7 +196,7 @@ class LocalExecutor:
         if not self.setup:
             return self.python
         if self._venv is None:
-            venv = self.tree.with_name(self.tree.name + ".venv")
+            venv = self.tree.with_name(self.tree.name + VENV)
             self._venv = venv
             proc = self._spawn([self.python, "-m", "venv", str(venv)],
                                env={**os.environ, procs.MARK: self.marker})

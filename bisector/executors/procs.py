@@ -133,7 +133,4 @@ def end_recorded(marker: str, path: Path) -> None:
         pid, when = int(saved["pid"]), saved["started"]
         if when is not None and pid > 1 and start_time(pid) == str(when):
             group = pid
-    if group is not None:
-        with contextlib.suppress(ProcessLookupError, PermissionError):
-            os.killpg(group, signal.SIGKILL)
     end_tree(marker, group)

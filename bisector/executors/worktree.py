@@ -38,16 +38,9 @@ def alive(pid: int) -> bool:
     return True
 
 
-def started(pid: int) -> str | None:
-    """When a process started (clock ticks since boot, Linux), to tell a reused pid apart:
-    a killed bisector's pid may belong to another process by the time its leftovers are
-    judged (pid_max is often 32768). None where /proc does not say."""
-    try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
-    except OSError:
-        return None
-    fields = stat.rsplit(")", 1)[-1].split()
-    return fields[19] if len(fields) > 19 else None
+# When a process started (clock ticks since boot, Linux), to tell a reused pid apart: a killed
+# bisector's pid may belong to another process by the time its leftovers are judged.
+started = procs.start_time
 
 
 def host_id() -> str:

@@ -194,8 +194,9 @@ class HistoryStore:
         self.location = display_url(url)
         self.create = create
         self.read_only = False  # opened with SQLite's mode=ro: the user cannot write it
+        read_url = as_read(url)
         try:
-            parsed = sa.engine.make_url(as_read(url))
+            parsed = sa.engine.make_url(read_url)
         except (exc.ArgumentError, ValueError, TypeError):
             raise StoreError(
                 f"invalid history store URL {self.location!r}",
@@ -203,9 +204,9 @@ class HistoryStore:
             ) from None
         self.dialect = parsed.get_backend_name()
         kwargs: dict[str, Any] = {}
-        engine_url: str | sa.URL = as_read(url)
+        engine_url: str | sa.URL = read_url
+        memory = parsed.database in (None, "", ":memory:")
         if self.dialect == "sqlite":
-            memory = parsed.database in (None, "", ":memory:")
             if not memory and not parsed.query.get("uri"):
                 engine_url = self._sqlite_file(Path(str(parsed.database)), dirs_under)
             kwargs["connect_args"] = {"timeout": BUSY_TIMEOUT_S}
@@ -233,7 +234,7 @@ class HistoryStore:
         if self.dialect == "sqlite":
             _sqlite_setup(
                 self._engine,
-                memory=parsed.database in (None, "", ":memory:"),
+                memory=memory,
                 checkpoint_on_commit=checkpoint_on_commit,
                 set_wal=create,  # a reader leaves the journal mode as the writers set it
             )
@@ -596,38 +597,28 @@ class HistoryStore:
         with self._write() as conn:
             # SKIP LOCKED (PostgreSQL; SQLite has one writer anyway): a row another claimer is
             # updating right now is not waited for; the unique index settles that race below.
+            # running rows, and attempts stopped by Ctrl-C (let go of by their process,
+            # resumable by anyone)
             open_rows = conn.execute(
-                sa.select(b.c.id, b.c.owner_host, b.c.owner_pid, b.c.heartbeat)
-                .where(b.c.key == key, b.c.status == "running")
+                sa.select(b.c.id, b.c.status, b.c.owner_host, b.c.owner_pid, b.c.heartbeat)
+                .where(b.c.key == key, b.c.status.in_(OPEN_STATUSES))
                 .order_by(b.c.id.desc()).with_for_update(skip_locked=True)
             ).all()
             if not have_lock:  # SQLite: is the owner alive?
                 for row in open_rows:
-                    if self._held_elsewhere(row):
+                    if row.status == "running" and self._held_elsewhere(row):
                         raise self._busy(conn, key, row.id, row.owner_host, row.owner_pid)
-            # attempts stopped by Ctrl-C: let go of by their process, resumable by anyone
-            paused = list(conn.execute(
-                sa.select(b.c.id).where(b.c.key == key, b.c.status == "interrupted")
-                .order_by(b.c.id.desc()).with_for_update(skip_locked=True)
-            ).scalars())
             done = 0
-            latest = max([row.id for row in open_rows] + paused, default=None)
-            if latest is not None:
+            if open_rows:  # newest first: the attempt whose probes are resumed
                 done = conn.execute(
                     sa.select(sa.func.count()).select_from(p)
-                    .where(p.c.bisection_id == latest)
+                    .where(p.c.bisection_id == open_rows[0].id)
                 ).scalar() or 0
-            for paused_id in paused:  # compare-and-swap, as for a crashed owner's row below
-                taken = conn.execute(b.update().where(
-                    b.c.id == paused_id, b.c.status == "interrupted",
-                ).values(status="abandoned")).rowcount
-                if taken != 1:
-                    raise self._busy(conn, key, paused_id, None, None)
             for row in open_rows:
                 # compare-and-swap: only if nobody claimed it since we read it
                 taken = conn.execute(
                     b.update().where(
-                        b.c.id == row.id, b.c.status == "running",
+                        b.c.id == row.id, b.c.status == row.status,
                         b.c.owner_pid.is_(None) if row.owner_pid is None
                         else b.c.owner_pid == row.owner_pid,
                         b.c.heartbeat.is_(None) if row.heartbeat is None
