@@ -69,6 +69,9 @@ class Environment:
     fingerprint: str
 
 
+TRACEBACK_MAX = 8192  # characters of a stored traceback; a longer one keeps its tail
+
+
 @dataclass(frozen=True, slots=True)
 class TestResult:
     __test__ = False  # not a pytest test class
@@ -80,6 +83,9 @@ class TestResult:
     message: str | None = None
     reruns: int = 0
     phase: str = "call"
+    # pytest's long representation of the failure (capped at TRACEBACK_MAX characters), or the
+    # tail of an untestable probe's output: what a person reads to act on a failure
+    traceback: str | None = None
 
     @property
     def file(self) -> str:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field
+from typing import Protocol, Self
 
 from ..errors import ExecutorError
 from ..model import Environment, Outcome, TestResult
@@ -45,6 +46,29 @@ class ProbeAborted(Exception):
     or container, so a thread still checking out or setting up ends at once instead of running
     a probe nobody waits for.
     """
+
+
+class Executor(Protocol):
+    """What the finder, the pool, the nightly and the plugin depend on: no concrete executor.
+
+    `run_round` runs probes at once (at most as many as the executor has slots: one for a
+    single worktree or container, `--jobs` for a pool or a Dask cluster) and returns their
+    outcomes in the order asked. `abort` may be called from another thread (Ctrl-C): running
+    probes are killed and no new process starts. `env_key` is the fingerprint under which
+    results count as the same experiment.
+    """
+
+    def run(self, probe: Probe) -> ProbeOutcome: ...
+
+    def run_round(self, probes: list[Probe]) -> list[ProbeOutcome]: ...
+
+    def abort(self) -> None: ...
+
+    def env_key(self) -> str: ...
+
+    def __enter__(self) -> Self: ...
+
+    def __exit__(self, *exc: object) -> None: ...
 
 
 def last_line(text: str) -> str:
