@@ -315,10 +315,19 @@ def find_break(tests: tuple[str, ...], good: str | None, bad: str, lookback: int
               callback=_pytest_args,
               help="For the bisection's probes only (the suite's own run takes PYTEST_ARGS "
                    "after --). " + PYTEST_ARG_HELP)
+@click.option("--notify", "notify_kinds", multiple=True, type=click.Choice(["github", "webhook"]),
+              help="Tell the owners when the reports are written: github opens, updates and "
+                   "closes one issue per culprit (GITHUB_REPOSITORY, GITHUB_TOKEN, "
+                   "GITHUB_API_URL); webhook posts the night as JSON to --webhook-url. A "
+                   "failed notification is a warning; the exit status stands.")
+@click.option("--webhook-url", metavar="URL", envvar="BISECTOR_WEBHOOK_URL", default=None,
+              help="Where --notify webhook posts (http or https; env BISECTOR_WEBHOOK_URL, "
+                   "which keeps a secret URL out of the process list).")
 @_common
 def nightly(pytest_args: tuple[str, ...], container: str | None, lookback: int | None,
             fail_on: str, report_dir: Path | None, jobs: int, timeout: float | None,
             confidence: float, grid_commits: int, probe_args: tuple[str, ...],
+            notify_kinds: tuple[str, ...], webhook_url: str | None,
             repo_path: Path, history_db: str | None) -> None:
     """The nightly job: run the suite at HEAD, bisect new regressions, write the reports.
 
@@ -327,9 +336,11 @@ def nightly(pytest_args: tuple[str, ...], container: str | None, lookback: int |
     (and on the first night: no baseline yet), 2 on errors.
     """
     from .nightly import NightlyOptions, run_nightly
+    from .notify import notify, targets
     from .reports.nightly import summary_lines
 
     err = _console_err()
+    notifications = targets(notify_kinds, webhook_url)  # bad settings: exit 2 before the run
     options = NightlyOptions(
         lookback=lookback, container=container, pytest_args=pytest_args, fail_on=fail_on,
         report_dir=report_dir, jobs=jobs, timeout=timeout, confidence=confidence,
@@ -341,6 +352,9 @@ def nightly(pytest_args: tuple[str, ...], container: str | None, lookback: int |
     for kind in ("md", "json", "html"):
         if kind in outcome.paths:
             click.echo(f"report ({kind}): {outcome.paths[kind]}")
+    for target in notifications:  # a failure is a warning line: the night's result stands
+        notify(outcome.data, target, say=click.echo,
+               warn=lambda line: click.echo(line, err=True))
     if outcome.exit_code:
         raise click.exceptions.Exit(outcome.exit_code)
 
