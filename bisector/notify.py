@@ -600,3 +600,46 @@ def post_webhook(data: dict[str, Any], target: WebhookTarget, timeout: float,
     client = Http(target.url, timeout, service="webhook")
     client.request("POST", target.url, {"text": webhook_text(data), "nightly": data})
     say(f"notified: posted the night to the webhook at {_host(target.url)}")
+
+
+# -- the action's step --------------------------------------------------------------------------
+
+
+def main(argv: list[str] | None = None) -> int:
+    """`python -m bisector.notify REPORT --notify github`: what `nightly --notify` does, from
+    a written nightly.json. action.yml runs it as a step of its own, so that the token is in
+    that step's environment only, never in the suite's (the tests run the project's code)."""
+    import argparse
+    import sys
+
+    parser = argparse.ArgumentParser(prog="python -m bisector.notify",
+                                     description="Tell the owners what a night found.")
+    parser.add_argument("report", help="nightly.json")
+    parser.add_argument("--notify", action="append", default=[], choices=KINDS, required=True)
+    parser.add_argument("--webhook-url", default=os.environ.get("BISECTOR_WEBHOOK_URL") or None)
+    args = parser.parse_args(argv)
+
+    def warn(line: str) -> None:
+        print(line, file=sys.stderr)
+
+    try:
+        found = targets(tuple(args.notify), args.webhook_url)
+    except ConfigError as exc:
+        warn(f"bisector: error: {exc.one_line()}")
+        return exc.exit_code
+    try:
+        with open(args.report, encoding="utf-8") as f:
+            data = json.load(f)
+    except (OSError, ValueError) as exc:
+        data = exc
+    if not isinstance(data, dict):
+        warn(f"bisector: warning: no notification: {args.report} is not a nightly report"
+             + (f" ({scrub(str(data), '')})" if isinstance(data, Exception) else ""))
+        return 0
+    for target in found:
+        notify(data, target, say=print, warn=warn)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
