@@ -588,3 +588,36 @@ def test_a_real_night_opens_an_issue(repo: Path, tmp_path: Path, github: FakeGit
     assert issue["title"] == f"{culprit[:10]} Clamp add() at zero broke tests on main"
     assert "cc @calc-team" in issue["body"] and "assert 0 == -5" in issue["body"]
     assert "notified: opened issue #1" in out
+
+
+# -- the action's step: python -m bisector.notify ---------------------------------------------
+
+
+def test_the_action_step_notifies_from_a_written_report(
+        github: FakeGitHub, env: dict[str, str], tmp_path: Path,
+        capsys: pytest.CaptureFixture[str]) -> None:
+    from bisector.notify import main as notify_main
+
+    report = tmp_path / "nightly.json"
+    report.write_text(json.dumps(NEW))
+    assert notify_main([str(report), "--notify", "github"]) == 0
+    assert len(github.issues) == 1
+    out, err = capsys.readouterr()
+    assert out == f"notified: opened issue #1 for {CULPRIT[:10]}\n" and err == ""
+    github.fail = (401, {}, {"message": "Bad credentials"})
+    assert notify_main([str(report), "--notify", "github"]) == 0  # a warning, not a failure
+    assert "401, the token was refused" in capsys.readouterr().err
+
+
+def test_the_action_step_without_a_report_or_a_token(
+        env: dict[str, str], tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+        capsys: pytest.CaptureFixture[str]) -> None:
+    from bisector.notify import main as notify_main
+
+    assert notify_main([str(tmp_path / "nope.json"), "--notify", "github"]) == 0
+    [warning] = capsys.readouterr().err.splitlines()
+    assert warning.startswith("bisector: warning: no notification: ")
+    assert "is not a nightly report" in warning
+    monkeypatch.delenv("GITHUB_TOKEN")
+    assert notify_main([str(tmp_path / "nope.json"), "--notify", "github"]) == 2
+    assert "bisector: error: --notify github needs GITHUB_TOKEN" in capsys.readouterr().err

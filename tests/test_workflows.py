@@ -90,8 +90,8 @@ def test_nightly_runs_on_a_schedule_and_by_hand(nightly: dict[str, Any]) -> None
     assert inputs["lookback"]["default"] == 20
 
 
-def test_nightly_reads_only_and_never_overlaps(nightly: dict[str, Any]) -> None:
-    assert nightly["permissions"] == {"contents": "read"}
+def test_nightly_writes_issues_only_and_never_overlaps(nightly: dict[str, Any]) -> None:
+    assert nightly["permissions"] == {"contents": "read", "issues": "write"}
     concurrency = nightly["concurrency"]
     assert "github.ref" in concurrency["group"]
     assert concurrency["cancel-in-progress"] is False
@@ -100,75 +100,274 @@ def test_nightly_reads_only_and_never_overlaps(nightly: dict[str, Any]) -> None:
     assert job["timeout-minutes"] > 0
 
 
-def test_nightly_checks_out_the_whole_history(nightly: dict[str, Any]) -> None:
-    checkout = one([s for s in steps(nightly) if uses(s, "actions/checkout")], "checks out")
+def test_nightly_uses_the_action_on_the_whole_history(nightly: dict[str, Any],
+                                                      action: dict[str, Any]) -> None:
+    """The nightly is this repository's own adoption: checkout, then `uses: ./`, with only
+    inputs the action declares."""
+    checkout, step = steps(nightly)
     assert checkout["uses"] == "actions/checkout@v4"
     assert checkout["with"]["fetch-depth"] == 0
-    setup = one([s for s in steps(nightly) if uses(s, "actions/setup-python")], "sets up Python")
-    assert setup["uses"] == "actions/setup-python@v5"
-    assert str(setup["with"]["python-version"]) == "3.11"
-    assert any(runs(s, "pip install -e") for s in steps(nightly))
+    assert step["uses"] == "./"
+    given = step["with"]
+    assert set(given) <= set(action["inputs"]), set(given) - set(action["inputs"])
+    assert given["fail-on"] == "${{ inputs.fail-on || 'regression' }}"
+    assert given["lookback"] == "${{ inputs.lookback || 20 }}"
+    assert given["history-db-url"] == "${{ secrets.BISECTOR_DB_URL }}"
+    assert given["install-command"] == 'python -m pip install -e ".[test,postgres]"'
+    assert given["pytest-args"] == '-m "not docker and not postgres and not chromium"'
+    assert given["notify"] == "github"
+    assert str(given["python-version"]) == "3.11"
 
 
-def test_nightly_keeps_history_in_postgres_or_the_cache(nightly: dict[str, Any]) -> None:
-    (job,) = nightly["jobs"].values()
-    # secrets cannot be tested in `if:`: the secret becomes a job variable, tested there
-    assert job["env"]["BISECTOR_DB"] == "${{ secrets.BISECTOR_DB_URL }}"
-    caches = [s for s in steps(nightly) if str(s.get("uses", "")).startswith("actions/cache")]
-    assert caches, "no actions/cache step"
+# -- the action -------------------------------------------------------------------------------
+
+INPUTS = {"python-version", "install-command", "pytest-args", "lookback", "fail-on",
+          "history-db-url", "container", "jobs", "isolate", "report-dir", "notify",
+          "webhook-url", "github-token", "artifact-name"}
+OUTPUTS = {"status", "new-regressions", "report-json", "report-html"}
+INPUT_USE = re.compile(r"\binputs\.([A-Za-z0-9_-]+)")
+
+
+@pytest.fixture(scope="module")
+def action() -> dict[str, Any]:
+    return load(ACTION)
+
+
+def action_steps(action: dict[str, Any]) -> list[dict[str, Any]]:
+    return action["runs"]["steps"]
+
+
+def named(action: dict[str, Any], name: str) -> dict[str, Any]:
+    return one([s for s in action_steps(action) if s.get("name") == name], f"is {name!r}")
+
+
+def test_action_declares_its_inputs_and_outputs(action: dict[str, Any]) -> None:
+    assert action["runs"]["using"] == "composite"
+    assert set(action["inputs"]) == INPUTS
+    assert set(action["outputs"]) == OUTPUTS
+    for name, spec in {**action["inputs"], **action["outputs"]}.items():
+        assert spec.get("description"), f"{name} has no description"
+    assert all("default" in spec for spec in action["inputs"].values()), "a required input"
+    assert action["inputs"]["isolate"]["default"] == "false"
+    assert action["inputs"]["fail-on"]["default"] == "regression"
+    assert action["inputs"]["history-db-url"]["default"] == ""
+    assert action["inputs"]["github-token"]["default"] == "${{ github.token }}"
+    ids = {s.get("id") for s in action_steps(action)}
+    for name, spec in action["outputs"].items():
+        match = re.fullmatch(r"\$\{\{ steps\.([\w-]+)\.outputs\.([\w-]+) \}\}", spec["value"])
+        assert match and match.group(1) in ids, f"output {name}: {spec['value']}"
+        assert match.group(2) == name
+
+
+def test_action_uses_every_input_it_declares(action: dict[str, Any]) -> None:
+    text = yaml.safe_dump(action["runs"])
+    used = set(INPUT_USE.findall(text))
+    assert used == set(action["inputs"]), (set(action["inputs"]) - used, used - INPUTS)
+
+
+def test_action_inputs_reach_scripts_through_env(action: dict[str, Any]) -> None:
+    """No expression in a script (test_no_expression_in_scripts); each variable a script is
+    given is read there (quoted: shellcheck says so of every unquoted one), or by the
+    program it runs (bisector reads BISECTOR_DB and BISECTOR_WEBHOOK_URL, the notifier
+    GITHUB_TOKEN)."""
+    read_by_bisector = {"BISECTOR_DB", "GITHUB_TOKEN", "BISECTOR_WEBHOOK_URL"}
+    for step in action_steps(action):
+        if "run" not in step:
+            continue
+        assert step["shell"] == "bash"
+        for var, value in (step.get("env") or {}).items():
+            script = step["run"]
+            assert (f"${var}" in script or f"${{{var}" in script
+                    or f'os.environ["{var}"]' in script or var in read_by_bisector), (
+                f"{step['name']}: {var} is never read")
+            assert str(value).startswith("${{ "), f"{step['name']}: {var} is not an input"
+
+
+def test_action_keeps_history_in_postgres_or_the_cache(action: dict[str, Any]) -> None:
+    caches = [s for s in action_steps(action)
+              if str(s.get("uses", "")).startswith("actions/cache")]
+    assert [c["uses"] for c in caches] == ["actions/cache/restore@v4", "actions/cache/save@v4"]
+    restore, save = caches
     for step in caches:
-        assert "env.BISECTOR_DB == ''" in step["if"], f"{step} runs with BISECTOR_DB set too"
-        assert ".bisector/history.db" in step["with"]["path"]
+        assert "inputs.history-db-url == ''" in step["if"]
+        assert step["with"]["path"] == ".bisector/history.db*"
         key = step["with"]["key"]
         assert key.startswith("bisector-history-${{ github.ref_name }}-"), key
-        assert "${{ github.run_id }}" in key, "a fixed key is saved once, never updated"
-    restoring = [s for s in caches if not uses(s, "actions/cache/save")]
-    saving = [s for s in caches if not uses(s, "actions/cache/restore")]
-    assert restoring and saving
-    for step in restoring:
-        assert step["with"]["restore-keys"].strip() == "bisector-history-${{ github.ref_name }}-"
-    # the store must be saved on the nights that found a regression (the job fails) too
-    assert any(any(c in str(s.get("if", "")) for c in AFTER_FAILURE) for s in saving), (
-        "the history is saved only when the job succeeds")
+        assert "${{ github.run_id }}-${{ github.run_attempt }}" in key, (
+            "a fixed key is saved once, never updated (and a re-run attempt is a new night)")
+    assert restore["with"]["restore-keys"].strip() == "bisector-history-${{ github.ref_name }}-"
+    # saved on the nights that found a regression (the action fails) too
+    assert save["if"].startswith("always() && ")
+    order = action_steps(action)
+    assert order.index(restore) < order.index(named(action, "bisector nightly")) \
+        < order.index(save)
+    assert named(action, "bisector nightly")["env"]["BISECTOR_DB"] == \
+        "${{ inputs.history-db-url }}"
 
 
-def test_nightly_runs_bisector_nightly(nightly: dict[str, Any]) -> None:
-    all_steps = steps(nightly)
-    command = re.compile(r"^\s*bisector nightly\b", re.MULTILINE)
-    step = one([s for s in all_steps if command.search(str(s.get("run", "")))],
-               "runs bisector nightly")
-    assert step["id"]
-    assert not step.get("continue-on-error", False)
-    script = step["run"]
-    assert "--report-dir bisector-report" in script
-    assert '--fail-on "$FAIL_ON"' in script
-    assert '--lookback "$LOOKBACK"' in script
-    assert step["env"]["FAIL_ON"] == "${{ inputs.fail-on || 'regression' }}"
-    assert "inputs.lookback" in step["env"]["LOOKBACK"]
-    # the reports and the history are wanted most when the nightly failed
+def test_action_runs_bisector_nightly_and_fails_last(action: dict[str, Any]) -> None:
+    all_steps = action_steps(action)
+    step = named(action, "bisector nightly")
+    assert step["id"] == "nightly"
+    assert re.search(r'^bisector "\$\{args\[@\]\}" -- "\$\{pytest_args\[@\]\}" '
+                     r"\|\| status=\$\?$", step["run"], re.MULTILINE)
+    assert 'echo "exit-code=$status" >>"$GITHUB_OUTPUT"' in step["run"]
+    for var, option in [("REPORT_DIR", "--report-dir"), ("FAIL_ON", "--fail-on"),
+                        ("LOOKBACK", "--lookback"), ("JOBS", "--jobs"),
+                        ("CONTAINER", "--container")]:
+        assert f'{option} "${var}"' in step["run"]
+    # everything after the nightly runs when it found a regression, and the last step fails
+    # the action with the nightly's exit status
     after = all_steps[all_steps.index(step) + 1:]
-    assert after, "nothing saves or uploads after the nightly"
     for later in after:
-        assert any(c in str(later.get("if", "")) for c in AFTER_FAILURE), (
-            f"step {later.get('name') or later.get('uses')} is skipped when the nightly fails")
+        assert str(later.get("if", "")).startswith("always()"), (
+            f"{later.get('name')} is skipped when the nightly fails")
+    verdict = all_steps[-1]
+    assert verdict["env"]["EXIT_CODE"] == "${{ steps.nightly.outputs.exit-code }}"
+    assert verdict["run"].strip().endswith('exit "${EXIT_CODE:-0}"')
 
 
-def test_nightly_writes_the_job_summary(nightly: dict[str, Any]) -> None:
-    step = one([s for s in steps(nightly) if runs(s, "GITHUB_STEP_SUMMARY")],
-               "writes the job summary")
-    assert 'cat bisector-report/nightly.md >> "$GITHUB_STEP_SUMMARY"' in step["run"]
-    assert "[ -f bisector-report/nightly.md ]" in step["run"]
+def test_action_summary_artifact_and_annotations(action: dict[str, Any]) -> None:
+    summary = named(action, "job summary")
+    assert 'cat "$REPORT_DIR/nightly.md" >>"$GITHUB_STEP_SUMMARY"' in summary["run"]
+    assert '[ -f "$REPORT_DIR/nightly.md" ]' in summary["run"]
+    upload = one([s for s in action_steps(action) if uses(s, "actions/upload-artifact")],
+                 "uploads an artifact")
+    assert upload["uses"] == "actions/upload-artifact@v4"
+    paths = upload["with"]["path"].strip().splitlines()
+    assert {f"${{{{ inputs.report-dir }}}}/nightly.{k}" for k in ("html", "json", "md")} \
+        == set(paths)
+    assert "${{ github.run_id }}" in upload["with"]["name"]
+    assert upload["with"]["if-no-files-found"] == "warn"
+    report = named(action, "annotations and outputs")
+    assert report["id"] == "report"
+    assert 'python -m bisector.annotations "$REPORT_DIR/nightly.json"' in report["run"]
+    assert '--github-output "$GITHUB_OUTPUT"' in report["run"]
 
 
-def test_nightly_uploads_the_reports(nightly: dict[str, Any]) -> None:
-    step = one([s for s in steps(nightly) if uses(s, "actions/upload-artifact")],
-               "uploads an artifact")
-    assert step["uses"] == "actions/upload-artifact@v4"
-    paths = step["with"]["path"].split()
-    assert {"bisector-report/nightly.html", "bisector-report/nightly.json"} <= set(paths)
-    assert "${{ github.run_id }}" in step["with"]["name"]
-    assert step["with"]["if-no-files-found"] == "warn"
-    assert step["with"]["retention-days"] == 30
+def test_only_the_notify_step_has_the_token(action: dict[str, Any]) -> None:
+    notify = named(action, "tell the owners")
+    assert notify["if"] == "always() && inputs.notify != ''"
+    assert notify["env"]["GITHUB_TOKEN"] == "${{ inputs.github-token }}"
+    assert "python -m bisector.notify" in notify["run"]
+    for step in action_steps(action):
+        if step is not notify:
+            assert "github-token" not in yaml.safe_dump(step), step.get("name")
+            assert "webhook-url" not in yaml.safe_dump(step), step.get("name")
+
+
+def test_the_action_schema() -> None:
+    result = subprocess.run(
+        [sys.executable, "-m", "check_jsonschema", "--builtin-schema",
+         "vendor.github-actions", str(ACTION)],
+        capture_output=True, text=True, timeout=120,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+# The action's scripts run by bash as the runner runs them, with `bisector` and `python`
+# stand-ins on PATH that record their arguments: what each input becomes, word for word.
+
+RECORDER = """#!/usr/bin/env bash
+for a in "$@"; do printf '%s\\n' "$a"; done >"$RECORD"
+exit "${FAKE_STATUS:-0}"
+"""
+
+
+def run_step(tmp_path: Path, step: dict[str, Any], env: dict[str, str],
+             fakes: tuple[str, ...]) -> tuple[subprocess.CompletedProcess[str], list[str], str]:
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir(exist_ok=True)
+    for name in fakes:
+        fake = bin_dir / name
+        fake.write_text(RECORDER)
+        fake.chmod(0o755)
+    record, output = tmp_path / "argv", tmp_path / "github_output"
+    record.write_text("")
+    output.write_text("")
+    full = {"PATH": f"{bin_dir}:{os.environ['PATH']}", "RECORD": str(record),
+            "GITHUB_OUTPUT": str(output), "RUNNER_TEMP": str(tmp_path), **env}
+    done = subprocess.run(["bash", "--noprofile", "--norc", "-eo", "pipefail", "-c",
+                           step["run"]], cwd=tmp_path, env=full, capture_output=True,
+                          text=True, timeout=60)
+    return done, record.read_text().splitlines(), output.read_text()
+
+
+def nightly_env(**inputs: str) -> dict[str, str]:
+    env = {"REPORT_DIR": "bisector-report", "FAIL_ON": "regression", "LOOKBACK": "20",
+           "JOBS": "1", "CONTAINER": "", "ISOLATE": "false", "PYTEST_ARGS": "",
+           "BISECTOR_DB": ""}
+    env.update(inputs)
+    return env
+
+
+def test_the_nightly_step_passes_inputs_as_words(tmp_path: Path, action: dict[str, Any]
+                                                 ) -> None:
+    step = named(action, "bisector nightly")
+    done, argv, output = run_step(tmp_path, step, nightly_env(), ("bisector",))
+    assert done.returncode == 0, done.stderr
+    assert argv == ["nightly", "--report-dir", "bisector-report", "--fail-on", "regression",
+                    "--lookback", "20", "--jobs", "1", "--"]
+    assert output == "exit-code=0\n"
+    hostile = "x; touch pwned $(touch pwned2) `touch pwned3`"
+    done, argv, output = run_step(tmp_path, step, nightly_env(
+        CONTAINER=hostile, ISOLATE="true", JOBS="3", REPORT_DIR="my reports",
+        PYTEST_ARGS="-m 'not docker and not slow' tests/ -k \"a b\" $HOME;rm"),
+        ("bisector",))
+    assert done.returncode == 0, done.stderr
+    assert argv == ["nightly", "--report-dir", "my reports", "--fail-on", "regression",
+                    "--lookback", "20", "--jobs", "3", "--container", hostile, "--isolate",
+                    "--", "-m", "not docker and not slow", "tests/", "-k", "a b",
+                    "$HOME;rm"]
+    assert not list(tmp_path.glob("pwned*"))
+
+
+@pytest.mark.parametrize(("isolate", "given"), [("false", False), ("", False), ("True", False),
+                                                ("true", True)])
+def test_isolate_only_when_true(tmp_path: Path, action: dict[str, Any], isolate: str,
+                                given: bool) -> None:
+    """--isolate is passed only when asked for: a bisector without the flag still runs."""
+    step = named(action, "bisector nightly")
+    _done, argv, _output = run_step(tmp_path, step, nightly_env(ISOLATE=isolate),
+                                    ("bisector",))
+    assert ("--isolate" in argv) is given
+
+
+def test_the_nightly_step_keeps_the_exit_status_for_the_last_step(
+        tmp_path: Path, action: dict[str, Any]) -> None:
+    step = named(action, "bisector nightly")
+    done, _argv, output = run_step(tmp_path, step, {**nightly_env(), "FAKE_STATUS": "1"},
+                                   ("bisector",))
+    assert done.returncode == 0, done.stderr  # the steps after it run
+    assert output == "exit-code=1\n"
+    verdict = action_steps(action)[-1]
+    for code, want in [("1", 1), ("2", 2), ("0", 0), ("", 0)]:
+        done, _argv, _output = run_step(tmp_path, verdict, {"EXIT_CODE": code}, ())
+        assert done.returncode == want
+
+
+def test_unparsable_pytest_args_stop_the_step(tmp_path: Path, action: dict[str, Any]) -> None:
+    step = named(action, "bisector nightly")
+    done, argv, output = run_step(tmp_path, step, nightly_env(PYTEST_ARGS="-k 'open"),
+                                  ("bisector",))
+    assert done.returncode != 0
+    assert "::error::the pytest-args input does not parse (No closing quotation)" in \
+        done.stderr
+    assert argv == [] and output == ""
+
+
+def test_the_notify_step(tmp_path: Path, action: dict[str, Any]) -> None:
+    step = named(action, "tell the owners")
+    env = {"REPORT_DIR": "r", "GITHUB_TOKEN": "t", "BISECTOR_WEBHOOK_URL": ""}
+    done, argv, _ = run_step(tmp_path, step, {**env, "NOTIFY": "github, webhook"},
+                             ("python",))
+    assert done.returncode == 0, done.stderr
+    assert argv == ["-m", "bisector.notify", "r/nightly.json", "--notify", "github",
+                    "--notify", "webhook"]
+    done, argv, _ = run_step(tmp_path, step, {**env, "NOTIFY": "github $(touch pwned)"},
+                             ("python",))
+    assert argv[-4:] == ["--notify", "$(touch", "--notify", "pwned)"]  # refused by its
+    assert not list(tmp_path.glob("pwned*"))  # choices, never run
 
 
 # -- ci ---------------------------------------------------------------------------------------
@@ -190,10 +389,11 @@ def test_ci_lints_and_tests_every_push_and_pull_request(ci: dict[str, Any]) -> N
     assert re.search(r"^test:.*\n(\t.*\n)*\t.*-m pytest", makefile, re.MULTILINE)
 
 
-@pytest.mark.parametrize("path", ALL, ids=lambda p: p.name)
+@pytest.mark.parametrize("path", [*ALL, ACTION], ids=lambda p: p.name)
 def test_no_expression_in_scripts(path: Path) -> None:
     """Inputs reach the shell through `env:`, never `${{ }}` pasted into a script."""
-    for step in steps(load(path)):
+    data = load(path)
+    for step in data["runs"]["steps"] if path == ACTION else steps(data):
         assert not EXPRESSION.search(str(step.get("run", ""))), step.get("name")
 
 
@@ -372,18 +572,24 @@ PLANTED = [
 
 def test_actionlint_catches_planted_mistakes(tmp_path: Path) -> None:
     text = NIGHTLY.read_text(encoding="utf-8")
-    assert text.count("steps.nightly.outcome") == 1
-    (tmp_path / "nightly-typo.yml").write_text(text.replace("steps.nightly.outcome",
-                                                            "steps.nighty.outcome"))
+    assert text.count("inputs.fail-on ||") == 1
+    (tmp_path / "nightly-typo.yml").write_text(text.replace("inputs.fail-on ||",
+                                                            "inputs.fail-onn ||"))
+    text = ACTION.read_text(encoding="utf-8")
+    assert text.count("steps.nightly.outputs.exit-code") == 2
+    write_action(text.replace("steps.nightly.outputs.exit-code",
+                              "steps.nighty.outputs.exit-code"), tmp_path / "action-typo.yml")
     for name, old, new, _ in PLANTED:
         assert PLANTED_ACTION.count(old) >= 1
         write_action(PLANTED_ACTION.replace(old, new) if old else PLANTED_ACTION,
                      tmp_path / f"{name}.yml")
-    result = lint(tmp_path, 1 + len(PLANTED))
+    result = lint(tmp_path, 2 + len(PLANTED))
     said = result.stdout + result.stderr
     assert result.returncode == 1, said
     [typo] = findings(result, "nightly-typo.yml")
-    assert 'property "nighty" is not defined' in typo, said
+    assert 'property "fail-onn" is not defined' in typo, said
+    typos = findings(result, "action-typo.yml")
+    assert len(typos) == 2 and all('property "nighty" is not defined' in t for t in typos), said
     for name, _, _, message in PLANTED:
         found = findings(result, f"{name}.yml")
         if message is None:
@@ -399,6 +605,7 @@ def test_an_action_may_not_use_its_callers_secrets(tmp_path: Path) -> None:
 
 
 def scripts() -> list[tuple[str, str]]:
+    """Every `run:` of the workflows and of the action."""
     found = []
     for path in ALL:
         for job_name, job in load(path)["jobs"].items():
@@ -406,6 +613,9 @@ def scripts() -> list[tuple[str, str]]:
                 if "run" in step:
                     name = f"{path.name}:{job_name}:{step.get('name', i)}"
                     found.append((name, step["run"]))
+    for i, step in enumerate(load(ACTION)["runs"]["steps"]):
+        if "run" in step:
+            found.append((f"action.yml:{step.get('name', i)}", step["run"]))
     return found
 
 
