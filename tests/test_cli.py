@@ -276,3 +276,16 @@ def test_history_shows_no_column_for_a_test_that_was_only_ever_untestable(
     assert data["tests"] == ["test_a.py::test_a"]
     named = json.loads(run_cli("history", "--json", "test_a.py::test_typo", cwd=repo).stdout)
     assert named["tests"] == ["test_a.py::test_typo"]
+
+
+def test_shell_completion_as_the_readme_says() -> None:
+    """`_BISECTOR_COMPLETE=bash_source bisector` (README, "Shell completion") prints a bash
+    completion script, which completes the nightly's --notify choices."""
+    script = run_cli(env={"_BISECTOR_COMPLETE": "bash_source"})
+    assert script.returncode == 0, script.stderr
+    assert "complete -o nosort -F _bisector_completion bisector" in script.stdout
+    choices = run_cli(env={"_BISECTOR_COMPLETE": "bash_complete",
+                           "COMP_WORDS": "bisector nightly --notify ", "COMP_CWORD": "3"})
+    assert choices.stdout.split() == ["plain,github", "plain,webhook"]
+    for shell in ("zsh", "fish"):
+        assert run_cli(env={"_BISECTOR_COMPLETE": f"{shell}_source"}).stdout.strip()

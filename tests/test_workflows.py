@@ -653,3 +653,36 @@ def test_shellcheck_scripts(path: Path) -> None:
     result = subprocess.run([shellcheck(), "-f", "gcc", str(path)], capture_output=True,
                             text=True, timeout=60)
     assert result.returncode == 0, result.stdout + result.stderr
+
+
+# -- the README's adoption ----------------------------------------------------------------------
+
+
+def readme_workflow() -> str:
+    """The whole workflow the README's "Adopt the nightly" section gives a newcomer."""
+    text = (ROOT / "README.md").read_text(encoding="utf-8")
+    section = text[text.index("### Adopt the nightly"):]
+    blocks = re.findall(r"```yaml\n(.*?)```", section, re.DOTALL)
+    return next(b for b in blocks if b.startswith("name: nightly"))
+
+
+def test_the_readme_workflow_is_valid_and_uses_declared_inputs(tmp_path: Path,
+                                                               action: dict[str, Any]) -> None:
+    path = tmp_path / "nightly.yml"
+    path.write_text(readme_workflow(), encoding="utf-8")
+    result = check_jsonschema(path)
+    assert result.returncode == 0, result.stdout + result.stderr
+    workflow = load(path)
+    assert workflow["permissions"] == {"contents": "read", "issues": "write"}
+    checkout, step = steps(workflow)
+    assert checkout["with"]["fetch-depth"] == 0
+    assert step["uses"].endswith("/bisector@main")
+    assert set(step["with"]) <= set(action["inputs"])
+    # the five-line snippet is these two steps, without the notification
+    snippets = [yaml.safe_load(block) for block in
+                re.findall(r"```yaml\n(.*?)```", (ROOT / "README.md").read_text(), re.DOTALL)
+                if len(block.strip().splitlines()) == 5]
+    assert [checkout, {**step, "with": {k: v for k, v in step["with"].items()
+                                        if k != "notify"}}] in snippets
+    result = lint(tmp_path, 1)
+    assert result.returncode == 0, result.stdout + result.stderr
