@@ -65,6 +65,7 @@ class GitHubTarget:
 @dataclass(frozen=True, slots=True)
 class WebhookTarget:
     url: str = field(repr=False)  # a Slack webhook's path is its secret
+    run_url: str | None = None  # the CI run, when Actions says which
 
 
 Target = GitHubTarget | WebhookTarget
@@ -98,6 +99,17 @@ def github_target(env: Mapping[str, str]) -> GitHubTarget:
                         server=server.rstrip("/"), run_id=run_id if run_id.isdigit() else None)
 
 
+def run_url(env: Mapping[str, str]) -> str | None:
+    """The Actions run's page, from what Actions sets; None outside Actions."""
+    server = env.get("GITHUB_SERVER_URL") or ""
+    repository = env.get("GITHUB_REPOSITORY") or ""
+    run_id = env.get("GITHUB_RUN_ID") or ""
+    if not (server.startswith(("https://", "http://")) and REPOSITORY.fullmatch(repository)
+            and run_id.isdigit()):
+        return None
+    return f"{server.rstrip('/')}/{repository}/actions/runs/{run_id}"
+
+
 def targets(kinds: tuple[str, ...], webhook_url: str | None,
             env: Mapping[str, str] | None = None) -> list[Target]:
     """What `--notify` asks for, checked now: a bad setting is exit 2 before the night runs,
@@ -111,7 +123,8 @@ def targets(kinds: tuple[str, ...], webhook_url: str | None,
             if not webhook_url:
                 raise ConfigError("--notify webhook needs a URL",
                                   hint="give --webhook-url URL or set BISECTOR_WEBHOOK_URL")
-            found.append(WebhookTarget(check_url(webhook_url, "the webhook URL")))
+            found.append(WebhookTarget(check_url(webhook_url, "the webhook URL"),
+                                       run_url=run_url(env)))
         else:
             raise ConfigError(f"--notify {kind!r} is not one of {', '.join(KINDS)}")
     if webhook_url and "webhook" not in kinds:
@@ -511,7 +524,7 @@ def issue_body(culprit: Culprit, data: dict[str, Any], target: GitHubTarget) -> 
         "",
         f"- author: {cell(c.get('author'))}, {cell(c.get('committed_at'))}",
         f"- files: {', '.join(code(p) for p in g.get('files') or []) or '(see the commit)'}",
-        f"- owners: {cell(', '.join(culprit.owners)) or '(none)'}",
+        f"- owners: {', '.join(code(o) for o in culprit.owners) or '(none)'}",
     ]
     if g.get("merge"):
         lines.append(f"- merged by: {code(g['merge'].get('short'))} "
@@ -586,19 +599,21 @@ def still_failing_comment(issue: Issue, culprit: Culprit, data: dict[str, Any],
 # -- webhook ------------------------------------------------------------------------------------
 
 
-def webhook_text(data: dict[str, Any]) -> str:
+def webhook_text(data: dict[str, Any], run: str | None = None) -> str:
     """The summary lines, escaped as Slack's mrkdwn needs (`&`, `<`, `>`): no subject or test
-    id can become a link or an @channel."""
+    id can become a link or an @channel; then the CI run's page."""
     from .reports.nightly import summary_lines
 
     text = "\n".join(summary_lines(data))
-    return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+    text = text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+    return text + (f"\n{run}" if run else "")
 
 
 def post_webhook(data: dict[str, Any], target: WebhookTarget, timeout: float,
                  say: Say) -> None:
     client = Http(target.url, timeout, service="webhook")
-    client.request("POST", target.url, {"text": webhook_text(data), "nightly": data})
+    client.request("POST", target.url, {"text": webhook_text(data, target.run_url),
+                                      "nightly": data})
     say(f"notified: posted the night to the webhook at {_host(target.url)}")
 
 

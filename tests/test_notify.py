@@ -524,8 +524,8 @@ def hook() -> Iterator[tuple[str, list[tuple[str, dict[str, str], Any]], list[in
 
 
 def test_the_webhook_gets_text_and_the_nightly(
-        hook: tuple[str, list[Any], list[int]], monkeypatch: pytest.MonkeyPatch,
-        capsys: pytest.CaptureFixture[str]) -> None:
+        hook: tuple[str, list[Any], list[int]], env: dict[str, str],
+        monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
     url, received, _status = hook
     data = copy.deepcopy(NEW)
     data["regressions"][0]["culprit"]["subject"] = "Use <!channel> & friends"
@@ -541,6 +541,7 @@ def test_the_webhook_gets_text_and_the_nightly(
     text = payload["text"]
     assert text.startswith("nightly main at eeeeeeeeee: new regressions (1 new regression")
     assert "culprit cccccccccc Use &lt;!channel&gt; &amp; friends (Alice)" in text
+    assert text.endswith("\nhttps://github.example/acme/calc/actions/runs/4242")
     assert "notified: posted the night to the webhook at 127.0.0.1" in out
     assert "SeCrEt" not in out + err
 
