@@ -24,8 +24,10 @@ dropped; one whose removal leaves the probe unresolved is reported as glued to t
 
 Flaky tests: a probe that passes is good; one that fails is bad only after failing `repeats`
 times in a row, where flake_rate ** repeats <= alpha (the test fails falsely at flake_rate).
-A budget of probe runs stops the search with the smallest set known to fail, flagged not
-minimal ("could not isolate below N hunks"); it never names a set it has not seen fail.
+A budget of probe runs (and a run of 2 * ceil(log2(n + 1)) + 2 unresolved probes in a row,
+the sign of a change that does not come apart) stops the search with the smallest set known to
+fail, flagged not minimal ("could not isolate below N hunks"); it never names a set it has not
+seen fail.
 """
 
 from __future__ import annotations
@@ -109,6 +111,8 @@ class HunkIsolation:
         self.partial: dict[Candidate, dict[str, Verdict]] = {}
         self.probes = 0
         self.unresolved = 0
+        self.streak = 0  # unresolved probes in a row
+        self.stall = 2 * math.ceil(math.log2(n + 1)) + 2
         self.phase = PREFIX
         self.rounds = 1
         self.accepted: Candidate = frozenset()
@@ -259,13 +263,17 @@ class HunkIsolation:
         verdict = aggregate({t: verdicts.get(t, Verdict.UNTESTABLE) for t in self.tests})
         if verdict is Verdict.UNTESTABLE:
             self.unresolved += 1
+        self.streak = self.streak + 1 if verdict is Verdict.UNTESTABLE else 0
         self._record(frozenset(candidate), verdict)
 
     # -- answers -----------------------------------------------------------------------------
 
     @property
     def budget_spent(self) -> bool:
-        return self.max_probes is not None and self.probes >= self.max_probes
+        """Out of probes, or stalled: two bisections' worth of unresolved probes in a row say
+        the change does not come apart (every subset tried fails to apply, import or run)."""
+        spent = self.max_probes is not None and self.probes >= self.max_probes
+        return spent or self.streak >= self.stall
 
     @property
     def done(self) -> bool:
@@ -290,6 +298,9 @@ class HunkIsolation:
         minimal = self.phase == DONE and len(best) < self.n
         if self.phase == DONE and len(best) == self.n and self.n > 1:
             reason = f"could not isolate below {self.n} hunks: no smaller set fails"
+        elif self.phase != DONE and self.streak >= self.stall:
+            reason = (f"could not isolate below {len(best)} hunks: the last {self.streak} "
+                      "subsets tried were unresolved")
         elif self.phase != DONE:
             reason = (f"probe budget ({self.max_probes}) spent: could not isolate below "
                       f"{len(best)} hunks")
