@@ -295,9 +295,10 @@ class HunkIsolation:
 
     def result(self) -> IsolationResult:
         best = self.suspects()
-        minimal = self.phase == DONE and len(best) < self.n
-        if self.phase == DONE and len(best) == self.n and self.n > 1:
-            reason = f"could not isolate below {self.n} hunks: no smaller set fails"
+        inseparable = self.phase == DONE and len(best) > 1 and self.glued == best
+        if inseparable:
+            reason = (f"could not isolate below {len(best)} hunks: without any one of them the "
+                      "rest does not apply, import or run")
         elif self.phase != DONE and self.streak >= self.stall:
             reason = (f"could not isolate below {len(best)} hunks: the last {self.streak} "
                       "subsets tried were unresolved")
@@ -308,5 +309,5 @@ class HunkIsolation:
             reason = "the change without these hunks is unresolved: C - S was not verified"
         else:
             reason = ""
-        return IsolationResult(best, self.n, minimal, self.verified, self.probes,
-                               self.unresolved, self.glued, reason)
+        return IsolationResult(best, self.n, self.phase == DONE and not inseparable,
+                               self.verified, self.probes, self.unresolved, self.glued, reason)
