@@ -84,12 +84,16 @@ def git_env() -> dict[str, str]:
 
 def _run(cwd: Path, *args: str, stdin: str | None = None,
          env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+    """git, with bytes in and out: text mode would turn a CRLF file's "\r\n" into "\n"."""
+    data = stdin.encode("utf-8", "surrogateescape") if stdin is not None else None
     try:
-        return subprocess.run(["git", "-c", "core.quotepath=off", *args], cwd=cwd,
-                               input=stdin, capture_output=True, text=True, check=False,
-                               env=env or git_env(), errors="surrogateescape")
+        proc = subprocess.run(["git", "-c", "core.quotepath=off", *args], cwd=cwd, input=data,
+                              capture_output=True, check=False, env=env or git_env())
     except FileNotFoundError:
         raise GitError("git is not installed", hint="install git and put it on PATH") from None
+    return subprocess.CompletedProcess(proc.args, proc.returncode,
+                                       proc.stdout.decode("utf-8", "surrogateescape"),
+                                       proc.stderr.decode("utf-8", "replace"))
 
 
 def _git(cwd: Path, *args: str, stdin: str | None = None,
@@ -136,7 +140,9 @@ def split(repo: Path, parent: str, culprit: str) -> list[Unit]:
 
 def _sections(text: str) -> list[list[str]]:
     sections: list[list[str]] = []
-    for line in text.splitlines(keepends=True):
+    lines = [line + "\n" for line in text.split("\n")]  # not splitlines: "\f", "\x1c"...
+    lines[-1] = lines[-1][:-1]
+    for line in filter(None, lines):
         if line.startswith("diff --git ") or not sections:
             sections.append([])
         sections[-1].append(line)
@@ -263,6 +269,26 @@ def patch_for(units: Sequence[Unit], subset: Iterable[int], *, reverse: bool = F
 def _file_key(unit: Unit) -> tuple[bool, str, int]:
     """Hunks of one file group together; each whole-file unit is a group of its own."""
     return (True, unit.header, -1) if unit.kind == HUNK else (False, unit.file, unit.id)
+
+
+def not_isolable(units: Sequence[Unit]) -> str | None:
+    """Why a change cannot be isolated (said to the user, with no probe run), or None."""
+    if not units:
+        return "the change is empty"
+    if all(u.kind == "binary" or "\nGIT binary patch\n" in u.text for u in units):
+        return "the change is binary only"
+    if len(units) == 1:
+        return "the change is a single hunk"
+    return None
+
+
+def subset_key(units: Sequence[Unit], subset: Iterable[int]) -> str:
+    """A stable name for "P with these units applied", for the probe's key in the store: the
+    hash of the forward patch, so it is the same whatever the units are numbered."""
+    import hashlib
+
+    return hashlib.sha256(patch_for(units, subset).encode("utf-8", "surrogateescape")
+                          ).hexdigest()[:20]
 
 
 # -- applying, in a probe's worktree ---------------------------------------------------------

@@ -228,3 +228,39 @@ def test_quoted_paths_are_unquoted() -> None:
     assert hunks.unquote('"a/quote\\"d.txt"') == 'a/quote"d.txt'
     assert hunks.unquote('"sp\\303\\251c.txt"') == "spéc.txt"
     assert hunks.unquote("plain name.txt") == "plain name.txt"
+
+
+def test_changes_that_cannot_be_isolated_say_why(repo: Path) -> None:
+    parent = commit(repo, {"a.py": LINES}, "P")
+    assert hunks.not_isolable(hunks.split(repo, parent, parent)) == "the change is empty"
+    one = commit(repo, {"a.py": LINES.replace("line5", "five")}, "one")
+    assert hunks.not_isolable(hunks.split(repo, parent, one)) == "the change is a single hunk"
+    (repo / "x.bin").write_bytes(b"\0\1")
+    (repo / "y.bin").write_bytes(b"\0\2")
+    binary = commit(repo, {}, "binary")
+    assert hunks.not_isolable(hunks.split(repo, one, binary)) == "the change is binary only"
+    two = commit(repo, {"a.py": LINES.replace("line2", "two").replace("line9", "nine")}, "two")
+    assert hunks.not_isolable(hunks.split(repo, parent, two)) is None
+
+
+def test_a_subsets_key_does_not_depend_on_numbering(change: tuple[Path, str, str]) -> None:
+    repo, parent, culprit = change
+    units = hunks.split(repo, parent, culprit)
+    a = [u for u in units if u.file == "a.py"]
+    assert hunks.subset_key(units, [a[1].id]) == hunks.subset_key(a, [a[1].id])
+    assert hunks.subset_key(units, [a[1].id]) != hunks.subset_key(units, [a[2].id])
+    assert hunks.subset_key(units, []) == hunks.subset_key(a, [])
+
+
+def test_carriage_returns_and_form_feeds_survive(repo: Path) -> None:
+    """A CRLF file and a line holding a form feed: git's bytes, not Python's idea of lines."""
+    (repo / "dos.txt").write_bytes(b"a\r\nb\r\nc\r\nd\r\n")
+    parent = commit(repo, {"ff.txt": "x\fy\nz\nw\n"}, "P")
+    (repo / "dos.txt").write_bytes(b"A\r\nb\r\nC\r\nd\r\n")
+    culprit = commit(repo, {"ff.txt": "x\fy\nZ\nw\n"}, "C")
+    units = hunks.split(repo, parent, culprit)
+    assert [u.file for u in units] == ["dos.txt", "dos.txt", "ff.txt"]
+    probe = worktree(repo, parent)
+    assert hunks.apply_units(probe, units, [1, 2]).ok
+    assert (probe / "dos.txt").read_bytes() == b"a\r\nb\r\nC\r\nd\r\n"
+    assert (probe / "ff.txt").read_text() == "x\fy\nZ\nw\n"
