@@ -13,9 +13,11 @@ test `value() == 1` breaks because of
 Simulated mode (pure search, an oracle over hunk ids) runs every row; real mode generates the
 repository, applies each subset with `git apply` in a worktree at P, runs the test with
 `python -c`, then writes the revert patch, applies it at a later bad end (which moved the
-guilty file's lines) and runs the test there. Rows: exact guilty set over the trials, mean and
-max probes, wall time; "tb-first" is the mean with the hunks of the failure's traceback file
-tried first (the failing line's hunk, then the rest of that file), as --isolate does.
+guilty file's lines) and runs the test there. Rows: exact guilty set over the trials, mean
+and max probes, wall time; "tb-first" is the mean with the hunks of the failure's traceback
+file tried first (the failing line's hunk, then the rest of that file), as --isolate does;
+"reverted" counts the trials where the test passed at the bad end with the found hunks
+reverted and the revert, written against the bad end, applies there with plain `git apply`.
 
     python benchmarks/isolate_hunks.py [--trials 10] [--real-trials 3] [--real-sizes 50,500]
 """
@@ -55,6 +57,15 @@ class Row:
     reverted: int = 0
 
 
+def slots_of(h: int, f: int) -> range:
+    """The hunks of file f: H spread over the 20 files as evenly as integers allow."""
+    return range(f * h // FILES, (f + 1) * h // FILES)
+
+
+def file_of(h: int, i: int) -> int:
+    return next(f for f in range(FILES) if i in slots_of(h, f))
+
+
 # -- simulated --------------------------------------------------------------------------------
 
 
@@ -83,7 +94,6 @@ def search(h: int, kind: str, oracle: Callable[[frozenset[int]], Verdict],
 
 def simulated(h: int, kind: str, trials: int, seed: int) -> Row:
     row = Row(probes=[], first=[])
-    per_file = h // FILES
     start = time.perf_counter()
     for trial in range(trials):
         rng = random.Random(seed * 1000 + trial)
@@ -92,8 +102,8 @@ def simulated(h: int, kind: str, trials: int, seed: int) -> Row:
         found, probes = search(h, kind, sim_oracle(kind, guilty, rng), [])
         row.exact += found == want
         row.probes.append(probes)
-        home = guilty[0] // per_file * per_file  # the traceback's file: the failing line's
-        tb = [guilty[0]] + [i for i in range(home, home + per_file) if i != guilty[0]]
+        home = slots_of(h, file_of(h, guilty[0]))  # the traceback's file: the failing line's
+        tb = [guilty[0]] + [i for i in home if i != guilty[0]]
         _, probes = search(h, kind, sim_oracle(kind, guilty, random.Random(trial)), tb)
         row.first.append(probes)
         row.trials += 1
@@ -107,12 +117,11 @@ def simulated(h: int, kind: str, trials: int, seed: int) -> Row:
 def sources(h: int, kind: str, slots: dict[int, tuple[str, str]], changed: bool,
             moved: bool = False) -> dict[str, str]:
     """Files of the generated project at P (changed=False) or C: slot i is line pair i of
-    file i // (h/20); special slots hold (P text, C text)."""
-    per_file = h // FILES
+    file f holding slots f*h/20 .. (f+1)*h/20 - 1; special slots hold (P text, C text)."""
     files = {"pkg/__init__.py": "", "notes.txt": "moved\n" if moved else "start\n"}
     for f in range(FILES):
         lines = []
-        for i in range(f * per_file, (f + 1) * per_file):
+        for i in slots_of(h, f):
             before, after = slots.get(i, (f"V_{i} = {i}", f"V_{i} = -{i}"))
             lines += [after if changed else before, "# -"]
         top = "# moved\n# down\n" if moved else ""
@@ -122,10 +131,8 @@ def sources(h: int, kind: str, slots: dict[int, tuple[str, str]], changed: bool,
 
 def plant(h: int, kind: str, rng: random.Random) -> tuple[dict[int, tuple[str, str]], int]:
     """The special slots of a case, and the slot of `value` (the test's module)."""
-    per_file = h // FILES
     a, b = rng.sample(range(FILES), 2)
-    use = a * per_file + rng.randrange(per_file)
-    other = b * per_file + rng.randrange(per_file)
+    use, other = rng.choice(slots_of(h, a)), rng.choice(slots_of(h, b))
     mod = f"m{b:02d}"
     slots = {use: ("def value(): return 1", "def value(): return 2")}
     if kind == "pair":
@@ -152,14 +159,13 @@ def run_test(workdir: Path, module: str, flaky: bool, rng: random.Random) -> Ver
 
 def real_trial(h: int, kind: str, rng: random.Random, base: Path) -> tuple[bool, int, bool]:
     slots, use = plant(h, kind, rng)
-    per_file = h // FILES
-    module = f"m{use // per_file:02d}"
+    module = f"m{file_of(h, use):02d}"
     repo = base / "repo"
     shas = build_linear(repo, 3, lambda i: sources(h, kind, slots, i >= 1, moved=i == 2))
     parent, culprit, bad_end = shas
     units = hunks.split(repo, parent, culprit)
-    want = frozenset(u.id for u in units if u.file != "notes.txt"
-                     and ("value()" in u.text or "FACTOR" in u.text or "helper" in u.text))
+    want = frozenset(u.id for u in units if any(
+        word in u.text.partition("\n")[2] for word in ("value()", "FACTOR", "helper")))
     probe = base / "probe"
     git(repo, "worktree", "add", "--detach", str(probe), parent)
     flaky = kind == "flaky"
@@ -172,10 +178,11 @@ def real_trial(h: int, kind: str, rng: random.Random, base: Path) -> tuple[bool,
 
     found, probes = search(len(units), kind, oracle, [])
     git(probe, "reset", "--hard", "-q", bad_end)
-    patch = hunks.revert_patch(repo, culprit, units, found)
-    reverted = hunks.apply_patch(probe, patch, three_way=True).ok and \
-        run_test(probe, module, False, rng) is Verdict.GOOD
-    return found == want, probes, reverted
+    reverted = hunks.revert_at(probe, hunks.revert_patch(repo, culprit, units, found))
+    passes = reverted.ok and run_test(probe, module, False, rng) is Verdict.GOOD
+    git(probe, "reset", "--hard", "-q", bad_end)  # what revert-<short>.patch would hold
+    applies = reverted.ok and hunks.apply_patch(probe, reverted.patch).ok
+    return found == want, probes, passes and applies
 
 
 def real(h: int, kind: str, trials: int, seed: int) -> Row:

@@ -300,10 +300,10 @@ def apply_patch(workdir: Path, patch: str, *, reverse: bool = False,
 
     Not applying is a result, not an error: an isolation probe that does not apply is
     unresolved, and a revert that conflicts at the bad end is said as such. `three_way` (for a
-    revert at a later commit) retries with `--3way`, which merges from the blobs the patch
-    names where plain context matching fails (git anchors a hunk at line 1 to the top of the
-    file, so two lines added above it are enough to fail); it may leave conflict markers in
-    the worktree, which the next probe's checkout drops.
+    revert at a later commit) retries where plain matching fails: first with `-C2`, which lets
+    git look for a hunk anywhere, even one at line 1 that it otherwise anchors to the top of
+    the file, then with `--3way`, which merges from the blobs the patch names and may leave
+    conflict markers in the worktree (the next probe's checkout drops them).
     """
     if not patch:
         return Applied(True)
@@ -313,8 +313,10 @@ def apply_patch(workdir: Path, patch: str, *, reverse: bool = False,
     if reverse:
         args.append("-R")
     proc = _run(workdir, *args, "-", stdin=patch)
-    if proc.returncode != 0 and three_way:
-        proc = _run(workdir, *args, "--3way", "-", stdin=patch)
+    for retry in (("-C2",), ("--3way",)) if three_way else ():
+        if proc.returncode == 0:
+            break
+        proc = _run(workdir, *args, *retry, "-", stdin=patch)
     if proc.returncode == 0:
         return Applied(True)
     lines = [ln.strip() for ln in proc.stderr.splitlines() if ln.strip()]
@@ -362,6 +364,28 @@ def revert_patch(repo: Path, culprit: str, units: Sequence[Unit], subset: Iterab
         tree = _git(repo, "write-tree", env=env).strip()
         options = [o for o in _DIFF_OPTIONS if o != "-U0"]
         return _git(repo, "diff", *options, _object(culprit), tree, "--", env=env)
+
+
+@dataclass(frozen=True, slots=True)
+class Reverted:
+    """A revert applied at the bad end (`ok`), and the patch as it applies there."""
+
+    ok: bool
+    detail: str = ""
+    patch: str = ""
+
+
+def revert_at(workdir: Path, patch: str) -> Reverted:
+    """Apply a `revert_patch` in a worktree of ours freshly checked out at the bad end, before
+    the tests run there; on success, also give the revert as a patch against the bad end
+    itself (what `revert-<short>.patch` should hold: plain `git apply` takes it at that commit,
+    where the patch against C may have needed a search or a merge)."""
+    applied = apply_patch(workdir, patch, three_way=True)
+    if not applied.ok:
+        return Reverted(False, applied.detail)
+    _git(workdir, "add", "-A", "--", ".")
+    options = [o for o in _DIFF_OPTIONS if o != "-U0"]
+    return Reverted(True, "", _git(workdir, "diff", "--cached", *options, "HEAD", "--"))
 
 
 def revert_name(culprit: str) -> str:

@@ -176,7 +176,8 @@ def loose_objects(repo: Path) -> int:
 
 def test_the_revert_patch_applies_at_a_later_commit(repo: Path) -> None:
     """The reversal of S, against C with context: at a later bad end where lines moved it
-    applies (three-way where git anchors a hunk at the top), and reverts exactly S."""
+    applies (git anchors a hunk at line 1 to the top unless asked to search), reverts exactly
+    S, and comes back as a patch that plain `git apply` takes at the bad end."""
     parent = commit(repo, {"a.py": LINES, "b.py": "1\n2\n3\n"}, "P")
     culprit = commit(repo, {"a.py": edited(LINES), "b.py": "1\n2\n3\n4\n"}, "C")
     units = hunks.split(repo, parent, culprit)
@@ -184,13 +185,30 @@ def test_the_revert_patch_applies_at_a_later_commit(repo: Path) -> None:
     before = loose_objects(repo)
     patch = hunks.revert_patch(repo, culprit, units, guilty)
     assert loose_objects(repo) == before  # built in a temporary object directory
-    assert patch.startswith("diff --git a/a.py b/a.py\n") and "@@ " in patch
+    assert patch.startswith("diff --git a/a.py b/a.py\n") and "@@ -1,10 +1,9 @@" in patch
     later = commit(repo, {"a.py": "header\n" + edited(LINES), "c.py": "c\n"}, "later")
     probe = worktree(repo, later)
-    assert hunks.apply_patch(probe, patch, three_way=True).ok
+    assert not hunks.apply_patch(probe, patch).ok  # anchored at the top
+    reverted = hunks.revert_at(probe, patch)
+    assert reverted.ok
     text = (probe / "a.py").read_text().splitlines()
     assert text[:6] == ["header", "top", "LINE1", "line2", "line3", "line4"]
     assert "new" not in text and "X" in text
+    probe = worktree(repo, later)
+    assert hunks.apply_patch(probe, reverted.patch).ok
+    assert (probe / "a.py").read_text().splitlines() == text
+
+
+def test_a_revert_next_to_a_later_change_merges_three_ways(repo: Path) -> None:
+    """A line changed two above the reverted one: the context is gone, git's merge still works."""
+    parent = commit(repo, {"a.py": "1\n2\n3\n4\n5\n6\n7\n8\n"}, "P")
+    culprit = commit(repo, {"a.py": "1\n2\n3\n4\nFIVE\n6\n7\n8\n"}, "C")
+    units = hunks.split(repo, parent, culprit)
+    patch = hunks.revert_patch(repo, culprit, units, [0])
+    later = commit(repo, {"a.py": "1\n2\nthree\n4\nFIVE\n6\n7\n8\n"}, "later")
+    probe = worktree(repo, later)
+    reverted = hunks.revert_at(probe, patch)
+    assert (reverted.ok, (probe / "a.py").read_text()) == (True, "1\n2\nthree\n4\n5\n6\n7\n8\n")
 
 
 def test_a_revert_that_conflicts_is_said(repo: Path) -> None:
@@ -199,8 +217,8 @@ def test_a_revert_that_conflicts_is_said(repo: Path) -> None:
     units = hunks.split(repo, parent, culprit)
     patch = hunks.revert_patch(repo, culprit, units, [1])  # LINE3
     later = commit(repo, {"a.py": edited(LINES).replace("LINE3", "line3 rewritten")}, "later")
-    applied = hunks.apply_patch(worktree(repo, later), patch, three_way=True)
-    assert not applied.ok and applied.detail
+    reverted = hunks.revert_at(worktree(repo, later), patch)
+    assert not reverted.ok and reverted.detail and not reverted.patch
 
 
 def test_the_revert_patch_is_written_under_the_culprits_short_sha(tmp_path: Path) -> None:
