@@ -300,10 +300,11 @@ def apply_patch(workdir: Path, patch: str, *, reverse: bool = False,
 
     Not applying is a result, not an error: an isolation probe that does not apply is
     unresolved, and a revert that conflicts at the bad end is said as such. `three_way` (for a
-    revert at a later commit) retries where plain matching fails: first with `-C2`, which lets
-    git look for a hunk anywhere, even one at line 1 that it otherwise anchors to the top of
-    the file, then with `--3way`, which merges from the blobs the patch names and may leave
-    conflict markers in the worktree (the next probe's checkout drops them).
+    revert at a later commit) retries where plain matching fails: first with `-C1` (git anchors
+    a hunk starting at line 1 to the top of the file, and drops the anchor only when it may
+    shorten the context: it then retries with all of it anywhere, and only after that with
+    less, down to one line), then with `--3way`, which merges from the blobs the patch names
+    and may leave conflict markers in the worktree (the next probe's checkout drops them).
     """
     if not patch:
         return Applied(True)
@@ -313,7 +314,7 @@ def apply_patch(workdir: Path, patch: str, *, reverse: bool = False,
     if reverse:
         args.append("-R")
     proc = _run(workdir, *args, "-", stdin=patch)
-    for retry in (("-C2",), ("--3way",)) if three_way else ():
+    for retry in (("-C1",), ("--3way",)) if three_way else ():
         if proc.returncode == 0:
             break
         proc = _run(workdir, *args, *retry, "-", stdin=patch)

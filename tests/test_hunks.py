@@ -199,6 +199,20 @@ def test_the_revert_patch_applies_at_a_later_commit(repo: Path) -> None:
     assert (probe / "a.py").read_text().splitlines() == text
 
 
+def test_a_revert_near_the_top_of_a_short_file_is_found_below_new_lines(repo: Path) -> None:
+    """Two lines of context above, one below: git would anchor it to the top of the file."""
+    parent = commit(repo, {"a.py": "v\n#\nf = 1\n#\n", "b.py": "1\n2\n3\n4\n5\n"}, "P")
+    culprit = commit(repo, {"a.py": "v\n#\nf = 2\n#\n", "b.py": "ONE\n2\n3\n4\n5\n"}, "C")
+    units = hunks.split(repo, parent, culprit)
+    patch = hunks.revert_patch(repo, culprit, units, [0, 1])
+    later = commit(repo, {"a.py": "# moved\n# down\nv\n#\nf = 2\n#\n",
+                          "b.py": "# moved\n\nONE\n2\n3\n4\n5\n"}, "later")
+    probe = worktree(repo, later)
+    assert hunks.revert_at(probe, patch).ok
+    assert (probe / "a.py").read_text() == "# moved\n# down\nv\n#\nf = 1\n#\n"
+    assert (probe / "b.py").read_text() == "# moved\n\n1\n2\n3\n4\n5\n"
+
+
 def test_a_revert_next_to_a_later_change_merges_three_ways(repo: Path) -> None:
     """A line changed two above the reverted one: the context is gone, git's merge still works."""
     parent = commit(repo, {"a.py": "1\n2\n3\n4\n5\n6\n7\n8\n"}, "P")
