@@ -34,7 +34,8 @@ def edited(text: str) -> str:
 def change(repo: Path) -> tuple[Path, str, str]:
     """P -> C touching every kind of unit, and file names that look like options or quotes."""
     files = {"a.py": LINES, "gone.txt": "bye\n", "old.txt": "".join(f"o{i}\n" for i in range(30)),
-             "run.sh": "echo 1\n", "nonl.txt": "a\nb", **{n: "x\ny\nz\n" for n in ODD_NAMES}}
+             "run.sh": "echo 1\n", "tool.sh": "true\n", "nonl.txt": "a\nb",
+             **{n: "x\ny\nz\n" for n in ODD_NAMES}}
     (repo / "bin.dat").write_bytes(bytes(range(256)))
     parent = commit(repo, files, "P")
     (repo / "bin.dat").write_bytes(bytes(range(255, -1, -1)))
@@ -42,6 +43,7 @@ def change(repo: Path) -> tuple[Path, str, str]:
     (repo / "old.txt").rename(repo / "new.txt")
     mode = (repo / "run.sh").stat().st_mode
     (repo / "run.sh").chmod(mode | stat.S_IXUSR)
+    (repo / "tool.sh").chmod(mode | stat.S_IXUSR)  # a mode change and nothing else
     changes = {"a.py": edited(LINES), "added file.txt": "hi\n", "run.sh": "echo 1\necho 2\n",
                "nonl.txt": "a\nB", **{n: "x\nY\nz\n" for n in ODD_NAMES}}
     culprit = commit(repo, changes, "C")
@@ -80,7 +82,7 @@ def test_every_hunk_and_whole_file_is_a_unit(change: tuple[Path, str, str]) -> N
     assert kinds["deleted"] == ["gone.txt"]
     assert kinds["renamed"] == ["new.txt"]
     assert kinds["binary"] == ["bin.dat"]
-    assert kinds["mode"] == ["run.sh"]
+    assert kinds["mode"] == ["run.sh", "tool.sh"]
     assert sorted(set(kinds["hunk"])) == sorted(["a.py", "nonl.txt", "run.sh", *ODD_NAMES])
     a = [(u.old_start, u.old_lines, u.new_start, u.new_lines) for u in units if u.file == "a.py"]
     # "top" and LINE1 touch, so they are one hunk; LINE3 is one unchanged line below it
@@ -296,3 +298,11 @@ def test_carriage_returns_and_form_feeds_survive(repo: Path) -> None:
     assert hunks.apply_units(probe, units, [1, 2]).ok
     assert (probe / "dos.txt").read_bytes() == b"a\r\nb\r\nC\r\nd\r\n"
     assert (probe / "ff.txt").read_text() == "x\fy\nZ\nw\n"
+
+
+def test_a_candidate_is_built_with_the_smaller_patch(change: tuple[Path, str, str]) -> None:
+    repo, parent, culprit = change
+    units = hunks.split(repo, parent, culprit)
+    everything = frozenset(u.id for u in units)
+    assert hunks.realize(units, {0}) == ("forward", frozenset({0}))
+    assert hunks.realize(units, everything - {0}) == ("reverse", frozenset({0}))
