@@ -180,8 +180,7 @@ def _paths(head: list[str]) -> tuple[str, str]:
                 new = _strip_prefix(value) if body.startswith("+++ ") else unquote(value)
     if not (old or new):  # mode-only or binary: only the `diff --git a/X b/X` line names it
         first = head[0].rstrip("\n")[len("diff --git "):]
-        half = first[: len(first) // 2] if first.startswith('"') else first.split(" b/", 1)[0]
-        old = new = _strip_prefix(half)
+        old = new = _strip_prefix(first[: len(first) // 2])  # `a/X b/X`: the same X twice
     return old or new, new or old
 
 
