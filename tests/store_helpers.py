@@ -69,7 +69,7 @@ def dump(store: HistoryStore) -> dict[str, list[tuple[Any, ...]]]:
     """Every row of every table, ids replaced by what they stand for, sorted."""
     r, t, res, b, p, c = (schema.runs, schema.tests, schema.results, schema.bisections,
                           schema.probes, schema.commits)
-    with store._read() as conn:
+    with store.db.read() as conn:
         runs = {row.id: tuple(row._mapping[f] for f in RUN_FIELDS)
                 for row in conn.execute(sa.select(r))}
         tests = {row.id: (row.nodeid, row.file) for row in conn.execute(sa.select(t))}

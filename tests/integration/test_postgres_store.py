@@ -27,6 +27,7 @@ import sqlalchemy as sa
 from bisector.config import redact
 from bisector.errors import StoreError
 from bisector.history import HistoryStore, migrations, schema
+from bisector.history.runs import bulk_insert
 from bisector.model import CommitInfo, Environment, Outcome, Run, TestResult
 
 from ..conftest import commit, git, run_cli, run_pytest
@@ -488,10 +489,10 @@ def test_a_password_never_shows_on_success_or_auth_failure(password_role: sa.URL
 def test_a_failing_copy_is_a_store_error(pg_url: str) -> None:
     """The results' COPY goes round SQLAlchemy: its driver error is still a StoreError."""
     with HistoryStore.open(pg_url) as store:
-        with pytest.raises(StoreError) as info, store._write() as conn:
-            store._bulk_insert(conn, schema.results, ("run_id", "test_id", "outcome",
-                                                      "duration", "reruns", "phase"),
-                               [(999, 999, "passed", 0.0, 0, "call")])  # no such run
+        with pytest.raises(StoreError) as info, store.db.write() as conn:
+            bulk_insert(conn, schema.results, ("run_id", "test_id", "outcome",
+                                               "duration", "reruns", "phase"),
+                        [(999, 999, "passed", 0.0, 0, "call")])  # no such run
         assert "foreign key" in info.value.one_line()
 
 
@@ -520,7 +521,7 @@ def test_a_deadlock_during_the_copy_is_retried(pg_url: str) -> None:
 
 @pytest.mark.postgres
 def test_postgres_connections_keep_alive(pg_url: str) -> None:
-    with HistoryStore.open(pg_url) as store, store._read() as conn:
+    with HistoryStore.open(pg_url) as store, store.db.read() as conn:
         params = conn.connection.driver_connection.info.get_parameters()
     assert {k: params.get(k) for k in ("keepalives", "keepalives_idle", "keepalives_interval",
                                        "keepalives_count")} == {
@@ -539,7 +540,7 @@ def test_a_process_that_lost_its_claim_stops(store_url: str) -> None:
         bid, _ = store.start_bisection("k", "g", "b", ["t"], "first-parent", 1.0)
         store.add_probe(bid, first, "a" * 40, "check good end")
         b = schema.bisections
-        with store._write() as conn:  # the takeover, as another process's claim does it
+        with store.db.write() as conn:  # the takeover, as another process's claim does it
             conn.execute(b.update().where(b.c.id == bid).values(status="abandoned"))
             conn.execute(b.insert().values(
                 key="k", good="g", bad="b", tests="[]", mode="first-parent", status="running",
