@@ -12,10 +12,10 @@ from bisector.errors import BisectError, StoreError
 from bisector.history import HistoryStore, Pruned, display_url, journal, migrations, schema
 from bisector.history.engine import me
 from bisector.history.transfer import copy_history
-from bisector.model import CommitInfo, Environment, Outcome, Run, TestResult
+from bisector.model import TRACEBACK_MAX, CommitInfo, Environment, Outcome, Run, TestResult
 
 from .conftest import commit, run_cli
-from .store_helpers import dump, make_run, varied_history
+from .store_helpers import TRACEBACK, dump, make_run, varied_history
 
 
 @pytest.fixture
@@ -461,3 +461,61 @@ def test_a_lost_claim_stops_probes_and_the_finish(tmp_path: Path) -> None:
         rows = s.bisections()
     assert [(r["status"], r["owner_host"], r["result"]) for r in rows] == [
         ("abandoned", me()[0], None), ("running", "elsewhere", None)]
+
+
+# -- tracebacks (schema v5) -------------------------------------------------------------------
+
+
+def _failing(nodeid: str, traceback: str | None) -> TestResult:
+    return TestResult(nodeid, Outcome.FAILED, 0.5, "0123456789abcdef", "AssertionError: no",
+                      traceback=traceback)
+
+
+def test_a_failures_traceback_is_stored_and_read_back(store: HistoryStore) -> None:
+    failed = _failing("t.py::test_bad", TRACEBACK)
+    run_id = store.record_run(make_run(results=(failed, TestResult("t.py::ok", Outcome.PASSED))))
+    by_test = {r.nodeid: r for r in store.results_at(["a" * 40])}
+    assert by_test["t.py::test_bad"].traceback == TRACEBACK
+    assert by_test["t.py::ok"].traceback is None
+    assert store.results_of(run_id)["t.py::test_bad"] == failed  # the whole TestResult
+    assert store.run_results(run_id)["t.py::test_bad"] == ("failed", "AssertionError: no")
+    unread = store.results_at(["a" * 40], tracebacks=False)
+    assert {r.traceback for r in unread} == {None} and len(unread) == 2
+
+
+def test_a_long_traceback_keeps_its_tail(store: HistoryStore) -> None:
+    """The end of a traceback (the failing line, the exception) is what a person reads."""
+    text = "frame\n" * (TRACEBACK_MAX // 6) + "E   ValueError: the end\x00"
+    assert len(text) > TRACEBACK_MAX
+    run_id = store.record_run(make_run(results=(_failing("t.py::x", text),)))
+    stored = store.results_of(run_id)["t.py::x"].traceback
+    assert stored is not None and len(stored) == TRACEBACK_MAX
+    assert stored == text[-TRACEBACK_MAX:].replace("\x00", "\ufffd")
+    assert stored.endswith("E   ValueError: the end\ufffd")
+
+
+def test_a_v4_store_gets_tracebacks_and_keeps_its_history(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path / 'h.db'}"
+    with HistoryStore.open(url) as s:
+        old = s.record_run(make_run())
+    with sqlite3.connect(tmp_path / "h.db") as conn:  # make it what a v4 bisector wrote
+        conn.execute("alter table results drop column traceback")
+        conn.execute("update bisector_meta set value = '4'")
+    with HistoryStore.open(url) as s:
+        assert s.schema_version() == schema.SCHEMA_VERSION == 5
+        assert s.outcome_counts(old) == {"passed": 3}
+        assert {r.traceback for r in s.results_at(["a" * 40])} == {None}
+        new = s.record_run(make_run("b" * 40, results=(_failing("t.py::bad", TRACEBACK),)))
+        assert s.results_of(new)["t.py::bad"].traceback == TRACEBACK
+    with sqlite3.connect(tmp_path / "h.db") as conn:
+        assert conn.execute("select count(*) from results").fetchone() == (4,)
+
+
+def test_a_copy_carries_the_tracebacks(tmp_path: Path) -> None:
+    with HistoryStore.open(f"sqlite:///{tmp_path / 'a.db'}") as a, \
+            HistoryStore.open(f"sqlite:///{tmp_path / 'b.db'}") as b:
+        varied_history(a)
+        copy_history(a, b)
+        carried = [r.traceback for r in b.results_at([f"{i:040x}" for i in range(4)])
+                   if r.nodeid == "t.py::test_flaky" and r.outcome == "failed"]
+    assert carried == [TRACEBACK, TRACEBACK]  # the failures on commits 1 and 3
