@@ -10,6 +10,10 @@ from bisector.history import HistoryStore, schema
 from bisector.history.transfer import BISECTION_FIELDS, RUN_FIELDS
 from bisector.model import CommitInfo, Environment, Outcome, Run, TestResult, Trigger
 
+# a failure's long representation as pytest prints it, with what makes text awkward to store
+TRACEBACK = ('    def test_flaky():\n>       assert 1 == 2, "ünïcode ✓"\n'
+             "E       AssertionError: 1 != 2 — ünïcode\n\nt.py:7: AssertionError\t'quoted'\\n")
+
 ENV = Environment(python="cpython-3.11.7", platform="linux-x86_64", deps_hash="none",
                   key="k1", fingerprint="f1")
 
@@ -42,7 +46,8 @@ def varied_history(store: HistoryStore) -> None:
             TestResult("t.py::test_ok", Outcome.PASSED, 0.25),
             TestResult("t.py::test_flaky", Outcome.FAILED if i % 2 else Outcome.PASSED, 1.5,
                        "0123456789abcdef" if i % 2 else None,
-                       "AssertionError: 1 != 2 — ünïcode" if i % 2 else None, i % 3, "call"),
+                       "AssertionError: 1 != 2 — ünïcode" if i % 2 else None, i % 3, "call",
+                       TRACEBACK if i % 2 else None),
             TestResult(f"t.py::test_param[{i}]", Outcome.SKIPPED, 0.0, None, "why", 0, "setup"),
         )
         run = Run(sha=c.sha, dirty=i == 2, branch=None if i == 1 else "main",
@@ -69,7 +74,7 @@ def dump(store: HistoryStore) -> dict[str, list[tuple[Any, ...]]]:
     """Every row of every table, ids replaced by what they stand for, sorted."""
     r, t, res, b, p, c = (schema.runs, schema.tests, schema.results, schema.bisections,
                           schema.probes, schema.commits)
-    with store._read() as conn:
+    with store.db.read() as conn:
         runs = {row.id: tuple(row._mapping[f] for f in RUN_FIELDS)
                 for row in conn.execute(sa.select(r))}
         tests = {row.id: (row.nodeid, row.file) for row in conn.execute(sa.select(t))}

@@ -9,13 +9,13 @@ import pytest
 import sqlalchemy as sa
 
 from bisector.errors import BisectError, StoreError
-from bisector.history import HistoryStore, Pruned, display_url, migrations, schema
-from bisector.history import store as store_module
+from bisector.history import HistoryStore, Pruned, display_url, journal, migrations, schema
+from bisector.history.engine import me
 from bisector.history.transfer import copy_history
-from bisector.model import CommitInfo, Environment, Outcome, Run, TestResult
+from bisector.model import TRACEBACK_MAX, CommitInfo, Environment, Outcome, Run, TestResult
 
 from .conftest import commit, run_cli
-from .store_helpers import dump, make_run, varied_history
+from .store_helpers import TRACEBACK, dump, make_run, varied_history
 
 
 @pytest.fixture
@@ -82,7 +82,7 @@ def test_newer_schema_is_refused(tmp_path: Path) -> None:
     HistoryStore.open(url).close()
     with sqlite3.connect(tmp_path / "h.db") as conn:
         conn.execute("update bisector_meta set value='7'")
-    with pytest.raises(StoreError, match=r"newer bisector \(schema v7; this one reads up to v4\)"):
+    with pytest.raises(StoreError, match=r"newer bisector \(schema v7; this one reads up to v5\)"):
         HistoryStore.open(url)
 
 
@@ -204,7 +204,7 @@ def test_a_v3_store_gets_the_nightly_ledger_and_keeps_its_history(tmp_path: Path
         conn.execute("drop table nightlies")
         conn.execute("update bisector_meta set value = '3'")
     with HistoryStore.open(url) as s:
-        assert s.schema_version() == schema.SCHEMA_VERSION == 4
+        assert s.schema_version() == schema.SCHEMA_VERSION == 5
         assert s.outcome_counts(1) == {"passed": 3}
         s.record_nightly(branch="main", sha="a" * 40, run_id=1, started_at=1.0, finished_at=2.0,
                          status="clean", exit_code=0, ledger={"reported": []})
@@ -275,7 +275,7 @@ def test_a_live_claim_is_refused_and_a_dead_ones_is_taken_over(tmp_path: Path) -
     _claimed_by(tmp_path / "h.db", "elsewhere", 1, time.time())
     with HistoryStore.open(url) as s, pytest.raises(BisectError, match="pid 1 on elsewhere"):
         s.start_bisection("k", "g", "b", ["t"], "first-parent", 4.0)
-    _claimed_by(tmp_path / "h.db", "elsewhere", 1, time.time() - store_module.CLAIM_STALE_S - 1)
+    _claimed_by(tmp_path / "h.db", "elsewhere", 1, time.time() - journal.CLAIM_STALE_S - 1)
     with HistoryStore.open(url) as s:
         third, _ = s.start_bisection("k", "g", "b", ["t"], "first-parent", 5.0)
         assert third > second > first
@@ -345,10 +345,10 @@ def test_a_copy_of_a_store_written_to_meanwhile_takes_what_was_there(tmp_path: P
         def meanwhile(message: str) -> None:
             if "copying runs" in message:  # the tests are copied, the runs not yet
                 run_id = writer.record_run(make_run("9" * 40, n=2, prefix="new.py::test_"))
-                writer._claims[open_row["id"]] = None
-                with writer._write() as conn:  # this process now holds the open one
+                writer.journal._claims[open_row["id"]] = None
+                with writer.db.write() as conn:  # this process now holds the open one
                     conn.execute(schema.bisections.update().values(
-                        owner_pid=os.getpid(), owner_host=store_module._me()[0]))
+                        owner_pid=os.getpid(), owner_host=me()[0]))
                 writer.add_probe(open_row["id"], run_id, "9" * 40, "midpoint")
                 late, _ = writer.start_bisection("late", "g", "b", ["t"], "first-parent", 9.0)
                 writer.add_probe(late, 1, "0" * 40, "check good end")
@@ -407,9 +407,9 @@ def test_a_copy_stays_under_the_old_sqlite_limit_of_999_variables(tmp_path: Path
             HistoryStore.open(f"sqlite:///{tmp_path / 'b.db'}") as b:
         a.record_commits(commits)
         for store in (a, b):
-            store._engine.dispose()
+            store.db.engine.dispose()
 
-            @event.listens_for(store._engine, "connect")
+            @event.listens_for(store.db.engine, "connect")
             def _old_sqlite(dbapi_conn, _record):
                 dbapi_conn.setlimit(sqlite3.SQLITE_LIMIT_VARIABLE_NUMBER, 999)
 
@@ -427,12 +427,12 @@ def test_a_deadlock_reported_by_psycopg2_is_retried(store: HistoryStore) -> None
     def work() -> str:
         calls.append(1)
         if len(calls) == 1:
-            with store._guard():
+            with store.db.guard():
                 raise sa.exc.DBAPIError.instance(
                     "INSERT", None, Psycopg2Error("deadlock detected"), Exception)
         return "done"
 
-    assert store._retrying(work) == "done" and len(calls) == 2
+    assert store.db.retrying(work) == "done" and len(calls) == 2
 
 
 def _taken_over(db: Path) -> None:
@@ -460,4 +460,62 @@ def test_a_lost_claim_stops_probes_and_the_finish(tmp_path: Path) -> None:
                 f"lost the claim on bisection {bid} (resumed by another process)")
         rows = s.bisections()
     assert [(r["status"], r["owner_host"], r["result"]) for r in rows] == [
-        ("abandoned", store_module._me()[0], None), ("running", "elsewhere", None)]
+        ("abandoned", me()[0], None), ("running", "elsewhere", None)]
+
+
+# -- tracebacks (schema v5) -------------------------------------------------------------------
+
+
+def _failing(nodeid: str, traceback: str | None) -> TestResult:
+    return TestResult(nodeid, Outcome.FAILED, 0.5, "0123456789abcdef", "AssertionError: no",
+                      traceback=traceback)
+
+
+def test_a_failures_traceback_is_stored_and_read_back(store: HistoryStore) -> None:
+    failed = _failing("t.py::test_bad", TRACEBACK)
+    run_id = store.record_run(make_run(results=(failed, TestResult("t.py::ok", Outcome.PASSED))))
+    by_test = {r.nodeid: r for r in store.results_at(["a" * 40])}
+    assert by_test["t.py::test_bad"].traceback == TRACEBACK
+    assert by_test["t.py::ok"].traceback is None
+    assert store.results_of(run_id)["t.py::test_bad"] == failed  # the whole TestResult
+    assert store.run_results(run_id)["t.py::test_bad"] == ("failed", "AssertionError: no")
+    unread = store.results_at(["a" * 40], tracebacks=False)
+    assert {r.traceback for r in unread} == {None} and len(unread) == 2
+
+
+def test_a_long_traceback_keeps_its_tail(store: HistoryStore) -> None:
+    """The end of a traceback (the failing line, the exception) is what a person reads."""
+    text = "frame\n" * (TRACEBACK_MAX // 6) + "E   ValueError: the end\x00"
+    assert len(text) > TRACEBACK_MAX
+    run_id = store.record_run(make_run(results=(_failing("t.py::x", text),)))
+    stored = store.results_of(run_id)["t.py::x"].traceback
+    assert stored is not None and len(stored) == TRACEBACK_MAX
+    assert stored == text[-TRACEBACK_MAX:].replace("\x00", "\ufffd")
+    assert stored.endswith("E   ValueError: the end\ufffd")
+
+
+def test_a_v4_store_gets_tracebacks_and_keeps_its_history(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path / 'h.db'}"
+    with HistoryStore.open(url) as s:
+        old = s.record_run(make_run())
+    with sqlite3.connect(tmp_path / "h.db") as conn:  # make it what a v4 bisector wrote
+        conn.execute("alter table results drop column traceback")
+        conn.execute("update bisector_meta set value = '4'")
+    with HistoryStore.open(url) as s:
+        assert s.schema_version() == schema.SCHEMA_VERSION == 5
+        assert s.outcome_counts(old) == {"passed": 3}
+        assert {r.traceback for r in s.results_at(["a" * 40])} == {None}
+        new = s.record_run(make_run("b" * 40, results=(_failing("t.py::bad", TRACEBACK),)))
+        assert s.results_of(new)["t.py::bad"].traceback == TRACEBACK
+    with sqlite3.connect(tmp_path / "h.db") as conn:
+        assert conn.execute("select count(*) from results").fetchone() == (4,)
+
+
+def test_a_copy_carries_the_tracebacks(tmp_path: Path) -> None:
+    with HistoryStore.open(f"sqlite:///{tmp_path / 'a.db'}") as a, \
+            HistoryStore.open(f"sqlite:///{tmp_path / 'b.db'}") as b:
+        varied_history(a)
+        copy_history(a, b)
+        carried = [r.traceback for r in b.results_at([f"{i:040x}" for i in range(4)])
+                   if r.nodeid == "t.py::test_flaky" and r.outcome == "failed"]
+    assert carried == [TRACEBACK, TRACEBACK]  # the failures on commits 1 and 3

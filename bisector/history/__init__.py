@@ -1,5 +1,9 @@
-"""The history store: every run and result, per commit, over SQLAlchemy Core."""
+"""The history store: every run and result, per commit, over SQLAlchemy Core.
 
-from .store import HistoryStore, Pruned, ResultRow, RunRow, display_url
+`HistoryStore` (store.py) is the door; behind it `engine`, `runs`, `reads`, `journal`,
+`ledger` and `prune` each do one job (docs/adr/0018).
+"""
 
-__all__ = ["HistoryStore", "Pruned", "ResultRow", "RunRow", "display_url"]
+from .store import HistoryStore, MissingStore, Pruned, ResultRow, RunRow, display_url
+
+__all__ = ["HistoryStore", "MissingStore", "Pruned", "ResultRow", "RunRow", "display_url"]

@@ -50,8 +50,17 @@ def _v4_nightlies(conn: sa.Connection) -> None:
     schema.nightlies.create(conn, checkfirst=True)
 
 
+def _v5_tracebacks(conn: sa.Connection) -> None:
+    """A nullable text column for each result's traceback: an ALTER that rewrites no row on
+    either dialect (old results simply have none)."""
+    have = {c["name"] for c in sa.inspect(conn).get_columns(schema.results.name)}
+    if "traceback" not in have:
+        kind = schema.results.c.traceback.type.compile(dialect=conn.dialect)
+        conn.execute(sa.text(f"ALTER TABLE {schema.results.name} ADD COLUMN traceback {kind}"))
+
+
 # version -> step from version-1; version 1 is the initial schema, created from `schema`.
-STEPS: dict[int, Step] = {2: _v2_journal, 3: _v3_claims, 4: _v4_nightlies}
+STEPS: dict[int, Step] = {2: _v2_journal, 3: _v3_claims, 4: _v4_nightlies, 5: _v5_tracebacks}
 
 _MANAGED = {"runs", "tests", "results", "commits"}
 

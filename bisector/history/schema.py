@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import sqlalchemy as sa
 
-SCHEMA_VERSION = 4
+SCHEMA_VERSION = 5
 
 metadata = sa.MetaData()
 
@@ -71,6 +71,9 @@ results = sa.Table(
     sa.Column("message", sa.Text),
     sa.Column("reruns", sa.Integer, nullable=False, default=0),
     sa.Column("phase", sa.String(16), nullable=False, default="call"),
+    # v5: pytest's long representation of a failure, or an untestable probe's output tail; at
+    # most TRACEBACK_MAX characters (the tail is kept), NULL for the results that have none
+    sa.Column("traceback", sa.Text),
     # Keyed run-major: a session's results land together at the end of the tree, and every
     # query reaches results through its runs (commit, environment), then the test. A test-major
     # index would touch one page per test on every insert (see docs/adr/0001).

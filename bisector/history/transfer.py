@@ -27,9 +27,11 @@ from sqlalchemy import exc
 from ..config import redact_text
 from ..errors import BisectorError, StoreError
 from . import schema
-from .store import _CHUNK as _PAGE  # IN-lists under SQLite's old limit of 999 variables
-from .store import _RESULT_COLUMNS as RESULT_FIELDS
-from .store import HistoryStore, _chunks
+from .engine import CHUNK as _PAGE  # IN-lists under SQLite's old limit of 999 variables
+from .engine import chunks as _chunks
+from .runs import RESULT_COLUMNS as RESULT_FIELDS
+from .runs import bulk_insert, put_missing
+from .store import HistoryStore
 
 # A run has no natural key of its own: all of its columns but the id are its identity.
 RUN_FIELDS = tuple(c.name for c in schema.runs.columns if c.name != "id")
@@ -117,7 +119,7 @@ def _high_ids(source: HistoryStore) -> dict[str, int]:
     """The highest run, test and bisection ids in the source, read at once: the copy takes
     those rows and none added after (a moving source would leave its id maps behind)."""
     tables = {"runs": schema.runs, "tests": schema.tests, "bisections": schema.bisections}
-    with source._read() as conn:
+    with source.db.read() as conn:
         return {name: int(conn.execute(sa.select(sa.func.max(t.c.id))).scalar() or 0)
                 for name, t in tables.items()}
 
@@ -134,7 +136,7 @@ def _pages(store: HistoryStore, table: sa.Table, key: str, size: int = _PAGE,
             query = query.where(column <= upto)
         if last is not None:
             query = query.where(column > last)
-        with store._read() as conn:
+        with store.db.read() as conn:
             rows = conn.execute(query).all()
         if not rows:
             return
@@ -147,11 +149,11 @@ def _copy_commits(source: HistoryStore, target: HistoryStore) -> int:
     added = 0
     for page in _pages(source, c, "sha"):
         rows = [dict(row._mapping) for row in page]
-        with target._write() as conn:
+        with target.db.write() as conn:
             have = set(conn.execute(
                 sa.select(c.c.sha).where(c.c.sha.in_([r["sha"] for r in rows]))).scalars())
             missing = [r for r in rows if r["sha"] not in have]
-            target._put_missing(conn, c, "sha", missing)
+            put_missing(conn, c, "sha", missing)
         added += len(missing)
     return added
 
@@ -169,13 +171,13 @@ def _put_tests(target: HistoryStore, rows: Sequence[Any], out: dict[int, int],
                copied: Copied) -> None:
     """Add these source tests to the target when it lacks them, and to `out`."""
     t = schema.tests
-    with target._write() as conn:
+    with target.db.write() as conn:
         names = [row.nodeid for row in rows]
         have = dict(conn.execute(
             sa.select(t.c.nodeid, t.c.id).where(t.c.nodeid.in_(names))).all())
         missing = [{"nodeid": row.nodeid, "file": row.file} for row in rows
                    if row.nodeid not in have]
-        target._put_missing(conn, t, "nodeid", missing)
+        put_missing(conn, t, "nodeid", missing)
         if missing:
             have.update(conn.execute(sa.select(t.c.nodeid, t.c.id).where(
                 t.c.nodeid.in_([m["nodeid"] for m in missing]))).all())
@@ -190,7 +192,7 @@ def _more_tests(source: HistoryStore, target: HistoryStore, ids: set[int],
     t = schema.tests
     wanted = sorted(ids - tests.keys())
     for chunk in _chunks(wanted):
-        with source._read() as conn:
+        with source.db.read() as conn:
             rows = conn.execute(sa.select(t).where(t.c.id.in_(chunk))).all()
         _put_tests(target, rows, tests, copied)
 
@@ -212,14 +214,14 @@ def _copy_runs(source: HistoryStore, target: HistoryStore, tests: dict[int, int]
     taken: set[int] = set()  # target runs already standing for a source run
     for page in _pages(source, r, "id", batch, upto=upto):
         new: list[Any] = []
-        with source._read() as sconn:
+        with source.db.read() as sconn:
             found_results = [
                 x for chunk in _chunks([row.id for row in page])
                 for x in sconn.execute(sa.select(*(res.c[f] for f in RESULT_FIELDS))
                                        .where(res.c.run_id.in_(chunk)))
             ]
         _more_tests(source, target, {x.test_id for x in found_results}, tests, copied)
-        with target._write() as conn:
+        with target.db.write() as conn:
             existing: dict[tuple[Any, ...], list[int]] = {}
             for chunk in _chunks(sorted({row.sha for row in page})):
                 for row in conn.execute(
@@ -241,7 +243,7 @@ def _copy_runs(source: HistoryStore, target: HistoryStore, tests: dict[int, int]
                 wanted = set(new)
                 results = [(out[x.run_id], tests[x.test_id], *x[2:])
                            for x in found_results if x.run_id in wanted]
-                target._bulk_insert(conn, res, RESULT_FIELDS, results)
+                bulk_insert(conn, res, RESULT_FIELDS, results)
                 copied.runs += len(new)
                 copied.results += len(results)
         say(f"runs: {copied.runs} copied, {copied.present_runs} already there")
@@ -252,9 +254,9 @@ def _copy_bisections(source: HistoryStore, target: HistoryStore, copied: Copied,
                      ) -> dict[int, int]:
     b = schema.bisections
     out: dict[int, int] = {}
-    with source._read() as conn:
+    with source.db.read() as conn:
         rows = conn.execute(sa.select(b).where(b.c.id <= upto).order_by(b.c.id)).all()
-    with target._write() as conn:
+    with target.db.write() as conn:
         existing = {(row.key, row.started_at): (row.id, row.status)
                     for row in conn.execute(sa.select(b.c.id, b.c.key, b.c.started_at,
                                                       b.c.status))}
@@ -284,7 +286,7 @@ def _copy_probes(source: HistoryStore, target: HistoryStore, runs: dict[int, int
                  bisections: dict[int, int], copied: Copied) -> None:
     p = schema.probes
     rows = []
-    with source._read() as conn:
+    with source.db.read() as conn:
         for x in conn.execute(sa.select(p).order_by(p.c.bisection_id, p.c.run_id)):
             if x.bisection_id not in bisections or x.run_id not in runs:
                 copied.skipped_probes += 1  # added during the copy: the next one takes it
@@ -293,7 +295,7 @@ def _copy_probes(source: HistoryStore, target: HistoryStore, runs: dict[int, int
                          "sha": x.sha, "purpose": x.purpose})
     if not rows:
         return
-    with target._write() as conn:
+    with target.db.write() as conn:
         have = {tuple(row) for row in conn.execute(sa.select(p.c.bisection_id, p.c.run_id))}
         missing = [x for x in rows if (x["bisection_id"], x["run_id"]) not in have]
         if missing:
@@ -307,11 +309,11 @@ def _copy_nightlies(source: HistoryStore, target: HistoryStore, runs: dict[int, 
     the run was pruned or added after the copy began: the ledger stands without it)."""
     n = schema.nightlies
     fields = [c.name for c in n.columns if c.name != "id"]
-    with source._read() as conn:
+    with source.db.read() as conn:
         rows = conn.execute(sa.select(n).order_by(n.c.id)).all()
     if not rows:
         return
-    with target._write() as conn:
+    with target.db.write() as conn:
         have = {(r.branch, r.sha, r.started_at)
                 for r in conn.execute(sa.select(n.c.branch, n.c.sha, n.c.started_at))}
         for row in rows:

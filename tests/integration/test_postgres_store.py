@@ -27,10 +27,11 @@ import sqlalchemy as sa
 from bisector.config import redact
 from bisector.errors import StoreError
 from bisector.history import HistoryStore, migrations, schema
-from bisector.model import CommitInfo, Environment, Outcome, Run, TestResult
+from bisector.history.runs import bulk_insert
+from bisector.model import TRACEBACK_MAX, CommitInfo, Environment, Outcome, Run, TestResult
 
 from ..conftest import commit, git, run_cli, run_pytest
-from ..store_helpers import dump, make_run, varied_history
+from ..store_helpers import TRACEBACK, dump, make_run, varied_history
 from .conftest import unavailable
 
 PG_ADMIN = os.environ.get(
@@ -238,6 +239,43 @@ def test_a_v2_postgres_store_migrates_in_place(pg_url: str) -> None:
         kinds = {c["name"]: str(c["type"]) for c in sa.inspect(conn).get_columns("runs")}
     engine.dispose()
     assert kinds["platform"] == kinds["python"] == "TEXT"
+
+
+def test_tracebacks_are_stored_whole_or_by_their_tail(store_url: str) -> None:
+    """On PostgreSQL the results go in by COPY: tabs, newlines, backslashes, unicode and a
+    NUL (which PostgreSQL's text refuses) must come back as SQLite gives them back."""
+    long = "frame\t\\\n" * TRACEBACK_MAX + "E   ValueError: end\x00"
+    results = (
+        TestResult("t.py::bad", Outcome.FAILED, 0.5, "sig", "AssertionError", traceback=TRACEBACK),
+        TestResult("t.py::long", Outcome.ERROR, 0.1, "sig", "ValueError", traceback=long),
+        TestResult("t.py::ok", Outcome.PASSED, 0.1),
+    )
+    with HistoryStore.open(store_url) as store:
+        run_id = store.record_run(make_run(results=results))
+        got = store.results_of(run_id)
+        assert got["t.py::bad"] == results[0] and got["t.py::ok"].traceback is None
+        assert got["t.py::long"].traceback == long[-TRACEBACK_MAX:].replace("\x00", "\ufffd")
+        by_test = {r.nodeid: r.traceback for r in store.results_at(["a" * 40])}
+        assert by_test == {"t.py::bad": TRACEBACK, "t.py::long": got["t.py::long"].traceback,
+                           "t.py::ok": None}
+
+
+@pytest.mark.postgres
+def test_a_v4_postgres_store_gets_tracebacks_in_place(pg_url: str) -> None:
+    with HistoryStore.open(pg_url) as store:
+        old = store.record_run(make_run())
+    engine = sa.create_engine(pg_url)
+    with engine.begin() as conn:  # what a v4 bisector created on PostgreSQL
+        conn.execute(sa.text("ALTER TABLE results DROP COLUMN traceback"))
+        conn.execute(schema.meta.update().values(value="4"))
+    engine.dispose()
+    with HistoryStore.open(pg_url) as store:
+        assert store.schema_version() == schema.SCHEMA_VERSION == 5
+        assert store.outcome_counts(old) == {"passed": 3}
+        new = store.record_run(make_run("b" * 40, results=(
+            TestResult("t.py::bad", Outcome.FAILED, traceback=TRACEBACK),)))
+        assert store.results_of(new)["t.py::bad"].traceback == TRACEBACK
+        assert {r.traceback for r in store.results_at(["a" * 40])} == {None}
 
 
 # -- many writers -----------------------------------------------------------------------------
@@ -488,10 +526,10 @@ def test_a_password_never_shows_on_success_or_auth_failure(password_role: sa.URL
 def test_a_failing_copy_is_a_store_error(pg_url: str) -> None:
     """The results' COPY goes round SQLAlchemy: its driver error is still a StoreError."""
     with HistoryStore.open(pg_url) as store:
-        with pytest.raises(StoreError) as info, store._write() as conn:
-            store._bulk_insert(conn, schema.results, ("run_id", "test_id", "outcome",
-                                                      "duration", "reruns", "phase"),
-                               [(999, 999, "passed", 0.0, 0, "call")])  # no such run
+        with pytest.raises(StoreError) as info, store.db.write() as conn:
+            bulk_insert(conn, schema.results, ("run_id", "test_id", "outcome",
+                                               "duration", "reruns", "phase"),
+                        [(999, 999, "passed", 0.0, 0, "call")])  # no such run
         assert "foreign key" in info.value.one_line()
 
 
@@ -520,7 +558,7 @@ def test_a_deadlock_during_the_copy_is_retried(pg_url: str) -> None:
 
 @pytest.mark.postgres
 def test_postgres_connections_keep_alive(pg_url: str) -> None:
-    with HistoryStore.open(pg_url) as store, store._read() as conn:
+    with HistoryStore.open(pg_url) as store, store.db.read() as conn:
         params = conn.connection.driver_connection.info.get_parameters()
     assert {k: params.get(k) for k in ("keepalives", "keepalives_idle", "keepalives_interval",
                                        "keepalives_count")} == {
@@ -539,7 +577,7 @@ def test_a_process_that_lost_its_claim_stops(store_url: str) -> None:
         bid, _ = store.start_bisection("k", "g", "b", ["t"], "first-parent", 1.0)
         store.add_probe(bid, first, "a" * 40, "check good end")
         b = schema.bisections
-        with store._write() as conn:  # the takeover, as another process's claim does it
+        with store.db.write() as conn:  # the takeover, as another process's claim does it
             conn.execute(b.update().where(b.c.id == bid).values(status="abandoned"))
             conn.execute(b.insert().values(
                 key="k", good="g", bad="b", tests="[]", mode="first-parent", status="running",
