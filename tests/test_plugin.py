@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import json
 import os
 import re
@@ -10,10 +11,12 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from bisector.junit import results_for
+from bisector.model import TRACEBACK_MAX
 
 from .conftest import commit, git, query, run_pytest
 
@@ -603,8 +606,8 @@ def test_the_recorder_ignores_ctrl_c_and_finishes_when_stdin_closes(repo: Path) 
         assert proc.poll() is None and time.monotonic() < deadline, proc.communicate()
         time.sleep(0.01)
     proc.send_signal(signal.SIGINT)
-    payload = {"protocol": 1, "started_at": 1.0, "finished_at": 2.0, "exit_status": 2,
-               "results": [["test_a.py::test_a", "passed", 0.1, None, None, 0, "call"]]}
+    payload = {"protocol": 2, "started_at": 1.0, "finished_at": 2.0, "exit_status": 2,
+               "results": [["test_a.py::test_a", "passed", 0.1, None, None, 0, "call", None]]}
     out, err = proc.communicate(json.dumps(payload), timeout=60)
     assert proc.returncode == 0 and err == ""
     assert json.loads(out)["recorded"] == 1
@@ -672,3 +675,79 @@ def test_the_recorder_does_not_outlive_pytest(repo: Path, tmp_path: Path) -> Non
     assert "broken after the recorder started" in proc2.stderr
     assert _recorders(repo) == []
     assert query(db_of(repo), "select count(*) from runs") == [(1,)]
+
+
+TRACEBACKS = '''
+def helper(n):
+    assert n == 2, "one is not two"
+
+def test_short():
+    helper(1)
+
+def down(n):
+    assert n, "reached the bottom"
+    down(n - 1)
+
+def test_long():
+    down(400)
+
+def test_pass():
+    pass
+'''
+
+
+def test_a_failure_keeps_pytests_long_representation(pytester: pytest.Pytester) -> None:
+    """What `--track-history` hands the recorder: the traceback pytest prints for the failure
+    (the frames and the `E` lines), its tail when over TRACEBACK_MAX."""
+    git(pytester.path, "init", "-q", "-b", "main")
+    pytester.makepyfile(test_tb=TRACEBACKS)
+    git(pytester.path, "add", "-A")
+    git(pytester.path, "commit", "-qm", "tests")
+    seen: dict[str, str | None] = {}
+
+    class Capture:
+        def pytest_unconfigure(self, config: pytest.Config) -> None:
+            recorder = config.pluginmanager.get_plugin("bisector-recorder")
+            seen.update({n: t.traceback for n, t in recorder.tests.items()})
+
+    pytester.inline_run("--track-history", "-p", "no:randomly", plugins=[Capture()])
+    short = seen["test_tb.py::test_short"]
+    assert short is not None
+    assert "def test_short():\n>       helper(1)" in short
+    assert "E       AssertionError: one is not two" in short
+    assert short.rstrip().endswith("test_tb.py:2: AssertionError")
+    long = seen["test_tb.py::test_long"]
+    assert long is not None and len(long) == TRACEBACK_MAX and long.startswith("…")
+    assert long.rstrip().endswith("test_tb.py:8: AssertionError")  # the tail: the last frame
+    assert seen["test_tb.py::test_pass"] is None
+
+
+def test_the_recorder_stores_each_results_traceback(repo: Path, tmp_path: Path,
+                                                    monkeypatch: pytest.MonkeyPatch) -> None:
+    """The row the plugin sends ends with the traceback; the recorder puts it, capped, on the
+    TestResult it hands the store."""
+    from bisector import recorder
+    from bisector.history import HistoryStore
+
+    commit(repo, {"test_a.py": "def test_a():\n    pass\n"})
+    stored: list[tuple] = []
+    real = HistoryStore.record_run
+
+    def record_run(self: HistoryStore, run: Any, **kw: Any) -> int:
+        stored.extend((r.nodeid, r.traceback) for r in run.results)
+        return real(self, run, **kw)
+
+    monkeypatch.setattr(HistoryStore, "record_run", record_run)
+    failed = ["test_a.py::test_a", "failed", 0.1, "sig", "boom", 0, "call", "x" * 9000 + "E end"]
+    rows = [failed,
+            ["test_a.py::test_b", "passed", 0.1, None, None, 0, "call", None]]
+    payload = {"protocol": recorder.PROTOCOL, "started_at": 1.0, "finished_at": 2.0,
+               "results": rows}
+    answers: list[str] = []
+    out = io.StringIO()
+    out.close = lambda: answers.append(out.getvalue())  # type: ignore[method-assign]
+    recorder.serve(repo, f"sqlite:///{tmp_path / 'h.db'}", io.StringIO(json.dumps(payload)), out)
+    assert json.loads(answers[0])["ok"] is True
+    [(a, tb), (b, none)] = stored
+    assert (a, b, none) == ("test_a.py::test_a", "test_a.py::test_b", None)
+    assert tb is not None and len(tb) == TRACEBACK_MAX and tb.endswith("E end")
