@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import re
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any, NamedTuple
 
 import pytest
@@ -459,8 +460,9 @@ def test_a_culprit_in_a_merged_branch_carries_its_merge(tmp_path: Path) -> None:
     Markdown and summary show it."""
     from bisector.history import HistoryStore
     from bisector.model import BisectResult, CommitInfo, Finding
-    from bisector.nightly import _regression_groups
+    from bisector.nightly import Night, NightlyOptions, Triage, _regression_groups
     from bisector.reports import nightly as report
+    from bisector.reports.nightly_model import NightlyReport
 
     culprit = CommitInfo("c" * 40, ("b" * 40,), "Ann", "ann@x.invalid", 0, "breaks add")
     merge = CommitInfo("d" * 40, ("a" * 40, "c" * 40), "Bo", "bo@x.invalid", 0,
@@ -469,13 +471,19 @@ def test_a_culprit_in_a_merged_branch_carries_its_merge(tmp_path: Path) -> None:
     result = BisectResult(good="a" * 40, bad="e" * 40, candidates=3, findings=(finding,),
                           probes_run=4, probes_reused=0, seconds=1.0)
     with HistoryStore.open(f"sqlite:///{tmp_path / 'h.db'}") as store:
-        [group] = _regression_groups(None, store, "env", [finding], [], result)  # type: ignore[arg-type]
-    assert group["culprit"]["sha"] == culprit.sha
-    assert group["merge"]["sha"] == merge.sha and group["merge"]["short"] == "d" * 10
-    data = {"head": {"short": "e" * 10}, "branch": "main", "status": "regression",
-            "run": {"outcomes": {"failed": 1}, "seconds": 1.0}, "exit_code": 1,
-            "fail_on": "regression", "regressions": [group], "still_failing": [], "flaky": [],
-            "failing": [], "notes": [], "stats": None, "repository": "r", "grid": {}}
+        night = Night(repo=None, store=store, options=NightlyOptions(),  # type: ignore[arg-type]
+                      branch="main", head="e" * 40, run=SimpleNamespace(env_key="env", id=1),
+                      tonight={}, lookback=20, baseline=True, triaged=Triage([], [], []),
+                      result=result, notes=[])
+        [group] = _regression_groups(night, [finding])
+    assert group.culprit is not None and group.culprit.sha == culprit.sha
+    assert group.merge is not None and (group.merge.sha, group.merge.short) == (merge.sha,
+                                                                                "d" * 10)
+    assert group.to_json()["merge"]["sha"] == merge.sha
+    data = NightlyReport.from_json({
+        "head": {"short": "e" * 10}, "branch": "main", "status": "regression",
+        "run": {"outcomes": {"failed": 1}, "seconds": 1.0}, "exit_code": 1,
+        "fail_on": "regression", "regressions": [group.to_json()], "repository": "r"})
     assert (f"- merged by: `{'d' * 10}` Merge branch 'feature' (the first-parent merge "
             "that brought it in)") in report.to_markdown(data)
     assert f"    merged by {'d' * 10} Merge branch 'feature'" in report.summary_lines(data)
