@@ -129,6 +129,11 @@ def _tests(n: int) -> str:
     return f"{n} test{'' if n == 1 else 's'}"
 
 
+# `history --json` and `regressions --json` (docs/adr/0019): an int that changes only when a key
+# is removed or changes meaning; new keys may appear without it changing
+SCHEMA = 1
+
+
 def grid_json(grid: Grid) -> dict[str, Any]:
     """The grid's tests and results; the tests skipped in every run are only listed, under
     `skipped_everywhere`, as the terminal counts them under the grid."""
@@ -136,6 +141,7 @@ def grid_json(grid: Grid) -> dict[str, Any]:
     hidden = set(skipped)
     tests = [n for n in grid.tests if n not in hidden]
     return {
+        "schema": SCHEMA,
         "tests": tests,
         "commits": [
             {
@@ -177,6 +183,7 @@ def iso(ts: float) -> str:
 
 def regressions_json(report: RegressionReport, lookback: int) -> dict[str, Any]:
     return {
+        "schema": SCHEMA,
         "head": report.head,
         "lookback": lookback,
         "tracked_commits_in_window": len(report.window),

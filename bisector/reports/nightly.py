@@ -9,12 +9,11 @@ any backtick run they hold, HTML (the `<details>` around them) escaped, URLs thr
 
 from __future__ import annotations
 
-import html
 from collections.abc import Mapping
 from typing import Any
 
 from .markdown import cell as _cell
-from .markdown import code, fence_for
+from .markdown import code, details
 from .nightly_model import (
     CommitRef,
     NightlyReport,
@@ -139,15 +138,6 @@ def _group(report: NightlyReport, g: RegressionGroup) -> list[str]:
                  + "/".join(sorted(set(p.outcomes.values()))) for p in g.probes]
         lines += ["", "Probes: " + " → ".join(steps)]
     return [*lines, ""]
-
-
-def details(summary: str, text: str) -> list[str]:
-    """A folded block: the summary escaped as HTML (it is inside a tag), the text in a fenced
-    code block longer than any backtick run in it, so nothing in it becomes markup."""
-    body = text.rstrip("\n").splitlines()
-    fence = fence_for(body)
-    return ["<details>", f"<summary>{html.escape(' '.join(summary.split()))}</summary>", "",
-            f"{fence}text", *body, fence, "", "</details>"]
 
 
 def _still_failing(report: NightlyReport) -> list[str]:
