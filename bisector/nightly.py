@@ -295,7 +295,6 @@ def run_nightly(repo_path: Path, options: NightlyOptions,
             night = Night(repo=repo, store=store, options=options, branch=branch, head=head,
                           run=run, tonight=tonight, lookback=lookback, baseline=baseline,
                           triaged=triaged, result=result, notes=notes,
-                          tracebacks=tracebacks_of(store, run, head),
                           links=links_from(os.environ, settings.commit_url))
             report = replace(_assemble(night), stats=_stats(repo, store))
             code = report.exit_code or EXIT_CLEAN
@@ -409,7 +408,7 @@ class Night:
     triaged: Triage
     result: BisectResult | None
     notes: list[str]
-    tracebacks: dict[str, str | None] = field(default_factory=dict)  # tonight's, by test
+    tracebacks: dict[str, str | None] = field(default_factory=dict)  # tonight's: _assemble
     links: Links = field(default_factory=Links)
 
     def traceback(self, test: str) -> str | None:
@@ -426,6 +425,7 @@ def tracebacks_of(store: HistoryStore, run: Any, head: str) -> dict[str, str | N
 def _assemble(night: Night) -> NightlyReport:
     """Tonight's report: new regressions grouped by culprit (unresolved ones last), the ones
     carried from earlier nights, flaky failures, failures without a baseline, the grid."""
+    night = replace(night, tracebacks=tracebacks_of(night.store, night.run, night.head))
     findings = night.result.findings if night.result else ()
     flaky = [f for f in findings if f.verdict == "flaky"]
     groups, failing = _new_groups(night, [f for f in findings if f.verdict != "flaky"])

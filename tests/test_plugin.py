@@ -321,45 +321,60 @@ def test_a_probe_reads_a_failed_subtest_as_the_plugin_records_it(repo: Path,
     assert probed["test_sub.py::test_fixture_fails"][0] == "failed"
 
 
-def test_outside_git_warns_once_and_keeps_the_exit_status(tmp_path: Path) -> None:
-    (tmp_path / "test_a.py").write_text("def test_a():\n    assert 0\n")
-    proc = run_pytest(tmp_path, "--track-history")
-    assert proc.returncode == 1
-    lines = [line for line in proc.stdout.splitlines() if line.startswith("bisector:")]
+def _said(result: pytest.RunResult) -> list[str]:
+    """The `bisector:` lines of a pytester session's output."""
+    return [line for line in result.outlines if line.startswith("bisector:")]
+
+
+@pytest.fixture
+def checkout(pytester: pytest.Pytester) -> pytest.Pytester:
+    """pytester's directory as an empty git repository on branch main."""
+    git(pytester.path, "init", "-q", "-b", "main")
+    return pytester
+
+
+def test_outside_git_warns_once_and_keeps_the_exit_status(pytester: pytest.Pytester) -> None:
+    pytester.makepyfile(test_a="def test_a():\n    assert 0\n")
+    result = pytester.runpytest("--track-history")
+    assert result.ret == 1
+    lines = _said(result)
     assert len(lines) == 1 and "not a git repository" in lines[0] and "nothing recorded" in lines[0]
     assert "--repo" not in lines[0] and "run pytest from a directory inside" in lines[0]
-    assert not (tmp_path / ".bisector").exists()
-    assert "Traceback" not in proc.stdout + proc.stderr
+    assert not (pytester.path / ".bisector").exists()
+    assert "Traceback" not in "\n".join(result.outlines + result.errlines)
 
 
 @pytest.mark.parametrize("how", [["--auto-bisect"], ["-o", "auto_bisect=true"]])
-def test_auto_bisect_without_tracking_says_so_once(repo: Path, how: list[str]) -> None:
-    commit(repo, {"test_a.py": "def test_a():\n    assert 0\n"})
-    proc = run_pytest(repo, *how)
-    assert proc.returncode == 1
-    lines = [line for line in proc.stdout.splitlines() if line.startswith("bisector:")]
-    assert lines == ["bisector: warning: --auto-bisect does nothing without --track-history "
-                     "(or track_history = true in the ini file)"]
-    assert not (repo / ".bisector").exists()
-    tracked = run_pytest(repo, "--auto-bisect", "--track-history")
-    assert "does nothing" not in tracked.stdout
+def test_auto_bisect_without_tracking_says_so_once(checkout: pytest.Pytester,
+                                                   how: list[str]) -> None:
+    commit(checkout.path, {"test_a.py": "def test_a():\n    assert 0\n"})
+    result = checkout.runpytest(*how)
+    assert result.ret == 1
+    assert _said(result) == [
+        "bisector: warning: --auto-bisect does nothing without --track-history "
+        "(or track_history = true in the ini file)"]
+    assert not (checkout.path / ".bisector").exists()
+    tracked = checkout.runpytest("--auto-bisect", "--track-history")
+    assert not any("does nothing" in line for line in tracked.outlines)
 
 
-def test_repository_without_commits_warns(repo: Path) -> None:
-    (repo / "test_a.py").write_text("def test_a():\n    pass\n")
-    proc = run_pytest(repo, "--track-history")
-    assert proc.returncode == 0
-    assert "has no commit yet" in proc.stdout
+def test_repository_without_commits_warns(checkout: pytest.Pytester) -> None:
+    checkout.makepyfile(test_a="def test_a():\n    pass\n")
+    result = checkout.runpytest("--track-history")
+    assert result.ret == 0
+    [line] = _said(result)
+    assert "has no commit yet" in line
 
 
-def test_corrupt_store_is_a_warning_and_is_left_alone(repo: Path) -> None:
-    commit(repo, {"test_a.py": "def test_a():\n    pass\n"})
-    db = db_of(repo)
+def test_corrupt_store_is_a_warning_and_is_left_alone(checkout: pytest.Pytester) -> None:
+    commit(checkout.path, {"test_a.py": "def test_a():\n    pass\n"})
+    db = db_of(checkout.path)
     db.parent.mkdir()
     db.write_bytes(b"this is not a database" * 100)
-    proc = run_pytest(repo, "--track-history")
-    assert proc.returncode == 0 and "1 passed" in proc.stdout
-    [line] = [x for x in proc.stdout.splitlines() if x.startswith("bisector:")]
+    result = checkout.runpytest("--track-history")
+    result.assert_outcomes(passed=1)
+    assert result.ret == 0
+    [line] = _said(result)
     assert "unusable" in line and str(db) in line and "move it aside" in line
     assert db.read_bytes() == b"this is not a database" * 100
 
