@@ -29,6 +29,7 @@ class Settings:
     lookback: int = DEFAULT_LOOKBACK
     setup: str | None = None  # shell command run in each probe before its tests
     pytest_args: tuple[str, ...] = ()  # options for the probes' pytest (`pytest-args`)
+    commit_url: str | None = None  # `commit-url`: a commit's web page, with one {sha}
 
     def store_url(self, root: Path) -> str:
         """The SQLAlchemy URL of the history store; the default is a SQLite file in the repo."""
@@ -162,6 +163,22 @@ def _lookback(value: Any, where: str) -> int:
     return number
 
 
+def check_commit_url(value: Any, where: str) -> str:
+    """`commit-url` as given, or a one-line ConfigError: an http(s) URL with exactly one
+    `{sha}` and no other braces (the reports put a commit's sha there and link to it)."""
+    hint = 'e.g. commit-url = "https://git.example.com/org/repo/commit/{sha}"'
+    if not isinstance(value, str):
+        raise ConfigError(f"{where}: commit-url must be a string", hint=hint)
+    shown = quoted(value, 80)
+    if not re.fullmatch(r"https?://[^\s/{}]+/[^\s]*", value):
+        raise ConfigError(f"{where}: commit-url {shown} is not an http(s) URL", hint=hint)
+    if value.count("{sha}") != 1 or value.replace("{sha}", "").count("{") + value.replace(
+            "{sha}", "").count("}"):
+        raise ConfigError(f"{where}: commit-url {shown} must hold {{sha}} exactly once "
+                          "(and no other braces)", hint=hint)
+    return value
+
+
 def read_pyproject(root: Path) -> dict[str, Any]:
     path = root / "pyproject.toml"
     if not path.is_file():
@@ -207,6 +224,8 @@ def load_settings(
                               hint='e.g. pytest-args = ["-p", "no:randomly"]')
         settings = replace(settings,
                            pytest_args=check_pytest_args(value, f"{where} pytest-args"))
+    if "commit-url" in section:
+        settings = replace(settings, commit_url=check_commit_url(section["commit-url"], where))
     if env.get("BISECTOR_DB"):
         settings = replace(settings, history_db=_as_url(env["BISECTOR_DB"], here))
     if env.get("BISECTOR_LOOKBACK"):

@@ -177,8 +177,8 @@ def _record(invocation_dir: Path, history_db: str | None, env: Environment,
         elif dirty:
             prepared.state = replace(prepared.state, dirty=True)
         rows = [[r.nodeid, r.outcome.value, r.duration, r.signature, r.message, r.reruns,
-                 r.phase] for r in results.values()]
-        answer = prepared.record({"protocol": 1, "trigger": trigger, "started_at": started,
+                 r.phase, r.traceback] for r in results.values()]
+        answer = prepared.record({"protocol": 2, "trigger": trigger, "started_at": started,
                                   "finished_at": finished, "exit_status": status,
                                   "results": rows})
     finally:

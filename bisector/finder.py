@@ -630,6 +630,7 @@ class Finder:
                     t, self.repo.commits([sha]).get(sha), (sha,),
                     signature=last.signature if last else None,
                     message=last.message if last else None,
+                    traceback=last.traceback if last else None,
                     confirmed=t in confirmed, files=tuple(self.repo.changed_files(sha)),
                     note=f"culprit {sha[:10]} with confidence {b.probability:.3f}",
                     verdict="culprit", **common,  # type: ignore[arg-type]
@@ -809,7 +810,7 @@ class Finder:
                         f"parent {before.outcome}; the test may be flaky")
             findings.append(Finding(
                 t, infos.get(sha), suspects[t], signature=again.signature or None,
-                message=again.message, confirmed=confirmed, note=note,
+                message=again.message, traceback=again.traceback, confirmed=confirmed, note=note,
                 files=tuple(self.repo.changed_files(sha)),
                 confidence=1.0 if confirmed else None, merge=merge,
             ))

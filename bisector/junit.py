@@ -27,7 +27,7 @@ from typing import Any
 from .errors import ExecutorError
 from .model import Outcome, TestResult
 from .nodeids import usable
-from .signature import first_line, short_message, signature
+from .signature import first_line, short_message, signature, traceback_tail
 
 DIALECTS = ("pytest", "generic")
 
@@ -112,10 +112,18 @@ def _crash(elem: Any, *, typed: bool = True) -> str:
 
 
 def _failure(nodeid: str, outcome: Outcome, duration: float, crash: str, reruns: int,
-             phase: str = "call") -> TestResult:
+             phase: str = "call", elem: Any = None) -> TestResult:
     line = first_line(crash)
     return TestResult(nodeid, outcome, duration, signature(_GO_LOCATION.sub("", line)),
-                      short_message(line) or None, reruns, phase)
+                      short_message(line) or None, reruns, phase, _long_text(elem))
+
+
+def _long_text(elem: Any) -> str | None:
+    """The failure or error element's text: pytest's long representation (the same text
+    `--track-history` stores), Surefire's stack trace, jest's and Go's output; its tail."""
+    if elem is None:
+        return None
+    return traceback_tail(elem.text or elem.get("message") or "")
 
 
 def _case_result(nodeid: str, elem: Any) -> TestResult:
@@ -132,20 +140,21 @@ def _case_result(nodeid: str, elem: Any) -> TestResult:
     if (failure is not None or error is not None) and (
             (elem.get("classname") or "").strip() == _JEST_SUITE_ERROR):
         text = (error if error is not None else failure).text or ""
-        return _failure(nodeid, Outcome.ERROR, duration, _telling_line(text), reruns, "collect")
+        return _failure(nodeid, Outcome.ERROR, duration, _telling_line(text), reruns, "collect",
+                        error if error is not None else failure)
     if failure is not None:
-        return _failure(nodeid, Outcome.FAILED, duration, _crash(failure), reruns)
+        return _failure(nodeid, Outcome.FAILED, duration, _crash(failure), reruns, elem=failure)
     if error is not None:
         message = (error.get("message") or "").strip()
         if message == "collection failure":  # pytest: the file could not be collected
             text = error.text or ""
             crash = next((ln[4:] for ln in text.splitlines() if ln.startswith("E   ")), message)
-            return _failure(nodeid, Outcome.ERROR, duration, crash, reruns, "collect")
+            return _failure(nodeid, Outcome.ERROR, duration, crash, reruns, "collect", error)
         match = _PHASE.match(message)
         if match:
             return _failure(nodeid, Outcome.ERROR, duration, match.group(2), reruns,
-                            match.group(1))
-        return _failure(nodeid, Outcome.ERROR, duration, _crash(error), reruns)
+                            match.group(1), error)
+        return _failure(nodeid, Outcome.ERROR, duration, _crash(error), reruns, elem=error)
     if skipped is not None:
         xfail = (skipped.get("type") or "") == "pytest.xfail"
         reason = _crash(skipped, typed=False)

@@ -165,6 +165,7 @@ class Finding:
     # searched range that brought it in. For a branch merged into a branch, still the merge on
     # that line: the commit the first-parent search stopped at, where the break entered it.
     merge: CommitInfo | None = None
+    traceback: str | None = None  # the failure's traceback at the culprit (TestResult's)
 
 
 @dataclass(frozen=True, slots=True)

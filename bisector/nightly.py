@@ -18,7 +18,7 @@ import sys
 import time
 from collections import Counter
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -36,7 +36,23 @@ from .queries import (
     store_url,
     tracked_window,
 )
-from .reports.history import commit_ref, interesting_tests, iso, skipped_everywhere
+from .reports.history import interesting_tests, iso, skipped_everywhere
+from .reports.links import Links, links_from
+from .reports.nightly_model import (
+    Bisection,
+    CommitRef,
+    Failing,
+    FlakyFailure,
+    Grid,
+    GridCommit,
+    NightlyReport,
+    Probe,
+    RegressionGroup,
+    RunInfo,
+    Side,
+    StillFailing,
+    TestEntry,
+)
 
 FAIL_ON = ("regression", "flaky", "never")
 EXIT_CLEAN = 0
@@ -63,8 +79,13 @@ class NightlyOptions:
 @dataclass(frozen=True, slots=True)
 class NightlyOutcome:
     exit_code: int
-    data: dict[str, Any]
+    report: NightlyReport
     paths: dict[str, Path] = field(default_factory=dict)
+
+    @property
+    def data(self) -> dict[str, Any]:
+        """nightly.json's document."""
+        return self.report.to_json()
 
 
 @dataclass(frozen=True, slots=True)
@@ -255,15 +276,15 @@ def run_nightly(repo_path: Path, options: NightlyOptions,
             lookback = settings.lookback
             run = _tonight(store, head, started, status)
             tonight = store.run_results(run.id)
-            report = regressions_at_head(repo, store, lookback)
+            detected = regressions_at_head(repo, store, lookback)
             baseline = len(tracked_window(repo, store.tracked_shas(env_key=run.env_key), 1,
                                           head).shas) > 1
             failing = sorted(t for t, (o, _m) in tonight.items() if Outcome(o).is_bad)
-            notes: list[str] = list(report.notes)  # ids from the store never bisected
+            notes: list[str] = list(detected.notes)  # ids from the store never bisected
             ledger, note = _last_ledger(store, branch)
             if note:
                 notes.append(note)
-            triaged = triage(report.regressions, failing, ledger, repo.is_ancestor, head)
+            triaged = triage(detected.regressions, failing, ledger, repo.is_ancestor, head)
             result = None
             if triaged.new:
                 say(f"bisecting {len(triaged.new)} new regression(s)")
@@ -271,20 +292,21 @@ def run_nightly(repo_path: Path, options: NightlyOptions,
                                        say)
                 if note:
                     notes.append(note)
-            data = _assemble(repo, store, options, branch=branch, head=head, run=run,
-                             tonight=tonight, lookback=lookback, baseline=baseline,
-                             triaged=triaged, result=result, notes=notes)
-            data["stats"] = _stats(repo, store)
-            code = data["exit_code"]
-            paths = write_reports(data, report_dir)
+            night = Night(repo=repo, store=store, options=options, branch=branch, head=head,
+                          run=run, tonight=tonight, lookback=lookback, baseline=baseline,
+                          triaged=triaged, result=result, notes=notes,
+                          links=links_from(os.environ, settings.commit_url))
+            report = replace(_assemble(night), stats=_stats(repo, store))
+            code = report.exit_code or EXIT_CLEAN
+            paths = write_reports(report, report_dir)
             # last: a night that could not write its reports has told nobody, so the next
             # night must not carry its regressions as already reported
             store.record_nightly(
                 branch=branch, sha=head, run_id=run.id, started_at=started,
-                finished_at=time.time(), status=data["status"], exit_code=code,
-                ledger=_ledger(data, triaged, started),
+                finished_at=time.time(), status=report.status, exit_code=code,
+                ledger=_ledger(report, triaged, started),
             )
-    return NightlyOutcome(exit_code=code, data=data, paths=paths)
+    return NightlyOutcome(exit_code=code, report=report, paths=paths)
 
 
 def _last_ledger(store: HistoryStore, branch: str) -> tuple[dict[str, Any] | None, str | None]:
@@ -370,87 +392,129 @@ def _stats(repo: Repository, store: HistoryStore) -> dict[str, Any] | None:
 # -- the report's data -------------------------------------------------------------------------
 
 
-def _assemble(repo: Repository, store: HistoryStore, options: NightlyOptions, *, branch: str,
-              head: str, run: Any, tonight: dict[str, tuple[str, str | None]], lookback: int,
-              baseline: bool, triaged: Triage, result: BisectResult | None,
-              notes: list[str]) -> dict[str, Any]:
-    findings = result.findings if result else ()
+@dataclass(frozen=True, slots=True)
+class Night:
+    """The facts one night's report is assembled from."""
+
+    repo: Repository
+    store: HistoryStore
+    options: NightlyOptions
+    branch: str
+    head: str
+    run: Any
+    tonight: dict[str, tuple[str, str | None]]  # test -> (outcome, message)
+    lookback: int
+    baseline: bool
+    triaged: Triage
+    result: BisectResult | None
+    notes: list[str]
+    tracebacks: dict[str, str | None] = field(default_factory=dict)  # tonight's: _assemble
+    links: Links = field(default_factory=Links)
+
+    def traceback(self, test: str) -> str | None:
+        return self.tracebacks.get(test)
+
+
+def tracebacks_of(store: HistoryStore, run: Any, head: str) -> dict[str, str | None]:
+    """Tonight's tracebacks by test. The store keeps them beside the results (read with
+    getattr: a store without the column yet has none to give)."""
+    rows = store.results_at([head], env_key=run.env_key)
+    return {r.nodeid: getattr(r, "traceback", None) for r in rows if r.run_id == run.id}
+
+
+def _assemble(night: Night) -> NightlyReport:
+    """Tonight's report: new regressions grouped by culprit (unresolved ones last), the ones
+    carried from earlier nights, flaky failures, failures without a baseline, the grid."""
+    night = replace(night, tracebacks=tracebacks_of(night.store, night.run, night.head))
+    findings = night.result.findings if night.result else ()
     flaky = [f for f in findings if f.verdict == "flaky"]
-    broken = [f for f in findings if f.verdict != "flaky"]
-    bisected = {f.nodeid for f in findings}
-    groups = _regression_groups(repo, store, run.env_key, broken, triaged.new, result)
-    for r in triaged.new:
-        if r.nodeid not in bisected:  # its bisection failed: tried again the next night
-            groups.append(_unresolved(r.nodeid, r.last_good, head, str(r.outcome), r.message,
+    groups, failing = _new_groups(night, [f for f in findings if f.verdict != "flaky"])
+    still = _still_failing(night)
+    n_new = sum(len(g.tests) for g in groups)
+    notes = list(night.notes)
+    if not night.baseline:
+        notes.insert(0, "no baseline yet: this is the first tracked run of the branch in this "
+                        "environment; regressions are found from the next night on")
+    head_info = night.repo.commits([night.head]).get(night.head)
+    run = night.run
+    return NightlyReport(
+        generated_at=iso(time.time()), repository=night.repo.main_root.name,
+        branch=night.branch, head=CommitRef.of(head_info, night.head),
+        lookback=night.lookback, fail_on=night.options.fail_on,
+        status=status_of(baseline=night.baseline, new_regressions=n_new, flaky=len(flaky),
+                         still_failing=len(still) + len(failing)),
+        exit_code=exit_code(night.options.fail_on, baseline=night.baseline,
+                            new_regressions=n_new, flaky=len(flaky)),
+        run=RunInfo(id=run.id, container=night.options.container, exit_status=run.exit_status,
+                    seconds=round(run.finished_at - run.started_at, 3),
+                    outcomes=dict(Counter(o for o, _m in night.tonight.values()))),
+        regressions=tuple(groups), still_failing=still,
+        flaky=tuple(_flaky_failure(night, f) for f in flaky),
+        failing=tuple(Failing(t, night.tonight[t][0], night.tonight[t][1], night.traceback(t))
+                      for t in failing),
+        grid=_grid(night, groups, flaky),
+        notes=(*notes, *(night.result.notes if night.result else ())),
+        links=night.links,
+    )
+
+
+def _new_groups(night: Night, broken: list[Finding]) -> tuple[list[RegressionGroup], list[str]]:
+    """The new regressions' groups, and the tests failing without a baseline.
+
+    A regression whose bisection failed is a group of its own (tried again the next night). A
+    module that no longer imports runs none of its tests, so there is nothing to bisect per
+    test; still a break to report once (the ledger carries it from then on)."""
+    groups = _regression_groups(night, broken)
+    bisected = {f.nodeid for f in night.result.findings} if night.result else set()
+    for r in night.triaged.new:
+        if r.nodeid not in bisected:
+            groups.append(_unresolved(night, r.nodeid, r.last_good, str(r.outcome), r.message,
                                       "not-bisected", "not bisected (see the notes)"))
-    # A module that no longer imports: none of its tests runs, so there is nothing to bisect
-    # per test; still a break to report once (the ledger carries it from then on).
     failing = []
-    for t in triaged.failing:
-        outcome, message = tonight[t]
+    for t in night.triaged.failing:
+        outcome, message = night.tonight[t]
         if "::" not in t and outcome == "error":
-            groups.append(_unresolved(t, None, head, outcome, message, "collection-error",
+            groups.append(_unresolved(night, t, None, outcome, message, "collection-error",
                                       "does not collect: none of its tests ran"))
         else:
             failing.append(t)
-    culprit_shas = {c.culprit for c in triaged.carried if c.culprit}
-    infos = repo.commits(sorted(culprit_shas | {head}))
-    # once per culprit, and CODEOWNERS read only when something is carried
-    owners = _owners_at(repo, head) if culprit_shas else None
-    owned = {s: owners(infos[s]) for s in culprit_shas if owners and s in infos}
-    outcomes = dict(Counter(outcome for outcome, _m in tonight.values()))
-    n_new = sum(len(g["tests"]) for g in groups)
-    code = exit_code(options.fail_on, baseline=baseline, new_regressions=n_new, flaky=len(flaky))
-    if not baseline:
-        notes.insert(0, "no baseline yet: this is the first tracked run of the branch in this "
-                        "environment; regressions are found from the next night on")
-    data: dict[str, Any] = {
-        "schema": 1,
-        "kind": "bisector-nightly",
-        "generated_at": iso(time.time()),
-        "repository": repo.main_root.name,
-        "branch": branch,
-        "head": commit_ref(infos.get(head), head),
-        "lookback": lookback,
-        "fail_on": options.fail_on,
-        "status": status_of(baseline=baseline, new_regressions=n_new, flaky=len(flaky),
-                            still_failing=len(triaged.carried) + len(failing)),
-        "exit_code": code,
-        "run": {"id": run.id, "container": options.container, "exit_status": run.exit_status,
-                "seconds": round(run.finished_at - run.started_at, 3), "outcomes": outcomes},
-        "regressions": groups,
-        "still_failing": [
-            {"test": c.test,
-             "culprit": commit_ref(infos.get(c.culprit), c.culprit) if c.culprit else None,
-             "owners": owned.get(c.culprit, []) if c.culprit else [],
-             "since": iso(c.since), "message": tonight.get(c.test, (None, None))[1]}
-            for c in triaged.carried
-        ],
-        "flaky": [
-            {"test": f.nodeid, "message": tonight.get(f.nodeid, (None, f.message))[1],
-             "false_fail_rate": _round(f.false_fail_rate),
-             "false_fail_interval": [_round(x) for x in f.false_fail_interval]
-             if f.false_fail_interval else None, "note": f.note}
-            for f in flaky
-        ],
-        "failing": [{"test": t, "outcome": tonight[t][0], "message": tonight[t][1]}
-                    for t in failing],
-        "grid": _grid(repo, store, options.grid_commits, groups, triaged, flaky),
-        "stats": None,
-        "notes": [*notes, *(result.notes if result else ())],
-    }
-    return data
+    return groups, failing
 
 
-def _unresolved(test: str, last_good: str | None, head: str, outcome: str,
-                message: str | None, reason: str, note: str) -> dict[str, Any]:
+def _still_failing(night: Night) -> tuple[StillFailing, ...]:
+    """The carried regressions, each culprit described and its owners named once (CODEOWNERS
+    read only when something is carried)."""
+    carried = night.triaged.carried
+    culprits = {c.culprit for c in carried if c.culprit}
+    infos = night.repo.commits(sorted(culprits)) if culprits else {}
+    owners = _owners_at(night.repo, night.head) if culprits else None
+    owned = {s: owners(infos[s]) for s in culprits if owners and s in infos}
+    return tuple(
+        StillFailing(test=c.test,
+                     culprit=CommitRef.of(infos.get(c.culprit), c.culprit) if c.culprit else None,
+                     owners=tuple(owned.get(c.culprit, []) if c.culprit else []),
+                     since=iso(c.since), message=night.tonight.get(c.test, (None, None))[1],
+                     traceback=night.traceback(c.test))
+        for c in carried)
+
+
+def _flaky_failure(night: Night, f: Finding) -> FlakyFailure:
+    interval = f.false_fail_interval
+    return FlakyFailure(
+        test=f.nodeid, message=night.tonight.get(f.nodeid, (None, f.message))[1],
+        false_fail_rate=_round(f.false_fail_rate),
+        false_fail_interval=(_round(interval[0]), _round(interval[1]))  # type: ignore[arg-type]
+        if interval else None,
+        note=f.note, traceback=night.traceback(f.nodeid))
+
+
+def _unresolved(night: Night, test: str, last_good: str | None, outcome: str,
+                message: str | None, reason: str, note: str) -> RegressionGroup:
     """A new regression without a bisection: `reason` says why (not-bisected is tried again
     the next night; collection-error is reported once)."""
-    return {"culprit": None, "files": [], "owners": [], "probes": [], "bisection": None,
-            "reason": reason, "tests": [{
-                "test": test, "last_good": last_good, "verdict": "inconclusive",
-                "confidence": None, "confirmed": None, "note": note, "suspects": [],
-                "before": None, "after": {"sha": head, "outcome": outcome, "message": message}}]}
+    after = Side(night.head, outcome, message, night.traceback(test))
+    return RegressionGroup(culprit=None, reason=reason, tests=(TestEntry(
+        test=test, last_good=last_good, verdict="inconclusive", note=note, after=after),))
 
 
 def _owners_at(repo: Repository, head: str) -> Callable[[CommitInfo], list[str]]:
@@ -472,54 +536,62 @@ def _round(x: float | None) -> float | None:
     return None if x is None else round(x, 4)
 
 
-def _regression_groups(repo: Repository, store: HistoryStore, env_key: str,
-                       broken: list[Finding], new: list[Regression],
-                       result: BisectResult | None) -> list[dict[str, Any]]:
+def _regression_groups(night: Night, broken: list[Finding]) -> list[RegressionGroup]:
     """One entry per culprit (the unresolved ones last), as docs/nightly-report.md lays out."""
+    result = night.result
     if not broken or result is None:
         return []
-    last_good = {r.nodeid: r.last_good for r in new}
     by_culprit: dict[str | None, list[Finding]] = {}
     for f in broken:
         by_culprit.setdefault(f.culprit.sha if f.culprit else None, []).append(f)
+    store = night.store
     probes = store.probes_of(result.journal_id) if result.journal_id is not None else []
     probe_results = {p["run_id"]: store.run_results(p["run_id"]) for p in probes}
-    known = store.tests()
-    groups = []
-    for sha, findings in sorted(by_culprit.items(), key=lambda kv: kv[0] is None):
-        tests = [f.nodeid for f in findings]
-        culprit = findings[0].culprit
-        parent = culprit.parents[0] if culprit and culprit.parents else None
-        after = _latest(store, sha, env_key, tests, known) if sha else {}
-        before = _latest(store, parent, env_key, tests, known) if parent else {}
-        owners = list(findings[0].owners) if culprit else []
-        groups.append({
-            "culprit": commit_ref(culprit) if culprit else None,
+    bisection = Bisection(good=result.good, bad=result.bad, candidates=result.candidates,
+                          probes_run=result.probes_run, probes_reused=result.probes_reused,
+                          seconds=round(result.seconds, 3))
+    return [
+        RegressionGroup(
+            culprit=CommitRef.of(findings[0].culprit) if sha else None,
             # a culprit in a merged branch: the first-parent merge that brought it in
-            "merge": commit_ref(findings[0].merge) if culprit and findings[0].merge else None,
-            "files": list(findings[0].files) if culprit else [],
-            "owners": owners,
-            "tests": [{
-                "test": f.nodeid, "last_good": last_good.get(f.nodeid),
-                "verdict": f.verdict, "suspects": [] if f.culprit else list(f.suspects),
-                "confidence": _round(f.confidence), "confirmed": f.confirmed, "note": f.note,
-                "before": _side(parent, before.get(f.nodeid)) if parent else None,
-                "after": _side(sha, after.get(f.nodeid)) if sha else None,
-            } for f in findings],
-            "probes": [{
-                "sha": p["sha"], "short": p["sha"][:10], "purpose": purpose_of(p["purpose"]),
-                "detail": p["purpose"],
-                "started_at": iso(p["started_at"]),
-                "seconds": round(p["finished_at"] - p["started_at"], 3),
-                "outcomes": {t: probe_results[p["run_id"]][t][0] for t in tests
-                             if t in probe_results[p["run_id"]]},
-            } for p in probes if any(t in probe_results[p["run_id"]] for t in tests)],
-            "bisection": {"good": result.good, "bad": result.bad,
-                          "candidates": result.candidates, "probes_run": result.probes_run,
-                          "probes_reused": result.probes_reused,
-                          "seconds": round(result.seconds, 3)},
-        })
-    return groups
+            merge=CommitRef.of(findings[0].merge) if sha and findings[0].merge else None,
+            files=tuple(findings[0].files) if sha else (),
+            owners=tuple(findings[0].owners) if sha else (),
+            tests=_test_entries(night, findings),
+            probes=_probes(probes, probe_results, [f.nodeid for f in findings]),
+            bisection=bisection)
+        for sha, findings in sorted(by_culprit.items(), key=lambda kv: kv[0] is None)
+    ]
+
+
+def _test_entries(night: Night, findings: list[Finding]) -> tuple[TestEntry, ...]:
+    """Each test of a culprit, with its latest result at the culprit and at its parent."""
+    culprit = findings[0].culprit
+    sha = culprit.sha if culprit else None
+    parent = culprit.parents[0] if culprit and culprit.parents else None
+    tests = [f.nodeid for f in findings]
+    known = night.store.tests()
+    after = _latest(night, sha, tests, known)
+    before = _latest(night, parent, tests, known)
+    last_good = {r.nodeid: r.last_good for r in night.triaged.new}
+    return tuple(TestEntry(
+        test=f.nodeid, last_good=last_good.get(f.nodeid), verdict=f.verdict,
+        suspects=() if f.culprit else tuple(f.suspects), confidence=_round(f.confidence),
+        confirmed=f.confirmed, note=f.note,
+        before=_side(parent, before.get(f.nodeid)) if parent else None,
+        after=_side(sha, after.get(f.nodeid)) if sha else None,
+    ) for f in findings)
+
+
+def _probes(probes: list[dict[str, Any]], results: dict[int, dict[str, tuple[str, Any]]],
+            tests: list[str]) -> tuple[Probe, ...]:
+    """The bisection's probes that ran any of these tests, in the order they ran."""
+    return tuple(Probe(
+        sha=p["sha"], short=p["sha"][:10], purpose=purpose_of(p["purpose"]),
+        detail=p["purpose"], started_at=iso(p["started_at"]),
+        seconds=round(p["finished_at"] - p["started_at"], 3),
+        outcomes={t: results[p["run_id"]][t][0] for t in tests if t in results[p["run_id"]]},
+    ) for p in probes if any(t in results[p["run_id"]] for t in tests))
 
 
 PURPOSES = (("check", "check"), ("confirm", "confirm"), ("merged branch", "merge"),
@@ -542,27 +614,32 @@ def purpose_of(reason: str) -> str:
     return "other"
 
 
-def _latest(store: HistoryStore, sha: str | None, env_key: str, tests: list[str],
-            known: dict[str, int]) -> dict[str, tuple[str, str | None]]:
+Seen = tuple[str, str | None, str | None]  # outcome, message, traceback
+
+
+def _latest(night: Night, sha: str | None, tests: list[str], known: dict[str, int]
+            ) -> dict[str, Seen]:
     if sha is None:
         return {}
-    rows = store.results_at([sha], env_key=env_key,
-                            test_ids=[known[t] for t in tests if t in known])
-    return {n: (r.outcome, r.message) for n, r in latest_per_test(rows).items()}
+    rows = night.store.results_at([sha], env_key=night.run.env_key,
+                                  test_ids=[known[t] for t in tests if t in known])
+    return {n: (r.outcome, r.message, getattr(r, "traceback", None))
+            for n, r in latest_per_test(rows).items()}
 
 
-def _side(sha: str | None, seen: tuple[str, str | None] | None) -> dict[str, Any]:
-    outcome, message = seen if seen else ("not run", None)
-    return {"sha": sha, "outcome": outcome, "message": message}
+def _side(sha: str | None, seen: Seen | None) -> Side:
+    outcome, message, traceback = seen if seen else ("not run", None, None)
+    return Side(sha, outcome, message, traceback)
 
 
-def _grid(repo: Repository, store: HistoryStore, limit: int, groups: list[dict[str, Any]],
-          triaged: Triage, flaky: list[Finding]) -> dict[str, Any]:
-    grid = history_grid(repo, store, [], limit)
-    regressions = {t["test"]: g["culprit"]["sha"] for g in groups if g["culprit"]
-                   for t in g["tests"]}
-    regressions.update({c.test: c.culprit for c in triaged.carried if c.culprit})
-    flaky_names = {f.nodeid for f in flaky} | {f.nodeid for f in flaky_tests(repo, store, limit)}
+def _grid(night: Night, groups: list[RegressionGroup], flaky: list[Finding]) -> Grid:
+    limit = night.options.grid_commits
+    grid = history_grid(night.repo, night.store, [], limit)
+    regressions = {t.test: g.culprit.sha for g in groups if g.culprit and g.culprit.sha
+                   for t in g.tests}
+    regressions.update({c.test: c.culprit for c in night.triaged.carried if c.culprit})
+    flaky_names = ({f.nodeid for f in flaky}
+                   | {f.nodeid for f in flaky_tests(night.repo, night.store, limit)})
     shown = interesting_tests(grid)
     shown += [t for t in sorted(set(regressions) | flaky_names)
               if t in grid.tests and t not in shown]
@@ -571,27 +648,24 @@ def _grid(repo: Repository, store: HistoryStore, limit: int, groups: list[dict[s
     for (nodeid, sha), outcomes in grid.cells.items():
         if nodeid in cells:
             cells[nodeid][sha] = outcomes
-    return {
-        "commits": [{**(commit_ref(c) or {}), "runs": grid.runs.get(c.sha, 0)}
-                    for c in grid.commits],
-        "tests": shown,
-        "passing_tests": len(grid.tests) - len(shown) - len(skipped),
-        "skipped_tests": len(skipped),
-        "cells": cells,
-        "regressions": regressions,
-        "flaky": sorted(flaky_names & set(shown)),
-    }
+    return Grid(
+        commits=tuple(GridCommit.at(CommitRef.of(c) or CommitRef(c.sha), grid.runs.get(c.sha, 0))
+                      for c in grid.commits),
+        tests=tuple(shown), passing_tests=len(grid.tests) - len(shown) - len(skipped),
+        skipped_tests=len(skipped), cells=cells, regressions=regressions,
+        flaky=tuple(sorted(flaky_names & set(shown))),
+    )
 
 
-def _ledger(data: dict[str, Any], triaged: Triage, started: float) -> dict[str, Any]:
+def _ledger(report: NightlyReport, triaged: Triage, started: float) -> dict[str, Any]:
     """What the next night needs: every regression reported, new or carried, with its culprit,
     where it was seen failing and since when. A regression whose bisection failed is left out,
     so that the next night tries again."""
-    head = data["head"]["sha"]
+    head = report.head.sha if report.head else None
     reported = [
-        {"test": t["test"], "bad": head,
-         "culprit": g["culprit"]["sha"] if g["culprit"] else None, "since": started}
-        for g in data["regressions"] if g.get("reason") != "not-bisected" for t in g["tests"]
+        {"test": t.test, "bad": head, "culprit": g.culprit.sha if g.culprit else None,
+         "since": started}
+        for g in report.regressions if g.reason != "not-bisected" for t in g.tests
     ]
     reported += [{"test": c.test, "bad": c.bad, "culprit": c.culprit, "since": c.since}
                  for c in triaged.carried]
@@ -601,7 +675,7 @@ def _ledger(data: dict[str, Any], triaged: Triage, started: float) -> dict[str, 
 # -- writing -----------------------------------------------------------------------------------
 
 
-def write_reports(data: dict[str, Any], report_dir: Path) -> dict[str, Path]:
+def write_reports(report: NightlyReport, report_dir: Path) -> dict[str, Path]:
     """nightly.json, nightly.md and nightly.html, each written whole or not at all."""
     import json
 
@@ -609,9 +683,9 @@ def write_reports(data: dict[str, Any], report_dir: Path) -> dict[str, Path]:
     from .reports.nightly import to_markdown
 
     texts = {
-        "json": json.dumps(data, indent=2) + "\n",
-        "md": to_markdown(data),
-        "html": render_html(data),
+        "json": json.dumps(report.to_json(), indent=2) + "\n",
+        "md": to_markdown(report),
+        "html": render_html(report),
     }
     paths = {kind: report_dir / f"nightly.{kind}" for kind in texts}
     temps = {kind: path.with_name(path.name + ".tmp") for kind, path in paths.items()}

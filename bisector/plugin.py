@@ -23,7 +23,7 @@ from typing import Any
 
 import pytest
 
-from .signature import crash_line_from_text, short_message, signature
+from .signature import crash_line_from_text, short_message, signature, traceback_tail
 
 RECORDER_TIMEOUT_S = 300.0
 RECORDER_EXIT_S = 30.0  # after its answer the recorder only closes the store and exits
@@ -218,13 +218,15 @@ class _Notice:
 class _Test:
     """One test's accumulating result; `outcome` None until a phase decides it."""
 
-    __slots__ = ("duration", "message", "outcome", "phase", "reruns", "signature", "subfailed")
+    __slots__ = ("duration", "message", "outcome", "phase", "reruns", "signature", "subfailed",
+                 "traceback")
 
     def __init__(self) -> None:
         self.outcome: str | None = None
         self.duration = 0.0
         self.signature: str | None = None
         self.message: str | None = None
+        self.traceback: str | None = None  # pytest's long representation, its tail kept
         self.reruns = 0
         self.phase = "call"
         self.subfailed = False  # a subtest failed: the test failed, whatever its call says
@@ -246,6 +248,7 @@ class _Test:
         crash = _crash_line(report)
         self.signature = signature(crash)
         self.message = short_message(crash)
+        self.traceback = _long_repr(report)
 
     def row(self, nodeid: str) -> list[Any]:
         return [
@@ -256,6 +259,7 @@ class _Test:
             self.message,
             self.reruns,
             self.phase,
+            self.traceback,
         ]
 
 
@@ -265,6 +269,16 @@ def _crash_line(report: Any) -> str:
     if crash is not None and getattr(crash, "message", None):
         return str(crash.message)
     return crash_line_from_text(str(longrepr)) if longrepr is not None else ""
+
+
+def _long_repr(report: Any) -> str | None:
+    """What pytest prints for the failure (`longreprtext`: the traceback, the `E` lines, the
+    captured output sections), capped by `traceback_tail`: what a person reads to act."""
+    try:
+        text = report.longreprtext
+    except Exception:  # another plugin's odd longrepr: the result is kept, without it
+        return None
+    return traceback_tail(text)
 
 
 def _skip_reason(report: Any) -> str | None:
@@ -341,7 +355,7 @@ class HistoryRecorder:
         if outcome == "rerun":  # pytest-rerunfailures: this attempt failed, another follows
             test.reruns += 1
             test.outcome, test.duration, test.phase = None, 0.0, "call"
-            test.signature = test.message = None
+            test.signature = test.message = test.traceback = None
             test.subfailed = False
             return
         test.duration += report.duration
@@ -368,7 +382,7 @@ class HistoryRecorder:
     ) -> None:
         rows = [t.row(nodeid) for nodeid, t in self.tests.items() if t.outcome is not None]
         payload = {
-            "protocol": 1,
+            "protocol": 2,
             "trigger": self.config.stash.get(TRIGGER, "pytest"),
             "started_at": self.started_at,
             "finished_at": time.time(),

@@ -26,8 +26,9 @@ from . import environment
 from .config import load_settings, sqlite_path
 from .errors import BisectorError, GitError
 from .model import Outcome, Run, TestResult, Trigger
+from .signature import traceback_tail
 
-PROTOCOL = 1
+PROTOCOL = 2  # 2: each result row ends with its traceback
 NOT_A_CHECKOUT_HINT = "run pytest from a directory inside the git checkout to record its results"
 
 
@@ -60,18 +61,7 @@ class Prepared:
         self.repo.close()
 
     def record(self, payload: dict[str, Any]) -> dict[str, Any]:
-        results = tuple(
-            TestResult(
-                nodeid=nodeid,
-                outcome=Outcome(outcome),
-                duration=float(duration),
-                signature=sig,
-                message=message,
-                reruns=int(reruns),
-                phase=phase,
-            )
-            for nodeid, outcome, duration, sig, message, reruns, phase in payload["results"]
-        )
+        results = tuple(_result(row) for row in payload["results"])
         run = Run(
             sha=self.state.sha,
             dirty=self.state.dirty,
@@ -95,6 +85,15 @@ class Prepared:
             "dirty": self.state.dirty,
             "location": self.store.location,
         }
+
+
+def _result(row: list[Any]) -> TestResult:
+    """One row as the plugin (or a container session) sends it: seven fields, then the
+    traceback (a row without it, from a caller that has none, records none)."""
+    nodeid, outcome, duration, sig, message, reruns, phase, *rest = row
+    return TestResult(nodeid=nodeid, outcome=Outcome(outcome), duration=float(duration),
+                      signature=sig, message=message, reruns=int(reruns), phase=phase,
+                      traceback=traceback_tail(rest[0]) if rest else None)
 
 
 def serve(invocation_dir: Path, history_db: str | None, stdin: Any, stdout: Any) -> int:

@@ -9,6 +9,8 @@ from __future__ import annotations
 import hashlib
 import re
 
+from .model import TRACEBACK_MAX
+
 MESSAGE_LIMIT = 500
 _ADDRESS = re.compile(r"0x[0-9a-fA-F]+")
 
@@ -51,6 +53,15 @@ def exception_type(message: str | None) -> str | None:
 def short_message(text: str) -> str:
     line = first_line(text.replace("\0", ""))
     return line if len(line) <= MESSAGE_LIMIT else line[: MESSAGE_LIMIT - 1] + "…"
+
+
+def traceback_tail(text: str | None) -> str | None:
+    """A failure's long representation as stored: its last `TRACEBACK_MAX` characters (the
+    end holds the assertion and the `E` lines a person reads first), None when empty."""
+    if not text or not text.strip():
+        return None
+    text = text.replace("\0", "")
+    return text if len(text) <= TRACEBACK_MAX else "…" + text[-(TRACEBACK_MAX - 1):]
 
 
 def crash_line_from_text(text: str) -> str:

@@ -71,3 +71,29 @@ def test_redact_hides_every_form_of_password(url: str, secret: str) -> None:
         assert secret not in shown and "***" in shown, shown
     if "@h" in url:
         assert redact(url).endswith("***@h:5432/db")  # the host is what follows the last '@'
+
+
+def test_commit_url_is_read_from_pyproject(tmp_path: Path) -> None:
+    (tmp_path / "pyproject.toml").write_text(
+        '[tool.bisector]\ncommit-url = "https://git.example.com/org/repo/-/commit/{sha}"\n')
+    settings = load_settings(tmp_path, environ={})
+    assert settings.commit_url == "https://git.example.com/org/repo/-/commit/{sha}"
+    assert load_settings(tmp_path.parent, environ={}).commit_url is None
+
+
+@pytest.mark.parametrize(("value", "says"), [
+    ('"ftp://host/org/repo/commit/{sha}"', "is not an http(s) URL"),
+    ('"javascript:alert(1)//{sha}"', "is not an http(s) URL"),
+    ('"https://host/org/repo/commit/"', "must hold {sha} exactly once"),
+    ('"https://host/{sha}/commit/{sha}"', "must hold {sha} exactly once"),
+    ('"https://host/commit/{sha}?x={other}"', "must hold {sha} exactly once"),
+    ('"https://host with space/{sha}"', "is not an http(s) URL"),
+    ("3", "commit-url must be a string"),
+])
+def test_a_bad_commit_url_is_one_line_naming_the_fix(tmp_path: Path, value: str,
+                                                     says: str) -> None:
+    (tmp_path / "pyproject.toml").write_text(f"[tool.bisector]\ncommit-url = {value}\n")
+    with pytest.raises(ConfigError) as err:
+        load_settings(tmp_path, environ={})
+    assert says in err.value.one_line() and "\n" not in err.value.one_line()
+    assert "commit-url =" in (err.value.hint or "")

@@ -11,6 +11,7 @@ import re
 import shutil
 import subprocess
 import xml.etree.ElementTree as ET
+from html import escape as html_escape
 from html.parser import HTMLParser
 from importlib import resources
 from pathlib import Path
@@ -450,3 +451,151 @@ def test_a_culprit_from_a_merged_branch_shows_its_merge(report: dict[str, Any]) 
     assert " ".join(merged.text().split()) == (
         f"merged by {'9' * 10} Merge branch 'signs' (the first-parent merge that brought it in)")
     assert not cards[1].find_all(cls="merged")  # no merge key: a culprit on the line itself
+
+
+# --- evidence: tracebacks and links ------------------------------------------------------------
+
+TRACEBACK = (
+    "def test_add_negative():\n"
+    ">       assert add(-2, -3) == -5\n"
+    "E       assert 5 == -5\n"
+    "E        +  where 5 = add(-2, -3)\n"
+    "E        +  and a very long line of repr that must scroll in its box, not widen the page: "
+    + "x" * 300 + "\n\n"
+    "tests/test_calc.py:12: AssertionError <script>alert(1)</script>"
+)
+COMMIT_URL = "https://git.example.com/org/calc/commit/{sha}"
+RUN_URL = "https://ci.example.com/org/calc/runs/42"
+
+
+@pytest.fixture
+def evidence(report: dict[str, Any]) -> dict[str, Any]:
+    """The fixture night with a traceback on each failure and links to the forge and CI."""
+    data = copy.deepcopy(report)
+    data["regressions"][0]["tests"][0]["after"]["traceback"] = TRACEBACK
+    data["still_failing"][0]["traceback"] = "E   OSError: read 65536 bytes\n" * 40
+    data["flaky"][0]["traceback"] = "E   TimeoutError: no answer"
+    data["failing"][0]["traceback"] = "E   SystemExit: 2"
+    data["links"] = {"commit": COMMIT_URL, "run": RUN_URL}
+    return data
+
+
+def test_each_failure_shows_its_traceback_folded(evidence: dict[str, Any]) -> None:
+    dom = parse(render_html(evidence))
+    card = dom.find_all("article", "culprit-card")[0]
+    [folded] = card.find_all("details", "tb")
+    assert "open" not in folded.attrs  # folded: the page stays a summary until asked
+    assert folded.one("summary").text() == "traceback"
+    assert folded.one("pre", "tb").text() == TRACEBACK  # whole, as text: the <script> too
+    assert dom.find_all("script") == []
+    for section in ("still-failing", ):
+        assert dom.one("tr", section).one("pre", "tb").text().startswith("E   OSError")
+    texts = [p.text() for p in dom.find_all("pre", "tb")]
+    assert "E   TimeoutError: no answer" in texts and "E   SystemExit: 2" in texts
+
+
+def test_commits_the_diff_and_the_run_are_links(evidence: dict[str, Any]) -> None:
+    dom = parse(render_html(evidence))
+    culprit = evidence["regressions"][0]["culprit"]["sha"]
+    card = dom.find_all("article", "culprit-card")[0]
+    assert card.one("h3").one("a", "commit-link").attrs["href"] == COMMIT_URL.format(sha=culprit)
+    assert card.one("a", "diff-link").attrs["href"] == COMMIT_URL.format(sha=culprit) + ".diff"
+    assert {a.attrs["href"] for a in dom.find_all("a", "run-link")} == {RUN_URL}
+    carried = evidence["still_failing"][0]["culprit"]["sha"]
+    assert dom.one("tr", "still-failing").one("a", "commit-link").attrs["href"] == (
+        COMMIT_URL.format(sha=carried))
+    # navigation only: every URL on the page is an <a href>, nothing is fetched
+    html = render_html(evidence)
+    assert not re.search(r"""\bsrc\s*=|<link\b|url\(|@import""", html, re.I)
+
+
+def test_a_hostile_link_template_stays_an_attribute(evidence: dict[str, Any]) -> None:
+    """A commit-url read back from an archived report is data: it is URL-escaped, and it can
+    neither close the attribute nor add markup."""
+    evidence["links"] = {"commit": 'https://x.example/"><script>alert(1)</script>/{sha}',
+                         "run": 'javascript:alert(1)'}
+    html = render_html(evidence)
+    assert "<script" not in html and "javascript:" not in html
+    [link, *_] = parse(html).find_all("a", "commit-link")
+    assert link.attrs["href"].startswith("https://x.example/%22%3E%3Cscript%3E")
+
+
+def test_no_links_without_a_place_to_link_to(report: dict[str, Any]) -> None:
+    dom = parse(render_html(report))
+    assert dom.find_all("a") == []
+
+
+# Headless Chromium will not make a window narrower than 500 px: a phone's width is had by
+# loading the page in an iframe that wide (its media queries see the iframe's viewport).
+OVERFLOW_PROBE = """<script>
+  const inScroller = (el) => {
+    for (let p = el.parentElement; p; p = p.parentElement) {
+      const o = getComputedStyle(p).overflowX;
+      if (o === "auto" || o === "scroll" || o === "hidden") return true;
+    }
+    return false;
+  };
+  const out = [];
+  for (const el of document.body.querySelectorAll("*")) {
+    const r = el.getBoundingClientRect();
+    if (r.width && r.right > innerWidth + 1 && !inScroller(el))
+      out.push(el.tagName + "." + el.className + " right=" + Math.round(r.right));
+  }
+  const report = parent.document.body;
+  report.setAttribute("data-width", String(innerWidth));
+  report.setAttribute("data-scroll-width", String(document.documentElement.scrollWidth));
+  report.setAttribute("data-overflow", JSON.stringify(out.slice(0, 20)));
+</script></body>"""
+
+
+def write_framed_page(tmp_path: Path, report: dict[str, Any], width: int, *,
+                      probe: bool = False) -> str:
+    """The report in an iframe `width` px wide, at the top left of an empty page. With `probe`,
+    every traceback unfolded and a script (the test's; the report has none) that lists what
+    sticks out of the frame's viewport: an element whose right edge passes it, unless a
+    scrolling box holds it (the grid, a traceback's own box)."""
+    page = render_html(report)
+    if probe:
+        page = page.replace('<details class="tb">', '<details class="tb" open>')
+        page = page.replace("</body>", OVERFLOW_PROBE)
+    frame = (f'<!DOCTYPE html><html><body style="margin:0;background:#fff">'
+             f'<iframe style="border:0;display:block;width:{width}px;height:1600px" '
+             f'srcdoc="{html_escape(page, quote=True)}"></iframe></body></html>')
+    path = tmp_path / "framed.html"
+    path.write_text(frame, encoding="utf-8")
+    return path.as_uri()
+
+
+@pytest.mark.chromium
+@pytest.mark.parametrize("width", [1280, 420])
+def test_chromium_lays_the_evidence_out_without_cutting_anything_off(
+        chromium: str, tmp_path: Path, evidence: dict[str, Any], width: int) -> None:
+    """At a laptop's width and a phone's (420 px): the tests table wraps into stacked cells,
+    a long traceback wraps inside its own box, and nothing passes the right edge."""
+    url = write_framed_page(tmp_path, evidence, width, probe=True)
+    proc = run_chromium(chromium, tmp_path, f"--window-size={max(width, 500) + 20},1700",
+                        "--virtual-time-budget=2000", "--dump-dom", url)
+    body = parse(proc.stdout).one("body")
+    assert body.attrs["data-width"] == str(width)
+    assert json.loads(body.attrs["data-overflow"]) == []
+    assert int(body.attrs["data-scroll-width"]) <= width
+
+
+@pytest.mark.chromium
+@pytest.mark.parametrize("width", [1280, 420])
+def test_chromium_paints_the_evidence(chromium: str, tmp_path: Path, evidence: dict[str, Any],
+                                      width: int) -> None:
+    from PIL import Image
+
+    url = write_framed_page(tmp_path, evidence, width)
+    shot = tmp_path / "shot.png"
+    run_chromium(chromium, tmp_path, f"--screenshot={shot}",
+                 f"--window-size={max(width, 500)},1600", url)
+    with Image.open(shot) as image:
+        page = image.convert("RGB").crop((0, 0, width, 1600))
+    colours = page.getcolors(maxcolors=1 << 24)
+    assert colours is not None and len(colours) > 50, "a flat page: nothing rendered"
+    red = sum(n for n, (r, g, b) in colours if r >= 150 and g <= 80 and b <= 80)
+    assert red >= 300, f"only {red} red pixels: the regression does not show"
+    # the page's own background reaches the frame's right edge (short of its scroll bar)
+    assert page.getpixel((width - 20, 5)) == (246, 248, 250)  # --bg

@@ -16,7 +16,7 @@ from bisector.junit import (
     read_results,
     results_for,
 )
-from bisector.model import Outcome, TestResult
+from bisector.model import TRACEBACK_MAX, Outcome, TestResult
 from bisector.nodeids import refusal
 from bisector.signature import signature
 
@@ -378,3 +378,26 @@ def test_junit_address_matches_pytest() -> None:
     assert junit_address("tests/test_x.py::TestA::test_b[1]") == ("tests.test_x.TestA", "test_b[1]")
     assert junit_address("tests/test_x.py::test_c[a::b.c]") == ("tests.test_x", "test_c[a::b.c]")
     assert re.fullmatch(r"tests\.test_x", junit_address("tests/test_x.py")[1])
+
+
+def test_a_failure_carries_its_long_text_as_the_traceback(tmp_path: Path) -> None:
+    """What a probe read from JUnit shows a person: pytest's long representation (the element's
+    text), the tail kept when it is longer than TRACEBACK_MAX; none for a pass."""
+    long_text = "x = 1\n" * 3000 + "E   AssertionError: assert 1\n\ntest_a.py:3: AssertionError"
+    xml = tmp_path / "junit.xml"
+    xml.write_text(
+        '<testsuites><testsuite name="pytest">'
+        '<testcase classname="test_a" name="test_ok" file="test_a.py"/>'
+        '<testcase classname="test_a" name="test_short" file="test_a.py">'
+        '<failure message="assert 1 == 2">def test_short():\n&gt;   assert 1 == 2\n'
+        'E   assert 1 == 2</failure></testcase>'
+        '<testcase classname="test_a" name="test_long" file="test_a.py">'
+        f'<error message="failed on setup with &quot;boom&quot;">{long_text}</error></testcase>'
+        "</testsuite></testsuites>")
+    got = read_results(xml, files={"test_a.py"})
+    assert got["test_a.py::test_ok"].traceback is None
+    assert got["test_a.py::test_short"].traceback == (
+        "def test_short():\n>   assert 1 == 2\nE   assert 1 == 2")
+    tail = got["test_a.py::test_long"].traceback
+    assert tail is not None and len(tail) == TRACEBACK_MAX
+    assert tail.endswith("test_a.py:3: AssertionError") and tail.startswith("…")

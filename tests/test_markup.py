@@ -5,9 +5,12 @@ code span in Markdown."""
 from __future__ import annotations
 
 import copy
+import dataclasses
 import io
 import json
 import re
+from html import escape as html_escape
+from html import unescape as html_unescape
 from html.parser import HTMLParser
 from pathlib import Path
 from typing import Any
@@ -180,3 +183,52 @@ def test_bracketed_subjects_print_as_written_in_history(repo: Path) -> None:
     assert proc.returncode == 0, proc.stderr
     assert "[pre-commit.ci] autoupdate" in proc.stdout
     assert "handle [/tmp] paths :bug:" in proc.stdout
+
+
+TRACEBACK_LINES = st.lists(
+    st.lists(SPECIAL | CHARS | st.sampled_from(["</details>", "</pre>", "````", "  ```x"]),
+             max_size=12).map("".join),
+    min_size=1, max_size=8).map("\n".join).filter(str.strip)
+
+
+def _code_blocks(md: str) -> list[str]:
+    """The code blocks a CommonMark renderer (markdown-it, with raw HTML on, as GitHub's
+    Markdown has it) builds from `md`, as text; and no element from the data."""
+    from markdown_it import MarkdownIt
+
+    rendered = MarkdownIt("commonmark").render(md)
+    blocks = re.findall(r"<pre><code[^>]*>(.*?)</code></pre>", rendered, re.S)
+    return [html_unescape(b) for b in blocks]
+
+
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(traceback=TRACEBACK_LINES, nodeid=TEXT)
+def test_a_traceback_is_one_code_block_in_markdown(traceback: str, nodeid: str) -> None:
+    """Whatever a traceback holds (backtick fences, `</details>`, HTML), the Markdown shows it
+    as one code block, whole, inside a <details> whose summary is escaped."""
+    data = json.loads(FIXTURE.read_text())
+    data["regressions"][0]["tests"][0].update(test=nodeid)
+    data["regressions"][0]["tests"][0]["after"]["traceback"] = traceback
+    md = nightly.to_markdown(data)
+    body = traceback.rstrip("\n")
+    assert body in _code_blocks(md) or body + "\n" in _code_blocks(md)
+    assert f"<summary>Traceback of {html_escape(' '.join(nodeid.split()))} at" in md
+
+    result = _result("s", "a", nodeid, "m", "p.py")
+    found = dataclasses.replace(result.findings[0], traceback=traceback)
+    md = bisect.to_markdown(dataclasses.replace(result, findings=(found,)))
+    assert body + "\n" in _code_blocks(md)
+
+
+def test_links_in_markdown_cannot_leave_their_parentheses() -> None:
+    data = json.loads(FIXTURE.read_text())
+    data["links"] = {"commit": "https://x.example/a) [evil](https://evil.example/{sha}",
+                     "run": "https://ci.example/run/1 (x)"}
+    md = nightly.to_markdown(data)
+    from markdown_it import MarkdownIt
+
+    rendered = MarkdownIt("commonmark").render(md)
+    hrefs = [h for h in re.findall(r'href="([^"]*)"', rendered) if h.startswith("http")]
+    assert "evil.example/" not in rendered.replace("%28https://evil.example/", "")
+    assert hrefs and all(h.startswith(("https://x.example/a%29", "https://ci.example/run/1%20"))
+                         for h in hrefs)

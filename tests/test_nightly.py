@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import re
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any, NamedTuple
 
 import pytest
@@ -459,8 +460,9 @@ def test_a_culprit_in_a_merged_branch_carries_its_merge(tmp_path: Path) -> None:
     Markdown and summary show it."""
     from bisector.history import HistoryStore
     from bisector.model import BisectResult, CommitInfo, Finding
-    from bisector.nightly import _regression_groups
+    from bisector.nightly import Night, NightlyOptions, Triage, _regression_groups
     from bisector.reports import nightly as report
+    from bisector.reports.nightly_model import NightlyReport
 
     culprit = CommitInfo("c" * 40, ("b" * 40,), "Ann", "ann@x.invalid", 0, "breaks add")
     merge = CommitInfo("d" * 40, ("a" * 40, "c" * 40), "Bo", "bo@x.invalid", 0,
@@ -469,13 +471,19 @@ def test_a_culprit_in_a_merged_branch_carries_its_merge(tmp_path: Path) -> None:
     result = BisectResult(good="a" * 40, bad="e" * 40, candidates=3, findings=(finding,),
                           probes_run=4, probes_reused=0, seconds=1.0)
     with HistoryStore.open(f"sqlite:///{tmp_path / 'h.db'}") as store:
-        [group] = _regression_groups(None, store, "env", [finding], [], result)  # type: ignore[arg-type]
-    assert group["culprit"]["sha"] == culprit.sha
-    assert group["merge"]["sha"] == merge.sha and group["merge"]["short"] == "d" * 10
-    data = {"head": {"short": "e" * 10}, "branch": "main", "status": "regression",
-            "run": {"outcomes": {"failed": 1}, "seconds": 1.0}, "exit_code": 1,
-            "fail_on": "regression", "regressions": [group], "still_failing": [], "flaky": [],
-            "failing": [], "notes": [], "stats": None, "repository": "r", "grid": {}}
+        night = Night(repo=None, store=store, options=NightlyOptions(),  # type: ignore[arg-type]
+                      branch="main", head="e" * 40, run=SimpleNamespace(env_key="env", id=1),
+                      tonight={}, lookback=20, baseline=True, triaged=Triage([], [], []),
+                      result=result, notes=[])
+        [group] = _regression_groups(night, [finding])
+    assert group.culprit is not None and group.culprit.sha == culprit.sha
+    assert group.merge is not None and (group.merge.sha, group.merge.short) == (merge.sha,
+                                                                                "d" * 10)
+    assert group.to_json()["merge"]["sha"] == merge.sha
+    data = NightlyReport.from_json({
+        "head": {"short": "e" * 10}, "branch": "main", "status": "regression",
+        "run": {"outcomes": {"failed": 1}, "seconds": 1.0}, "exit_code": 1,
+        "fail_on": "regression", "regressions": [group.to_json()], "repository": "r"})
     assert (f"- merged by: `{'d' * 10}` Merge branch 'feature' (the first-parent merge "
             "that brought it in)") in report.to_markdown(data)
     assert f"    merged by {'d' * 10} Merge branch 'feature'" in report.summary_lines(data)
@@ -510,3 +518,133 @@ def test_a_probes_purpose_is_the_documented_word(reason: str, purpose: str) -> N
     assert purpose_of(reason) == purpose
     doc = (Path(__file__).parents[1] / "docs" / "nightly-report.md").read_text()
     assert f"`{purpose}`" in doc
+
+
+# -- the report model, tracebacks and links ------------------------------------------------------
+
+FIXTURE = Path(__file__).parent / "fixtures" / "nightly" / "report.json"
+
+
+def _within(small: Any, big: Any, path: str = "$") -> None:
+    """Every key and value of `small` is in `big` (new keys may appear, none may change)."""
+    if isinstance(small, dict):
+        assert isinstance(big, dict), path
+        for key, value in small.items():
+            assert key in big, f"{path}.{key} is gone"
+            _within(value, big[key], f"{path}.{key}")
+    elif isinstance(small, list):
+        assert isinstance(big, list) and len(small) == len(big), path
+        for i, (a, b) in enumerate(zip(small, big, strict=True)):
+            _within(a, b, f"{path}[{i}]")
+    else:
+        assert small == big, f"{path}: {small!r} became {big!r}"
+
+
+def test_the_report_model_reads_and_writes_nightly_json() -> None:
+    """`NightlyReport.from_json(...).to_json()` keeps every key and value docs/nightly-report.md
+    documents (the fixture), adds the evidence, and is stable when read back again."""
+    from bisector.reports.nightly_model import SCHEMA, NightlyReport
+
+    data = json.loads(FIXTURE.read_text())
+    report = NightlyReport.from_json(data)
+    out = report.to_json()
+    _within(data, out)
+    assert out["schema"] == SCHEMA == 1 and out["kind"] == "bisector-nightly"
+    assert out["links"] == {"commit": None, "run": None}
+    assert out["regressions"][0]["tests"][0]["after"]["traceback"] is None
+    assert NightlyReport.from_json(out) == report
+    assert NightlyReport.from_json(json.loads(json.dumps(out))).to_json() == out
+    # read by attribute: a renamed field is an AttributeError, not an empty cell
+    assert report.regressions[0].culprit is not None
+    assert report.regressions[0].culprit.short == data["regressions"][0]["culprit"]["short"]
+    assert report.new_regressions == sum(len(g["tests"]) for g in data["regressions"])
+    assert NightlyReport.from_json({}).to_json()["regressions"] == []
+
+
+def test_links_come_from_github_actions_or_the_commit_url() -> None:
+    from bisector.reports.links import Links, links_from
+
+    actions = {"GITHUB_SERVER_URL": "https://github.com", "GITHUB_REPOSITORY": "org/calc",
+               "GITHUB_RUN_ID": "123"}
+    links = links_from(actions, "https://elsewhere.example/{sha}")
+    sha = "0ccc208ec088dd8d8d391d78b0cce83523eb2562"
+    assert links.commit_url(sha) == f"https://github.com/org/calc/commit/{sha}"
+    assert links.diff_url(sha) == f"https://github.com/org/calc/commit/{sha}.diff"
+    assert links.run_url() == "https://github.com/org/calc/actions/runs/123"
+    assert links_from({**actions, "GITHUB_RUN_ID": "1; rm"}, None).run_url() is None
+    odd = {**actions, "GITHUB_REPOSITORY": "org/calc\" onclick=x"}
+    assert links_from(odd, None) == Links()  # not what Actions sets: no link at all
+    gitlab = links_from({}, "https://git.example.com/org/calc/-/commit/{sha}?view=parallel")
+    assert gitlab.commit_url(sha) == (
+        f"https://git.example.com/org/calc/-/commit/{sha}?view=parallel")
+    assert gitlab.diff_url(sha) == (
+        f"https://git.example.com/org/calc/-/commit/{sha}.diff?view=parallel")
+    assert gitlab.run_url() is None and gitlab.commit_url("not a sha") is None
+    assert links_from({}, None) == Links()
+
+
+class _RowWithTraceback(NamedTuple):
+    """A stored result as the history store returns it once it keeps tracebacks."""
+
+    sha: str
+    run_id: int
+    started_at: float
+    test_id: int
+    nodeid: str
+    outcome: str
+    reruns: int
+    signature: str | None
+    message: str | None
+    env_key: str
+    traceback: str | None
+
+
+def test_a_night_shows_each_failures_traceback_and_links(
+        repo: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str],
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """The traceback the store keeps with a failure reaches nightly.json, the Markdown and the
+    HTML; in Actions, the culprit links to its commit and diff, the report to its run.
+
+    (The store's reads are wrapped to carry a traceback per failed row: the store gains the
+    column in its own change; the report reads it with getattr until then.)"""
+    from bisector.history import HistoryStore
+
+    real = HistoryStore.results_at
+
+    def results_at(self: HistoryStore, *args: Any, **kwargs: Any) -> list[Any]:
+        return [_RowWithTraceback(*row, traceback=(
+            f"def test():\n>   assert add(-2, -3) == -5\nE   at {row.sha[:10]} <b>"
+            if row.outcome == "failed" else None)) for row in real(self, *args, **kwargs)]
+
+    monkeypatch.setattr(HistoryStore, "results_at", results_at)
+    _first_night(repo, tmp_path, capsys)
+    culprit = commit(repo, {"calc.py": CALC_BAD}, "Clamp")
+    monkeypatch.setenv("GITHUB_SERVER_URL", "https://github.com")
+    monkeypatch.setenv("GITHUB_REPOSITORY", "org/calc")
+    monkeypatch.setenv("GITHUB_RUN_ID", "77")
+    night = _night(repo, tmp_path / "n2", capsys)
+    assert night.code == 1, night.out
+    [group] = night.data["regressions"]
+    [test] = group["tests"]
+    traceback = f"def test():\n>   assert add(-2, -3) == -5\nE   at {culprit[:10]} <b>"
+    assert test["after"]["traceback"] == traceback and test["before"]["traceback"] is None
+    assert night.data["links"] == {"commit": "https://github.com/org/calc/commit/{sha}",
+                                   "run": "https://github.com/org/calc/actions/runs/77"}
+    assert "<details>\n<summary>Traceback of tests/test_calc.py::test_add_negative at" in night.md
+    assert f"```text\n{traceback}\n```" in night.md
+    assert f"[`{culprit[:10]}`](https://github.com/org/calc/commit/{culprit})" in night.md
+    assert f"- diff: [https://github.com/org/calc/commit/{culprit}.diff]" in night.md
+    assert '<pre class="tb">def test():\n&gt;   assert add(-2, -3) == -5\n' in night.html
+    assert "&lt;b&gt;</pre>" in night.html
+    assert f'href="https://github.com/org/calc/commit/{culprit}.diff"' in night.html
+    assert 'href="https://github.com/org/calc/actions/runs/77"' in night.html
+
+
+def test_a_bad_commit_url_stops_the_night_before_anything_runs(
+        repo: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    _calc_repo(repo)
+    commit(repo, {"pyproject.toml": '[tool.bisector]\ncommit-url = "https://x.example/"\n'})
+    assert main(["nightly", "-C", str(repo), "--report-dir", str(tmp_path / "n1")]) == 2
+    err = capsys.readouterr().err
+    assert "commit-url 'https://x.example/' must hold {sha} exactly once" in err
+    assert "Traceback" not in err and not (tmp_path / "n1" / "nightly.json").exists()

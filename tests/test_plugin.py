@@ -14,6 +14,7 @@ from pathlib import Path
 import pytest
 
 from bisector.junit import results_for
+from bisector.model import TRACEBACK_MAX
 
 from .conftest import commit, git, query, run_pytest
 
@@ -318,45 +319,60 @@ def test_a_probe_reads_a_failed_subtest_as_the_plugin_records_it(repo: Path,
     assert probed["test_sub.py::test_fixture_fails"][0] == "failed"
 
 
-def test_outside_git_warns_once_and_keeps_the_exit_status(tmp_path: Path) -> None:
-    (tmp_path / "test_a.py").write_text("def test_a():\n    assert 0\n")
-    proc = run_pytest(tmp_path, "--track-history")
-    assert proc.returncode == 1
-    lines = [line for line in proc.stdout.splitlines() if line.startswith("bisector:")]
+def _said(result: pytest.RunResult) -> list[str]:
+    """The `bisector:` lines of a pytester session's output."""
+    return [line for line in result.outlines if line.startswith("bisector:")]
+
+
+@pytest.fixture
+def checkout(pytester: pytest.Pytester) -> pytest.Pytester:
+    """pytester's directory as an empty git repository on branch main."""
+    git(pytester.path, "init", "-q", "-b", "main")
+    return pytester
+
+
+def test_outside_git_warns_once_and_keeps_the_exit_status(pytester: pytest.Pytester) -> None:
+    pytester.makepyfile(test_a="def test_a():\n    assert 0\n")
+    result = pytester.runpytest("--track-history")
+    assert result.ret == 1
+    lines = _said(result)
     assert len(lines) == 1 and "not a git repository" in lines[0] and "nothing recorded" in lines[0]
     assert "--repo" not in lines[0] and "run pytest from a directory inside" in lines[0]
-    assert not (tmp_path / ".bisector").exists()
-    assert "Traceback" not in proc.stdout + proc.stderr
+    assert not (pytester.path / ".bisector").exists()
+    assert "Traceback" not in "\n".join(result.outlines + result.errlines)
 
 
 @pytest.mark.parametrize("how", [["--auto-bisect"], ["-o", "auto_bisect=true"]])
-def test_auto_bisect_without_tracking_says_so_once(repo: Path, how: list[str]) -> None:
-    commit(repo, {"test_a.py": "def test_a():\n    assert 0\n"})
-    proc = run_pytest(repo, *how)
-    assert proc.returncode == 1
-    lines = [line for line in proc.stdout.splitlines() if line.startswith("bisector:")]
-    assert lines == ["bisector: warning: --auto-bisect does nothing without --track-history "
-                     "(or track_history = true in the ini file)"]
-    assert not (repo / ".bisector").exists()
-    tracked = run_pytest(repo, "--auto-bisect", "--track-history")
-    assert "does nothing" not in tracked.stdout
+def test_auto_bisect_without_tracking_says_so_once(checkout: pytest.Pytester,
+                                                   how: list[str]) -> None:
+    commit(checkout.path, {"test_a.py": "def test_a():\n    assert 0\n"})
+    result = checkout.runpytest(*how)
+    assert result.ret == 1
+    assert _said(result) == [
+        "bisector: warning: --auto-bisect does nothing without --track-history "
+        "(or track_history = true in the ini file)"]
+    assert not (checkout.path / ".bisector").exists()
+    tracked = checkout.runpytest("--auto-bisect", "--track-history")
+    assert not any("does nothing" in line for line in tracked.outlines)
 
 
-def test_repository_without_commits_warns(repo: Path) -> None:
-    (repo / "test_a.py").write_text("def test_a():\n    pass\n")
-    proc = run_pytest(repo, "--track-history")
-    assert proc.returncode == 0
-    assert "has no commit yet" in proc.stdout
+def test_repository_without_commits_warns(checkout: pytest.Pytester) -> None:
+    checkout.makepyfile(test_a="def test_a():\n    pass\n")
+    result = checkout.runpytest("--track-history")
+    assert result.ret == 0
+    [line] = _said(result)
+    assert "has no commit yet" in line
 
 
-def test_corrupt_store_is_a_warning_and_is_left_alone(repo: Path) -> None:
-    commit(repo, {"test_a.py": "def test_a():\n    pass\n"})
-    db = db_of(repo)
+def test_corrupt_store_is_a_warning_and_is_left_alone(checkout: pytest.Pytester) -> None:
+    commit(checkout.path, {"test_a.py": "def test_a():\n    pass\n"})
+    db = db_of(checkout.path)
     db.parent.mkdir()
     db.write_bytes(b"this is not a database" * 100)
-    proc = run_pytest(repo, "--track-history")
-    assert proc.returncode == 0 and "1 passed" in proc.stdout
-    [line] = [x for x in proc.stdout.splitlines() if x.startswith("bisector:")]
+    result = checkout.runpytest("--track-history")
+    result.assert_outcomes(passed=1)
+    assert result.ret == 0
+    [line] = _said(result)
     assert "unusable" in line and str(db) in line and "move it aside" in line
     assert db.read_bytes() == b"this is not a database" * 100
 
@@ -603,8 +619,8 @@ def test_the_recorder_ignores_ctrl_c_and_finishes_when_stdin_closes(repo: Path) 
         assert proc.poll() is None and time.monotonic() < deadline, proc.communicate()
         time.sleep(0.01)
     proc.send_signal(signal.SIGINT)
-    payload = {"protocol": 1, "started_at": 1.0, "finished_at": 2.0, "exit_status": 2,
-               "results": [["test_a.py::test_a", "passed", 0.1, None, None, 0, "call"]]}
+    payload = {"protocol": 2, "started_at": 1.0, "finished_at": 2.0, "exit_status": 2,
+               "results": [["test_a.py::test_a", "passed", 0.1, None, None, 0, "call", None]]}
     out, err = proc.communicate(json.dumps(payload), timeout=60)
     assert proc.returncode == 0 and err == ""
     assert json.loads(out)["recorded"] == 1
@@ -672,3 +688,66 @@ def test_the_recorder_does_not_outlive_pytest(repo: Path, tmp_path: Path) -> Non
     assert "broken after the recorder started" in proc2.stderr
     assert _recorders(repo) == []
     assert query(db_of(repo), "select count(*) from runs") == [(1,)]
+
+
+TRACEBACKS = '''
+def helper(n):
+    assert n == 2, "one is not two"
+
+def test_short():
+    helper(1)
+
+def down(n):
+    assert n, "reached the bottom"
+    down(n - 1)
+
+def test_long():
+    down(400)
+
+def test_pass():
+    pass
+'''
+
+
+def test_a_failure_keeps_pytests_long_representation(pytester: pytest.Pytester) -> None:
+    """What `--track-history` hands the recorder: the traceback pytest prints for the failure
+    (the frames and the `E` lines), its tail when over TRACEBACK_MAX."""
+    git(pytester.path, "init", "-q", "-b", "main")
+    pytester.makepyfile(test_tb=TRACEBACKS)
+    git(pytester.path, "add", "-A")
+    git(pytester.path, "commit", "-qm", "tests")
+    seen: dict[str, str | None] = {}
+
+    class Capture:
+        def pytest_unconfigure(self, config: pytest.Config) -> None:
+            recorder = config.pluginmanager.get_plugin("bisector-recorder")
+            seen.update({n: t.traceback for n, t in recorder.tests.items()})
+
+    pytester.inline_run("--track-history", "-p", "no:randomly", plugins=[Capture()])
+    short = seen["test_tb.py::test_short"]
+    assert short is not None
+    assert "def test_short():\n>       helper(1)" in short
+    assert "E       AssertionError: one is not two" in short
+    assert short.rstrip().endswith("test_tb.py:2: AssertionError")
+    long = seen["test_tb.py::test_long"]
+    assert long is not None and len(long) == TRACEBACK_MAX and long.startswith("…")
+    assert long.rstrip().endswith("test_tb.py:8: AssertionError")  # the tail: the last frame
+    assert seen["test_tb.py::test_pass"] is None
+
+
+def test_the_recorder_puts_each_rows_traceback_on_its_result() -> None:
+    """The row the plugin sends ends with the traceback; the recorder puts it, capped, on the
+    TestResult it hands the store. A row without it (an older caller) records none.
+
+    (Without a store: after this file's in-process pytester sessions, SQLAlchemy failed in
+    this process with a TypeError from its cache keys; the store's side is the store's test.)"""
+    from bisector.recorder import _result
+
+    failed = ["test_a.py::test_a", "failed", 0.1, "sig", "boom", 0, "call", "x" * 9000 + "E end"]
+    result = _result(failed)
+    assert (result.nodeid, result.outcome, result.message) == ("test_a.py::test_a", "failed",
+                                                               "boom")
+    assert result.traceback is not None and len(result.traceback) == TRACEBACK_MAX
+    assert result.traceback.endswith("E end")
+    assert _result(["t.py::b", "passed", 0.1, None, None, 0, "call", None]).traceback is None
+    assert _result(["t.py::b", "failed", 0.1, "s", "m", 0, "call"]).traceback is None

@@ -210,7 +210,7 @@ def test_a_window_of_nothing(history: History) -> None:
 
 def test_json_shape(history: History) -> None:
     data = stats_json(_stats(history, commits=8))
-    assert list(data) == ["window", "regressions", "regressions_per_100_commits",
+    assert list(data) == ["schema", "window", "regressions", "regressions_per_100_commits",
                           "mean_hours_to_detection", "mean_seconds_to_culprit", "flaky",
                           "slowest", "trend"]
     window = data["window"]

@@ -10,7 +10,8 @@ from rich.text import Text
 
 from ..model import BisectResult, CommitInfo, Finding
 from .history import commit_json
-from .markdown import cell, code, fence_for
+from .links import Links
+from .markdown import cell, code, details, fence_for
 
 
 def _when(ts: int) -> str:
@@ -45,8 +46,32 @@ def _confidence(f: Finding) -> str:
     return text
 
 
-def to_json(result: BisectResult) -> dict[str, Any]:
+SCHEMA = 1  # find-break --json; changes only when a key is removed or changes meaning
+
+
+def _test_json(f: Finding, sha: str | None) -> dict[str, Any]:
     return {
+        "test": f.nodeid,
+        "signature": f.signature,
+        "message": f.message,
+        "traceback": f.traceback,
+        "confirmed": f.confirmed,
+        "suspects": list(f.suspects) if not sha else [sha],
+        "verdict": f.verdict,
+        "confidence": None if f.confidence is None else round(f.confidence, 4),
+        "false_fail_rate": None if f.false_fail_rate is None else round(f.false_fail_rate, 4),
+        "false_fail_interval": None if f.false_fail_interval is None
+        else [round(x, 4) for x in f.false_fail_interval],
+        "note": f.note,
+    }
+
+
+def to_json(result: BisectResult, links: Links | None = None) -> dict[str, Any]:
+    """`find-break --json`: culprits with their tests, the notes and the bisect log; `links`
+    (commit page, diff, CI run) when they are known."""
+    links = links or Links()
+    return {
+        "schema": SCHEMA,
         "good": result.good,
         "bad": result.bad,
         "candidates": result.candidates,
@@ -61,62 +86,60 @@ def to_json(result: BisectResult) -> dict[str, Any]:
                 "merge": commit_json(merge) if (merge := _merge(findings)) else None,
                 "files": list(findings[0].files) if sha else [],
                 "owners": list(findings[0].owners) if sha else [],
-                "tests": [
-                    {
-                        "test": f.nodeid,
-                        "signature": f.signature,
-                        "message": f.message,
-                        "confirmed": f.confirmed,
-                        "suspects": list(f.suspects) if not sha else [sha],
-                        "verdict": f.verdict,
-                        "confidence": None if f.confidence is None else round(f.confidence, 4),
-                        "false_fail_rate": None if f.false_fail_rate is None
-                        else round(f.false_fail_rate, 4),
-                        "false_fail_interval": None if f.false_fail_interval is None
-                        else [round(x, 4) for x in f.false_fail_interval],
-                        "note": f.note,
-                    }
-                    for f in findings
-                ],
+                "links": {"commit": links.commit_url(sha), "diff": links.diff_url(sha)},
+                "tests": [_test_json(f, sha) for f in findings],
             }
             for sha, findings in _groups(result)
         ],
+        "links": {"run": links.run_url()},
         "notes": list(result.notes),
         "bisect_log": list(result.bisect_log),
     }
 
 
-def to_markdown(result: BisectResult) -> str:
+def _culprit_markdown(findings: list[Finding], links: Links) -> list[str]:
+    c = findings[0].culprit
+    assert c is not None
+    merge = _merge(findings)
+    url, diff = links.commit_url(c.sha), links.diff_url(c.sha)
+    short = f"[`{c.sha[:10]}`]({url})" if url else f"`{c.sha[:10]}`"
+    lines = [
+        f"## Culprit {short} {cell(c.subject, None)}",
+        "",
+        f"- author: {cell(c.author_name, None)} <{cell(c.author_email, None)}>",
+        f"- date: {_when(c.committed_at)}",
+        f"- commit: `{c.sha}`",
+        *([f"- diff: [{diff}]({diff})"] if diff else []),
+        *([f"- merged by: `{merge.sha[:10]}` {cell(merge.subject, None)} ({MERGED}: "
+           f"`{merge.sha}`)"] if merge else []),
+        f"- files: {', '.join(code(p) for p in findings[0].files) or '(none)'}",
+        f"- owners: {cell(', '.join(findings[0].owners), None) or '(none in CODEOWNERS)'}",
+        "",
+        "| test | failure | signature | confidence | confirmed |",
+        "| --- | --- | --- | --- | --- |",
+    ]
+    for f in findings:
+        confirmed = "yes" if f.confirmed else "NO: " + cell(f.note, None)
+        lines.append(f"| {code(f.nodeid)} | {cell(f.message, None)} | `{f.signature}` | "
+                     f"{_confidence(f)} | {confirmed} |")
+    for f in findings:
+        if f.traceback:
+            lines += ["", *details(f"Traceback of {f.nodeid} at {c.sha[:10]}", f.traceback)]
+    return [*lines, ""]
+
+
+def to_markdown(result: BisectResult, links: Links | None = None) -> str:
+    links = links or Links()
     lines = [f"# bisector: {result.good[:10]}..{result.bad[:10]}", ""]
+    if links.run_url():
+        lines += [f"CI run: [{links.run_url()}]({links.run_url()})", ""]
     for sha, findings in _groups(result):
         if sha is None:
             lines.append("## No culprit named")
-            for f in findings:
-                lines.append(f"- {code(f.nodeid)}: {cell(f.note, None)}")
+            lines += [f"- {code(f.nodeid)}: {cell(f.note, None)}" for f in findings]
             lines.append("")
             continue
-        c = findings[0].culprit
-        assert c is not None
-        merge = _merge(findings)
-        lines += [
-            f"## Culprit `{c.sha[:10]}` {cell(c.subject, None)}",
-            "",
-            f"- author: {cell(c.author_name, None)} <{cell(c.author_email, None)}>",
-            f"- date: {_when(c.committed_at)}",
-            f"- commit: `{c.sha}`",
-            *([f"- merged by: `{merge.sha[:10]}` {cell(merge.subject, None)} ({MERGED}: "
-               f"`{merge.sha}`)"] if merge else []),
-            f"- files: {', '.join(code(p) for p in findings[0].files) or '(none)'}",
-            f"- owners: {cell(', '.join(findings[0].owners), None) or '(none in CODEOWNERS)'}",
-            "",
-            "| test | failure | signature | confidence | confirmed |",
-            "| --- | --- | --- | --- | --- |",
-        ]
-        for f in findings:
-            confirmed = "yes" if f.confirmed else "NO: " + cell(f.note, None)
-            lines.append(f"| {code(f.nodeid)} | {cell(f.message, None)} | `{f.signature}` | "
-                         f"{_confidence(f)} | {confirmed} |")
-        lines.append("")
+        lines += _culprit_markdown(findings, links)
     lines += [
         f"{result.candidates} candidate commits; {result.probes_run} probes run"
         f"{_rounds(result)}, {result.probes_reused} reused from history; "

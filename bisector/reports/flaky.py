@@ -11,9 +11,12 @@ from rich.text import Text
 from ..model import FlakyTest
 from .history import iso
 
+SCHEMA = 1  # `flaky --json` (docs/adr/0019)
+
 
 def flaky_json(tests: list[FlakyTest], window: int) -> dict[str, Any]:
     return {
+        "schema": SCHEMA,
         "window": window,
         "flaky": [
             {

@@ -80,35 +80,7 @@ def render_grid(grid: Grid, console: Console, *, named: bool) -> None:
                else interesting_tests(grid))
     hidden = max(0, len(columns) - MAX_TEST_COLUMNS)
     columns = columns[:MAX_TEST_COLUMNS]
-    table = Table(box=None, pad_edge=False, header_style="bold", show_edge=False)
-    table.add_column("commit", style="cyan", no_wrap=True)
-    table.add_column("date", no_wrap=True)
-    table.add_column("subject", no_wrap=True, max_width=40)
-    table.add_column("runs", justify="right")
-    table.add_column("tests", no_wrap=True)
-    for i, _ in enumerate(columns, 1):
-        table.add_column(f"T{i}", justify="center", no_wrap=True)
-    for c in grid.commits:
-        counts: dict[str, int] = {}
-        for nodeid in grid.tests:
-            outcomes = grid.cells.get((nodeid, c.sha))
-            if outcomes:
-                counts[outcomes[0]] = counts.get(outcomes[0], 0) + 1
-        summary = Text()
-        for outcome, (glyph, style) in GLYPHS.items():
-            if counts.get(outcome):
-                summary.append(f"{counts[outcome]}{glyph} ", style=style)
-        glyphs = [Text(*cell(grid.cells.get((n, c.sha)))) for n in columns]
-        runs = grid.runs.get(c.sha, 0)
-        table.add_row(
-            c.sha[:10],
-            _date(c.committed_at),
-            Text(_clip(c.subject, 40)),  # data, never markup: `[/tmp]` and `[ci]` as written
-            str(runs) if runs else "·",
-            summary if counts else Text("not tracked", style="dim"),
-            *glyphs,
-        )
-    console.print(table)
+    console.print(_grid_table(grid, columns))
     if columns:
         console.print()
         for i, nodeid in enumerate(columns, 1):
@@ -125,8 +97,53 @@ def render_grid(grid: Grid, console: Console, *, named: bool) -> None:
     )
 
 
+def _grid_table(grid: Grid, columns: list[str]) -> Table:
+    """One row per commit: its summary of outcomes, then a glyph per test column."""
+    table = Table(box=None, pad_edge=False, header_style="bold", show_edge=False)
+    table.add_column("commit", style="cyan", no_wrap=True)
+    table.add_column("date", no_wrap=True)
+    table.add_column("subject", no_wrap=True, max_width=40)
+    table.add_column("runs", justify="right")
+    table.add_column("tests", no_wrap=True)
+    for i, _ in enumerate(columns, 1):
+        table.add_column(f"T{i}", justify="center", no_wrap=True)
+    for c in grid.commits:
+        glyphs = [Text(*cell(grid.cells.get((n, c.sha)))) for n in columns]
+        runs = grid.runs.get(c.sha, 0)
+        table.add_row(
+            c.sha[:10],
+            _date(c.committed_at),
+            Text(_clip(c.subject, 40)),  # data, never markup: `[/tmp]` and `[ci]` as written
+            str(runs) if runs else "·",
+            _commit_summary(grid, c.sha),
+            *glyphs,
+        )
+    return table
+
+
+def _commit_summary(grid: Grid, sha: str) -> Text:
+    """`3✓ 1✗`: how many tests had each outcome at this commit (their first run there)."""
+    counts: dict[str, int] = {}
+    for nodeid in grid.tests:
+        outcomes = grid.cells.get((nodeid, sha))
+        if outcomes:
+            counts[outcomes[0]] = counts.get(outcomes[0], 0) + 1
+    if not counts:
+        return Text("not tracked", style="dim")
+    summary = Text()
+    for outcome, (glyph, style) in GLYPHS.items():
+        if counts.get(outcome):
+            summary.append(f"{counts[outcome]}{glyph} ", style=style)
+    return summary
+
+
 def _tests(n: int) -> str:
     return f"{n} test{'' if n == 1 else 's'}"
+
+
+# `history --json` and `regressions --json` (docs/adr/0019): an int that changes only when a key
+# is removed or changes meaning; new keys may appear without it changing
+SCHEMA = 1
 
 
 def grid_json(grid: Grid) -> dict[str, Any]:
@@ -136,6 +153,7 @@ def grid_json(grid: Grid) -> dict[str, Any]:
     hidden = set(skipped)
     tests = [n for n in grid.tests if n not in hidden]
     return {
+        "schema": SCHEMA,
         "tests": tests,
         "commits": [
             {
@@ -177,6 +195,7 @@ def iso(ts: float) -> str:
 
 def regressions_json(report: RegressionReport, lookback: int) -> dict[str, Any]:
     return {
+        "schema": SCHEMA,
         "head": report.head,
         "lookback": lookback,
         "tracked_commits_in_window": len(report.window),

@@ -2,8 +2,9 @@
 
 The page is read from CI artifacts and mail attachments, often offline: everything it needs
 (CSS, the trend chart) is inline, nothing is fetched. Layout lives in the Jinja2 template; this
-module only turns the JSON's raw values into what the template shows (glyphs, classes,
-rounded figures), so the template never has to guess at missing keys.
+module only turns the report's values into what the template shows (glyphs, classes, rounded
+figures, links), so the template never has to guess at missing keys. Links go through
+`links.safe_url` and Jinja's attribute escaping; nothing from the report becomes markup.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ import jinja2
 from markupsafe import Markup
 
 from .history import FLAKY, GLYPHS, NOT_RUN, cell_kind
+from .nightly_model import Grid, GridCommit, NightlyReport, as_report
 from .svg import trend_svg
 
 STATUS_TEXT = {
@@ -62,24 +64,25 @@ def _environment() -> jinja2.Environment:
     return env
 
 
-def render_html(data: Mapping[str, Any]) -> str:
-    """The page for one nightly report dict; tolerant of missing or null keys, because the
-    same renderer serves a first night with no baseline and a full night with stats."""
-    stats = data.get("stats") or None
-    grid = data.get("grid") or {}
-    status = str(data.get("status") or "unknown")
+def render_html(data: NightlyReport | Mapping[str, Any]) -> str:
+    """The page for one nightly report (or its JSON, read back tolerantly: the same renderer
+    serves a first night with no baseline and a full night with stats)."""
+    report = as_report(data)
+    stats = report.stats or None
+    status = report.status
     return _environment().get_template("nightly.html.j2").render(
-        data=data,
+        data=report,
         status=status if status in STATUS_TEXT else "unknown",  # a CSS class: known ones only
         status_text=STATUS_TEXT.get(status, status),
-        regressions=list(data.get("regressions") or []),
-        grid=grid,
-        commits=_oldest_first(grid),
-        rows=grid_rows(grid),
+        regressions=list(report.regressions),
+        grid=report.grid,
+        commits=_oldest_first(report.grid),
+        rows=grid_rows(report.grid),
         legend=LEGEND,
         stats=stats,
         trend=Markup(trend_svg(stats.get("trend") or [])) if stats else None,
         outcome_glyph=outcome_glyph,
+        links=report.links,
     )
 
 
@@ -88,9 +91,12 @@ def _missing(value: Any) -> bool:
 
 
 def short(sha: Any) -> str:
-    """Commit objects carry their own `short`; bare shas (last_good, bisection bounds) do not."""
+    """Commits carry their own `short` (a `CommitRef`, a probe, a grid column, or their JSON);
+    bare shas (last_good, bisection bounds) do not."""
     if isinstance(sha, Mapping):
         return str(sha.get("short") or short(sha.get("sha")))
+    if hasattr(sha, "short"):
+        return str(sha.short or short(sha.sha))
     return str(sha)[:10] if sha else "—"
 
 
@@ -143,30 +149,27 @@ def cell(outcomes: Sequence[str] | None) -> tuple[str, str]:
     return (kind, glyphs[kind]) if kind in glyphs else ("untestable", GLYPHS["untestable"][0])
 
 
-def _oldest_first(grid: Mapping[str, Any]) -> list[Mapping[str, Any]]:
+def _oldest_first(grid: Grid | None) -> list[GridCommit]:
     """The grid's commits left to right, oldest first like the trend chart under it (the
     JSON lists them newest first, as `bisector history` does from the top down)."""
-    return list(reversed(grid.get("commits") or []))
+    return list(reversed(grid.commits)) if grid else []
 
 
-def grid_rows(grid: Mapping[str, Any]) -> list[Row]:
+def grid_rows(grid: Grid | None) -> list[Row]:
     """One row per test, its cells in the page's column order (oldest commit first)."""
+    if grid is None:
+        return []
     commits = _oldest_first(grid)
-    cells = grid.get("cells") or {}
-    culprits = grid.get("regressions") or {}
-    flaky = set(grid.get("flaky") or [])
-    rows = []
-    for test in grid.get("tests") or []:
-        by_sha = cells.get(test) or {}
-        row = []
-        for commit in commits:
-            sha = commit.get("sha")
-            outcomes = by_sha.get(sha)
-            css, glyph = cell(outcomes)
-            title = f"{test} at {short(commit)}: {', '.join(outcomes) if outcomes else 'not run'}"
-            if sha and culprits.get(test) == sha:
-                css += " regression"
-                title += " (culprit)"
-            row.append(Cell(css, glyph, title))
-        rows.append(Row(test, test in flaky, row))
-    return rows
+    flaky = set(grid.flaky)
+    return [Row(test, test in flaky, [_cell_of(grid, test, c) for c in commits])
+            for test in grid.tests]
+
+
+def _cell_of(grid: Grid, test: str, commit: GridCommit) -> Cell:
+    outcomes = (grid.cells.get(test) or {}).get(commit.sha or "")
+    css, glyph = cell(outcomes)
+    title = f"{test} at {short(commit)}: {', '.join(outcomes) if outcomes else 'not run'}"
+    if commit.sha and grid.regressions.get(test) == commit.sha:
+        css += " regression"
+        title += " (culprit)"
+    return Cell(css, glyph, title)

@@ -7,6 +7,7 @@ a test id cannot close it early (CommonMark's rule).
 
 from __future__ import annotations
 
+import html
 import re
 from typing import Any
 
@@ -31,3 +32,12 @@ def fence_for(lines: Any) -> str:
     """A code block fence longer than any run of backticks in `lines`."""
     runs = [len(run) for line in lines for run in re.findall(r"`+", str(line))]
     return "`" * max(3, 1 + max(runs, default=0))
+
+
+def details(summary: str, text: str) -> list[str]:
+    """A folded block: the summary escaped as HTML (it is inside a tag), the text in a fenced
+    code block longer than any backtick run in it, so nothing in it becomes markup."""
+    body = text.rstrip("\n").splitlines()
+    fence = fence_for(body)
+    return ["<details>", f"<summary>{html.escape(' '.join(summary.split()))}</summary>", "",
+            f"{fence}text", *body, fence, "", "</details>"]

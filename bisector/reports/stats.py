@@ -32,8 +32,12 @@ def _round(x: float | None) -> float | None:
     return None if x is None else round(x, 2)
 
 
+SCHEMA = 1  # `stats --json`, and nightly.json's "stats" (docs/adr/0019)
+
+
 def stats_json(stats: Stats) -> dict[str, Any]:
     return {
+        "schema": SCHEMA,
         "window": {
             "commits": stats.commits,
             "days": stats.days,
