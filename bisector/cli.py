@@ -255,6 +255,7 @@ def find_break(tests: tuple[str, ...], good: str | None, bad: str, lookback: int
                history_db: str | None) -> None:
     """Find the commit that broke TESTS (default: every regression at --bad)."""
     from .errors import ConfigError
+    from .executors.factory import ExecutorOptions
     from .finder import find_break as run_find_break
     from .reports import bisect as bisect_report
 
@@ -262,19 +263,16 @@ def find_break(tests: tuple[str, ...], good: str | None, bad: str, lookback: int
         if not path.parent.is_dir():
             raise ConfigError(f"cannot write the report {path}: no directory {path.parent}",
                               hint="create it or give another --report path")
-    if suite and executor == "local":
-        raise ConfigError("--suite runs probes in containers, not with --executor local",
-                          hint="drop --executor local or --suite")
+    probes = ExecutorOptions(
+        kind=executor, suite=suite, setup=setup, jobs=jobs, scheduler=scheduler,
+        repo_url=repo_url, timeout=timeout, pytest_args=probe_args, test_files=test_files)
     console = _console()
     err = _console_err()
     result = run_find_break(
         repo_path, tests=list(tests), good=good, bad=bad, lookback=lookback,
-        history_db=history_db, first_parent=first_parent, timeout=timeout,
-        max_untestable=max_untestable, setup=setup, test_files=list(test_files),
+        history_db=history_db, first_parent=first_parent, max_untestable=max_untestable,
         progress=lambda m: err.print(m, style="dim"), confidence=confidence,
-        max_probes=max_probes, suite=suite, jobs=jobs, scheduler=scheduler, repo_url=repo_url,
-        executor=executor or ("dask" if scheduler else "docker" if suite else "local"),
-        pytest_args=probe_args,
+        max_probes=max_probes, probes=probes,
     )
     for kind, path in reports:
         text = (json.dumps(bisect_report.to_json(result), indent=2) if kind == "json"

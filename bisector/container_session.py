@@ -14,11 +14,16 @@ import sys
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from .errors import BisectorError
 from .model import Environment, TestResult
 from .nodeids import check_nodeid
 from .suites import SOURCE_DIR, load_suite
+
+if TYPE_CHECKING:
+    from .executors.docker import ContainerRun
+    from .suites import Suite
 
 # Our own options (the container's pytest does not have the plugin), and pytest-xdist's (the
 # image may not have it; the container's CPUs are the suite's to set).
@@ -108,14 +113,33 @@ def _interrupt(signum: int, frame: object) -> None:
 def _run(name: str, args: Sequence[str], invocation_dir: Path, *, track: bool,
          history_db: str | None, auto_bisect: bool, out: Callable[[str], None],
          trigger: str = "pytest") -> int:
-    from .executors.docker import (
-        SuiteRunner,
-        connect,
-        container_environment,
-        context_key,
-        parse_results,
-        sweep,
-    )
+    from .executors.docker import container_environment, parse_results
+
+    suite, root, sha, dirty, outcome, (started, finished) = _run_container(
+        name, args, invocation_dir, out, auto_bisect)
+    if outcome.problem is not None:
+        out(f"bisector: the container run told nothing about the tests: {outcome.problem}\n")
+        return 3
+    if outcome.junit is None:
+        out(f"bisector: no JUnit XML at {suite.junit} in the container; nothing recorded\n")
+    elif track:
+        results = parse_results(suite, outcome, None)
+        env = container_environment(suite, outcome.image_ref, outcome.image_id, root)
+        try:
+            said = _record(invocation_dir, history_db, env, results, started, finished,
+                           outcome.status, sha, dirty, trigger)
+        except BisectorError as exc:  # as locally: the tests' status stands, with a warning
+            said = f"warning: {exc.one_line()}; nothing recorded"
+        out(f"bisector: {said}\n")
+    return outcome.status if outcome.status is not None else 3
+
+
+def _run_container(name: str, args: Sequence[str], invocation_dir: Path,
+                   out: Callable[[str], None], auto_bisect: bool
+                   ) -> tuple[Suite, Path, str | None, bool, ContainerRun, tuple[float, float]]:
+    """Run the suite over the working tree in a container, gone when this returns: (suite,
+    checkout root, sha and dirtiness it ran on, what the container did, when it ran)."""
+    from .executors.docker import SuiteRunner, connect, context_key, sweep
     from .executors.worktree import new_session
     from .gitrepo import Repository
 
@@ -144,22 +168,7 @@ def _run(name: str, args: Sequence[str], invocation_dir: Path, *, track: bool,
                                  subdir="" if subdir == "." else subdir, context_id=context_id)
         finally:
             sweep(client, session=session)
-        finished = time.time()
-    if outcome.problem is not None:
-        out(f"bisector: the container run told nothing about the tests: {outcome.problem}\n")
-        return 3
-    if outcome.junit is None:
-        out(f"bisector: no JUnit XML at {suite.junit} in the container; nothing recorded\n")
-    elif track:
-        results = parse_results(suite, outcome, None)
-        env = container_environment(suite, outcome.image_ref, outcome.image_id, root)
-        try:
-            said = _record(invocation_dir, history_db, env, results, started, finished,
-                           outcome.status, state.sha, state.dirty, trigger)
-        except BisectorError as exc:  # as locally: the tests' status stands, with a warning
-            said = f"warning: {exc.one_line()}; nothing recorded"
-        out(f"bisector: {said}\n")
-    return outcome.status if outcome.status is not None else 3
+    return suite, root, state.sha, state.dirty, outcome, (started, time.time())
 
 
 def _record(invocation_dir: Path, history_db: str | None, env: Environment,

@@ -18,12 +18,9 @@ from typing import TYPE_CHECKING
 from .bayes import FlakySearch
 from .errors import BisectError, ConfigError, GitError
 from .executors import Probe, ProbeOutcome
-from .executors.pool import Pool
 
 if TYPE_CHECKING:
-    from .executors.dask import DaskExecutor
-    from .executors.docker import DockerExecutor
-    from .executors.local import LocalExecutor
+    from .executors.factory import ExecutorOptions
 from .flakiness import Estimate, Learnt, Rates, estimate, tally, wilson
 from .gitrepo import Repository
 from .history import HistoryStore
@@ -826,34 +823,18 @@ def find_break(
     lookback: int | None = None,
     history_db: str | None = None,
     first_parent: bool = True,
-    timeout: float | None = None,
     max_untestable: int | None = None,
-    setup: str | None = None,
-    test_files: list[Path] | None = None,
     progress: Progress | None = None,
     confidence: float = 0.99,
     max_probes: int | None = None,
-    executor: str = "local",
-    suite: str | None = None,
-    jobs: int = 1,
-    scheduler: str | None = None,
-    repo_url: str | None = None,
-    pytest_args: tuple[str, ...] | list[str] | None = None,
+    probes: ExecutorOptions | None = None,
 ) -> BisectResult:
-    """The whole find-break, as the CLI and the plugin's auto-bisect both run it.
+    """The whole find-break, as the CLI, the nightly and the plugin's auto-bisect run it.
+    `probes` says where and how probes run (`executors.factory`: local by default, checked
+    when made); [tool.bisector] fills in the setup and pytest options it leaves out."""
+    from .executors.factory import ExecutorOptions, build_executor, layout
 
-    `executor` is `local` (a worktree and this interpreter), `docker` (a container of the
-    named `suite` per probe) or `dask` (each probe a task on the cluster at `scheduler`, whose
-    workers clone `repo_url` and run it locally, or in the `suite`'s container). `jobs` probes
-    run at once, each with an executor of its own (a task of its own with Dask).
-    `pytest_args` go to every probe's pytest; when None, `[tool.bisector] pytest-args` do.
-    """
-    from .config import check_pytest_args
-    from .executors.local import LocalExecutor
-
-    if pytest_args:  # refused before a store is created, like a bad revision
-        pytest_args = check_pytest_args(pytest_args)
-
+    options = (probes or ExecutorOptions()).for_tests(tests)
     if max_untestable is not None and max_untestable < 1:  # 0 would end every search at once
         raise ConfigError(f"--max-untestable must be at least 1, not {max_untestable}",
                           hint="give 1 or more, or leave it out for the default")
@@ -869,69 +850,13 @@ def find_break(
             raise BisectError(f"nothing to bisect: {err.message}",
                               hint="record history with pytest --track-history, or name the "
                                    "tests and give --good REV") from None
-        extra = _read_test_files(repo, test_files or [])
-        probe_args = tuple(pytest_args) if pytest_args else settings.pytest_args
-        try:  # probes start pytest where the user did, so node ids mean the same
-            subdir = Path(repo_path).resolve().relative_to(repo.root).as_posix()
-        except ValueError:
-            subdir = ""
-        subdir = "" if subdir == "." else subdir
-        if jobs < 1:
-            raise ConfigError(f"--jobs must be at least 1, not {jobs}")
-        if executor != "dask" and (scheduler or repo_url):
-            raise ConfigError("--scheduler and --repo-url are for the Dask executor",
-                              hint="add --executor dask")
-        made: list[LocalExecutor | DockerExecutor] = []
-        cluster: DaskExecutor | None = None
-        if executor == "docker":
-            from .executors.docker import DockerExecutor
-            from .suites import available, load_suite
-
-            if suite is None:
-                names = ", ".join(available(repo.root)) or "none defined"
-                raise ConfigError("the Docker executor needs a suite",
-                                  hint=f"give --suite NAME (available: {names})")
-            if setup:
-                raise ConfigError("--setup is for the local executor",
-                                  hint="put setup commands in the suite's setup key")
-            loaded = load_suite(suite, repo.root)
-            for _ in range(jobs):
-                made.append(stack.enter_context(DockerExecutor(
-                    repo, loaded, timeout=timeout, extra_files=extra, subdir=subdir,
-                    pytest_args=probe_args)))
-        elif executor == "local":
-            for _ in range(jobs):
-                made.append(stack.enter_context(LocalExecutor(
-                    repo, timeout=timeout, setup=setup or settings.setup, extra_files=extra,
-                    subdir=subdir, pytest_args=probe_args)))
-        elif executor == "dask":
-            from .executors.dask import DaskExecutor
-            from .suites import load_suite
-
-            cluster = stack.enter_context(DaskExecutor(
-                repo, scheduler=scheduler, repo_url=repo_url,
-                suite=load_suite(suite, repo.root) if suite else None, timeout=timeout,
-                setup=setup or (None if suite else settings.setup), extra_files=extra,
-                subdir=subdir, pytest_args=probe_args, jobs=jobs, progress=progress))
-        else:
-            raise ConfigError(f"unknown executor {executor!r}", hint="use local, docker or dask")
-        probes: LocalExecutor | DockerExecutor | DaskExecutor
-        if cluster is not None:  # the cluster runs a round's probes at once, as tasks
-            probes = cluster
-            run_one, run_round = cluster.run, cluster.run_round
-        else:
-            probes = made[0]
-            pool = Pool(list(made))
-            run_one, run_round = pool.run, pool.run_round
-        finder = Finder(repo, store, run_one, progress=progress,
-                        env_key=probes.env_key, confidence=confidence,
-                        max_probes=max_probes, jobs=jobs, run_round=run_round)
-        if extra and not tests:  # the files' tests, from a probe of them at the bad end
-            if executor == "docker" or suite:
-                from .executors.docker import WHOLE_FILES_HINT, WHOLE_FILES_REFUSED
-
-                raise BisectError(WHOLE_FILES_REFUSED, hint=WHOLE_FILES_HINT)
-            tests = finder.probe_files(repo.resolve(bad), _as_run(sorted(extra), subdir))
+        place = layout(repo, repo_path, options.test_files)
+        executor = stack.enter_context(build_executor(repo, options, place, settings, progress))
+        finder = Finder(repo, store, executor.run, progress=progress,
+                        env_key=executor.env_key(), confidence=confidence,
+                        max_probes=max_probes, jobs=options.jobs, run_round=executor.run_round)
+        if options.whole_files:  # the files' tests, from a probe of them at the bad end
+            tests = finder.probe_files(repo.resolve(bad), place.test_paths())
         names, good_sha, bad_sha = finder.plan(tests, good, bad, settings.lookback)
         if max_untestable is None:
             span = len(repo.range(good_sha, bad_sha, first_parent=first_parent))
@@ -945,20 +870,6 @@ def _left(search: Bisection | DagBisection, tests: list[str]) -> int:
     return len({i for t in tests for i in search.suspect_list(t)})
 
 
-def _read_test_files(repo: Repository, paths: list[Path]) -> dict[str, bytes]:
-    """--test-file: the user's file, laid at the same place in every probe's checkout."""
-    out = {}
-    for path in paths:
-        full = path.resolve()
-        try:
-            rel = full.relative_to(repo.root)
-        except ValueError:
-            raise BisectError(f"--test-file {path} is outside the repository",
-                              hint="give a file inside the checkout") from None
-        out[rel.as_posix()] = full.read_bytes()
-    return out
-
-
 def _start_line(bad: str, good: str, first_parent: bool) -> str:
     """`git bisect start` as `git bisect log` writes it: replay reads the arguments only when
     single-quoted, and `--first-parent` (git 2.29+) walks the line that bisector searched."""
@@ -969,14 +880,6 @@ def _start_line(bad: str, good: str, first_parent: bool) -> str:
 def _bisect_line(verdict: Verdict, sha: str) -> str:
     word = "skip" if verdict is Verdict.UNTESTABLE else verdict.value
     return f"git bisect {word} {sha}"
-
-
-def _as_run(files: list[str], subdir: str) -> list[str]:
-    """Repository paths as pytest, started in `subdir`, is given them."""
-    if not subdir:
-        return files
-    prefix = subdir.rstrip("/") + "/"
-    return [f[len(prefix):] if f.startswith(prefix) else f for f in files]
 
 
 def _host() -> str:

@@ -368,15 +368,15 @@ def _tonight(store: HistoryStore, head: str, started: float, status: int) -> Any
 def _bisect(repo_path: Path, new: list[Regression], head: str, lookback: int,
             options: NightlyOptions, url: str, say: Progress
             ) -> tuple[BisectResult | None, str | None]:
+    from .executors.factory import ExecutorOptions
     from .finder import find_break
 
     try:
+        probes = ExecutorOptions(suite=options.container, jobs=options.jobs,
+                                 timeout=options.timeout, pytest_args=options.probe_args)
         return find_break(
             repo_path, tests=[r.nodeid for r in new], bad=head, lookback=lookback,
-            history_db=url, timeout=options.timeout,
-            confidence=options.confidence, jobs=options.jobs, progress=say,
-            pytest_args=options.probe_args,
-            executor="docker" if options.container else "local", suite=options.container,
+            history_db=url, confidence=options.confidence, progress=say, probes=probes,
         ), None
     except BisectorError as exc:  # still regressions to report, without a culprit
         return None, f"bisection failed: {exc.one_line()}"

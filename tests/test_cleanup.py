@@ -191,7 +191,7 @@ def test_the_startup_sweep_ends_a_dead_bisectors_probe(repo: Path, tmp_path: Pat
         runner.start()
         reap.extend(_wait_for_pids(pids, 2))
         owner = int(left.session.split("-")[0])
-        monkeypatch.setattr(worktree_mod, "alive", lambda pid: pid != owner)
+        monkeypatch.setattr(worktree_mod, "pid_alive", lambda pid: pid != owner)
         with LocalExecutor(r):
             assert _gone(reap) == [], "the sweep left the dead bisector's probe running"
             assert not left.tree.exists()
@@ -205,7 +205,7 @@ def test_a_recorded_pid_that_is_another_process_now_is_not_killed(
     commit(repo, {"a.txt": "1\n"})
     base = repo / ".bisector" / "worktrees"
     base.mkdir(parents=True)
-    monkeypatch.setattr(worktree_mod, "alive", lambda pid: False)
+    monkeypatch.setattr(worktree_mod, "pid_alive", lambda pid: False)
     other = subprocess.Popen(["sleep", "60"], start_new_session=True)
     reap.append(other.pid)
     name = worktree_mod.worktree_name("999999-abcdef")

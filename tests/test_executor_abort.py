@@ -94,7 +94,7 @@ def test_sweep_leaves_other_hosts_worktrees(repo: Path, monkeypatch: pytest.Monk
         assert on_a.tree.is_dir()
         # on host b, the process of host a is not alive (another pid namespace, another host)
         monkeypatch.setattr(worktree_mod.socket, "gethostname", lambda: "host-b")
-        monkeypatch.setattr(worktree_mod, "alive", lambda pid: False)
+        monkeypatch.setattr(worktree_mod, "pid_alive", lambda pid: False)
         assert worktree_mod.sweep(r) == []
         on_b = LocalExecutor(r)
         assert on_a.tree.is_dir(), "host b swept host a's live worktree"
@@ -113,7 +113,7 @@ def test_sweep_runs_under_the_git_lock(repo: Path, monkeypatch: pytest.MonkeyPat
     with Repository(repo) as r:
         left = LocalExecutor(r)
         left._checkout(sha)
-        monkeypatch.setattr(worktree_mod, "alive", lambda pid: False)
+        monkeypatch.setattr(worktree_mod, "pid_alive", lambda pid: False)
         held = []
         real = r.remove_worktree
 

@@ -274,6 +274,7 @@ def test_the_nightly_hands_pytest_args_to_its_probes(
     import bisector.finder as finder_module
     from bisector.cli import main
     from bisector.errors import BisectError
+    from bisector.executors.factory import ExecutorOptions
 
     monkeypatch.delenv("PYTEST_XDIST_WORKER", raising=False)  # the nightly's own session
     commit(repo, {"m.py": "def value():\n    return 1\n", "test_m.py": PLANTED}, "start")
@@ -293,7 +294,9 @@ def test_the_nightly_hands_pytest_args_to_its_probes(
     monkeypatch.setattr(finder_module, "find_break", bisect)
     main(["nightly", "-C", str(repo), "--report-dir", str(tmp_path / "n3"),
           "--pytest-arg", "-p", "--pytest-arg", "no:randomly"])
-    assert seen["pytest_args"] == ("-p", "no:randomly")
+    probes = seen["probes"]
+    assert isinstance(probes, ExecutorOptions)
+    assert probes.pytest_args == ("-p", "no:randomly") and probes.kind == "local"
 
 
 def test_a_pytest_suite_in_a_container_gets_the_pytest_args() -> None:

@@ -152,14 +152,16 @@ def runnable(nodeids: tuple[str, ...], status: int | None, log: str) -> list[str
 
 
 def fill_untestable(results: dict[str, TestResult], nodeids: tuple[str, ...],
-                    problem: str | None) -> dict[str, TestResult]:
+                    problem: str | None, *, phase: str = "collect",
+                    traceback: str | None = None) -> dict[str, TestResult]:
     """Every asked test has a result: the ones the run did not report are untestable, for the
-    probe's problem or because they do not exist at this commit."""
+    probe's problem or because they do not exist at this commit. `traceback` is what a person
+    reads to see why (the tail of the probe's output)."""
     for nodeid in nodeids:
         if nodeid not in results:
             reason = problem or f"{nodeid} not found at this commit"
             results[nodeid] = TestResult(nodeid, Outcome.UNTESTABLE, 0.0, None, reason,
-                                         phase="collect")
+                                         phase=phase, traceback=traceback)
     return results
 
 

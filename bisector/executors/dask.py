@@ -48,6 +48,7 @@ from ..gitrepo import LOCAL_GIT_ENV, Repository
 from ..model import Outcome
 from ..suites import Suite
 from . import Probe, ProbeAborted, ProbeOutcome, checked_ids
+from .base import BaseExecutor
 from .worktree import host_id
 
 SCHEDULER_HINT = "start one (dask scheduler) or check --scheduler"
@@ -281,7 +282,7 @@ def prepare(spec: WorkerSpec) -> WorkerInfo:
 
     executor = _acquire(spec)
     try:
-        key = executor.env_key
+        key = executor.env_key()
     except BaseException:
         _dispose(executor)
         raise
@@ -302,6 +303,19 @@ def run_probe(spec: WorkerSpec, probe: Probe) -> ProbeOutcome:
         if spec.session in _ABORTED:  # a retry of a task of an aborted bisection: never run
             raise aborted
     mirror(spec.repo_url, probe.sha)
+    outcome = _run_tracked(spec, probe, key, aborted)
+    host = socket.gethostname()
+    outcome = dataclasses.replace(
+        outcome, host=f"{name}@{host}",
+        log=f"bisector: probe on Dask worker {name} ({address}) on {host}\n{outcome.log}")
+    _raise_if_killed(probe, outcome, name)
+    return outcome
+
+
+def _run_tracked(spec: WorkerSpec, probe: Probe, key: str, aborted: ProbeAborted
+                 ) -> ProbeOutcome:
+    """Run the probe with an executor of this bisection, known to abort_probes while it runs;
+    the executor goes back to the idle ones after, unless the bisection was aborted."""
     executor = _acquire(spec)
     with _LOCK:
         stopped = spec.session in _ABORTED
@@ -311,7 +325,7 @@ def run_probe(spec: WorkerSpec, probe: Probe) -> ProbeOutcome:
         _dispose(executor)
         raise aborted
     try:
-        outcome = executor.run(probe)
+        outcome: ProbeOutcome = executor.run(probe)
     except ProbeAborted:
         with contextlib.suppress(Exception):
             _dispose(executor)
@@ -328,19 +342,19 @@ def run_probe(spec: WorkerSpec, probe: Probe) -> ProbeOutcome:
         _dispose(executor)
         raise aborted
     _give_back(spec, executor)
-    host = socket.gethostname()
-    outcome = dataclasses.replace(
-        outcome, host=f"{name}@{host}",
-        log=f"bisector: probe on Dask worker {name} ({address}) on {host}\n{outcome.log}")
+    return outcome
+
+
+def _raise_if_killed(probe: Probe, outcome: ProbeOutcome, worker: str) -> None:
+    """ProbeKilled when the probe's process was killed part-way (OOM, SIGTERM): what did not
+    run is no result of the commit, and Dask retries the task."""
     status = outcome.exit_status
     if status in KILLED and any(outcome.results.get(n) is None
                                 or outcome.results[n].outcome is Outcome.UNTESTABLE
                                 for n in probe.nodeids):
-        # killed part-way (OOM, SIGTERM): what did not run is no result of the commit
         signum = -status if status is not None and status < 0 else (status or 128) - 128
         raise ProbeKilled(f"the probe of {probe.sha[:10]} was killed (signal {signum}) "
-                          f"on Dask worker {name}", outcome)
-    return outcome
+                          f"on Dask worker {worker}", outcome)
 
 
 def abort_probes(session: str) -> int:
@@ -397,8 +411,12 @@ def connect(address: str | None, timeout: float = 10.0) -> Any:
                           hint="give tcp://HOST:PORT") from None
 
 
-class DaskExecutor:
-    """Probes of find-break as tasks on a Dask cluster; `run_round` runs K of them at once."""
+class DaskExecutor(BaseExecutor):
+    """Probes of find-break as tasks on a Dask cluster; `run_round` runs K of them at once.
+
+    Options are checked where they are given (`executors.factory`): a suite and a setup
+    command, for instance, are refused there.
+    """
 
     def __init__(self, repo: Repository, *, scheduler: str | None, repo_url: str | None = None,
                  suite: Suite | None = None, timeout: float | None = None,
@@ -407,9 +425,7 @@ class DaskExecutor:
                  retries: int = 2,
                  connect_timeout: float = 10.0, wait_workers: float = 30.0,
                  progress: Progress | None = None, client: Any = None) -> None:
-        if suite is not None and setup:
-            raise ConfigError("--setup is for the local executor",
-                              hint="put setup commands in the suite's setup key")
+        super().__init__()
         url = check_url(repo_url or f"file://{repo.common_dir.as_posix()}")
         self.repo = repo
         self.address = scheduler
@@ -493,7 +509,6 @@ class DaskExecutor:
         self.workers = self._prepare(self._jobs, self._wait_workers)
         return True
 
-    @property
     def env_key(self) -> str:
         """The key of the runs these probes are comparable with: the workers' environment."""
         assert self._env_key is not None
@@ -581,6 +596,7 @@ class DaskExecutor:
 
     def run_round(self, probes: list[Probe]) -> list[ProbeOutcome]:
         """All the probes submitted at once; their outcomes in the order given."""
+        self.check_aborted()
         futures = [self._submit(p) for p in probes]
         self._futures = list(futures)
         try:
@@ -593,7 +609,7 @@ class DaskExecutor:
 
     # -- stopping ---------------------------------------------------------------------------
 
-    def abort(self) -> None:
+    def _stop_running(self) -> None:
         """Cancel the tasks of the probes running now (Ctrl-C during a round), then kill them.
 
         Cancelled first, so the scheduler starts none of them again; then every worker marks
@@ -619,9 +635,4 @@ class DaskExecutor:
         finally:
             self._close_client()
 
-    def __enter__(self) -> DaskExecutor:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
 

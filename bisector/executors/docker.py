@@ -34,22 +34,20 @@ from ..gitrepo import Repository
 from ..junit import read_results, results_for
 from ..model import Environment, TestResult
 from ..nodeids import as_argument
+from ..pids import pid_alive
 from ..suites import RESULTS_DIR, SCRATCH_DIR, SOURCE_DIR, Service, Suite
 from . import (
     Probe,
-    ProbeAborted,
     ProbeOutcome,
     checked_ids,
-    fill_untestable,
     last_line,
     pytest_reason,
     runnable,
 )
-from .worktree import Worktree, alive, new_session, started
+from .base import AbortMark, BaseExecutor, experiment_key, finish
+from .factory import WHOLE_FILES_HINT, WHOLE_FILES_REFUSED
+from .worktree import Worktree, new_session, started
 
-# --test-file without node ids: a container runs the tests it is named, never a whole file
-WHOLE_FILES_REFUSED = "the Docker executor runs the tests it is given"
-WHOLE_FILES_HINT = "name the tests (node ids) along with --test-file"
 LABEL_SESSION = "io.bisector.session"
 LABEL_PID = "io.bisector.pid"
 LABEL_HOST = "io.bisector.host"
@@ -105,7 +103,7 @@ def _orphaned(labels: dict[str, str] | None, host: str) -> bool:
     pid = labels.get(LABEL_PID, "")
     if labels.get(LABEL_HOST) != host or not pid.isdigit():
         return False  # another machine's, or not ours to judge
-    if not alive(int(pid)):
+    if not pid_alive(int(pid)):
         return True
     recorded = labels.get(LABEL_STARTED)
     return bool(recorded) and started(int(pid)) not in (None, recorded)
@@ -172,7 +170,8 @@ class SuiteRunner:
 
     def __init__(self, client: Any, suite: Suite, session: str, *,
                  timeout: float | None = None, output: Output | None = None,
-                 pytest_args: tuple[str, ...] = ()) -> None:
+                 pytest_args: tuple[str, ...] = (), abort_mark: AbortMark | None = None
+                 ) -> None:
         self.client = client
         self.suite = suite
         self.pytest_args = pytest_args  # --pytest-arg: for a pytest suite, in PYTEST_ADDOPTS
@@ -184,7 +183,8 @@ class SuiteRunner:
                        LABEL_STARTED: started(os.getpid()) or ""}
         self._count = 0
         self._running: Any = None  # the probe's container while it runs
-        self._aborted = threading.Event()  # set by abort(), never cleared: no container after it
+        # set by abort() (or the executor sharing it), never cleared: no container after it
+        self.abort_mark = abort_mark or AbortMark()
 
     # -- images -----------------------------------------------------------------------------
 
@@ -279,12 +279,8 @@ class SuiteRunner:
             return {}
         return {"PYTEST_ADDOPTS": shlex.join(["-p", "no:bisector", *self.pytest_args])}
 
-    def _check_aborted(self) -> None:
-        if self._aborted.is_set():
-            raise ProbeAborted("the probe was aborted")
-
     def _start_service(self, service: Service, network: str, made: list[Any]) -> Any:
-        self._check_aborted()
+        self.abort_mark.check()
         endpoint = self.client.api.create_endpoint_config(aliases=[service.name])
         container = self.client.containers.create(
             service.image, command=list(service.command) if service.command else None,
@@ -345,59 +341,21 @@ class SuiteRunner:
         """The suite's command over `tree`, in a container that is gone when this returns."""
         import requests.exceptions
         from docker.errors import DockerException, ImageNotFound
-        from docker.types import Mount
 
         self._count += 1
         made: list[Any] = []
-        network = None
-        image_ref, image_id = self.suite.image or "", ""
+        networks: list[Any] = []
+        image = (self.suite.image or "", "")
         chunks: list[str] = []
         deadline = time.monotonic() + self.timeout
         try:
-            self._check_aborted()
-            image_ref, image_id = self.image(tree, context_id)
-            self._check_aborted()
-            if self.suite.services:
-                network = self.client.networks.create(
-                    self._name("net"), driver="bridge", internal=True, labels=self.labels)
-                services = [(s, self._start_service(s, network.name, made))
-                            for s in self.suite.services]
-                for service, container in services:
-                    self._wait_ready(service, container, deadline)
-            self._check_aborted()
-            container = self.client.containers.create(
-                image_id, command=["sh", "-c", self._script(selection, subdir)],
-                name=self._name("probe"), detach=True,
-                environment={**self._quiet_plugin(), **self.suite.env, **(env or {})},
-                mounts=[Mount(SOURCE_DIR, str(tree), type="bind", read_only=True)],
-                network=network.name if network is not None else None,
-                network_mode=None if network is not None else "none",
-                **self._limits())
-            made.append(container)
-            self._running = container
-            self._check_aborted()  # abort() ran between the check and now: never started
-            container.start()
-            follower = self._follow(container, chunks)
-            remaining = max(1.0, deadline - time.monotonic())
-            try:
-                status = int(container.wait(timeout=remaining)["StatusCode"])
-            except (requests.exceptions.ReadTimeout, requests.exceptions.ConnectionError):
-                with contextlib.suppress(Exception):
-                    container.kill()
-                follower.join(timeout=5)
-                return ContainerRun(None, "".join(chunks), f"timed out after {self.timeout:g}s",
-                                    None, image_ref, image_id)
-            follower.join(timeout=max(5.0, deadline - time.monotonic()))
-            self._check_aborted()  # killed by abort(): its exit status is not a result
-            log = "".join(chunks)
-            if status == 97 and SETUP_FAILED in log:
-                line = next(ln for ln in log.splitlines() if SETUP_FAILED in ln)
-                return ContainerRun(status, log, "setup failed" + line.split(SETUP_FAILED, 1)[1],
-                                    None, image_ref, image_id)
-            return ContainerRun(status, log, None, self._read(container, self.suite.junit),
-                                image_ref, image_id)
+            self.abort_mark.check()
+            image = self.image(tree, context_id)
+            network = self._services(deadline, made, networks)
+            container = self._container(image[1], tree, selection, subdir, env, network, made)
+            return self._finish(container, chunks, deadline, image)
         except _Untestable as exc:
-            return ContainerRun(None, "".join(chunks), str(exc), None, image_ref, image_id)
+            return ContainerRun(None, "".join(chunks), str(exc), None, *image)
         except ImageNotFound as exc:
             raise ExecutorError(f"suite {self.suite.name}: an image is not on this Docker "
                                 f"engine ({exc.explanation or exc})",
@@ -407,14 +365,72 @@ class SuiteRunner:
             # it tells nothing about the tests
             reason = getattr(exc, "explanation", None) or str(exc)
             return ContainerRun(None, "".join(chunks), f"docker: {last_line(str(reason))}",
-                                None, image_ref, image_id)
+                                None, *image)
         finally:
             self._running = None
-            self._remove(made, network)
+            self._remove(made, networks[0] if networks else None)
+
+    def _services(self, deadline: float, made: list[Any], networks: list[Any]) -> Any:
+        """The suite's services, started and ready, on a private network of their own (None
+        without services); what was created goes into `made` and `networks` for removal."""
+        self.abort_mark.check()
+        if not self.suite.services:
+            return None
+        network = self.client.networks.create(
+            self._name("net"), driver="bridge", internal=True, labels=self.labels)
+        networks.append(network)
+        services = [(s, self._start_service(s, network.name, made)) for s in self.suite.services]
+        for service, container in services:
+            self._wait_ready(service, container, deadline)
+        return network
+
+    def _container(self, image_id: str, tree: Path, selection: list[str], subdir: str,
+                   env: dict[str, str] | None, network: Any, made: list[Any]) -> Any:
+        """The probe's container, created and started (unless abort() came first)."""
+        from docker.types import Mount
+
+        self.abort_mark.check()
+        container = self.client.containers.create(
+            image_id, command=["sh", "-c", self._script(selection, subdir)],
+            name=self._name("probe"), detach=True,
+            environment={**self._quiet_plugin(), **self.suite.env, **(env or {})},
+            mounts=[Mount(SOURCE_DIR, str(tree), type="bind", read_only=True)],
+            network=network.name if network is not None else None,
+            network_mode=None if network is not None else "none",
+            **self._limits())
+        made.append(container)
+        self._running = container
+        self.abort_mark.check()  # abort() ran between the check and now: never started
+        container.start()
+        return container
+
+    def _finish(self, container: Any, chunks: list[str], deadline: float,
+                image: tuple[str, str]) -> ContainerRun:
+        """Wait for the probe's container (at most until `deadline`) and read what it left."""
+        import requests.exceptions
+
+        follower = self._follow(container, chunks)
+        remaining = max(1.0, deadline - time.monotonic())
+        try:
+            status = int(container.wait(timeout=remaining)["StatusCode"])
+        except (requests.exceptions.ReadTimeout, requests.exceptions.ConnectionError):
+            with contextlib.suppress(Exception):
+                container.kill()
+            follower.join(timeout=5)
+            return ContainerRun(None, "".join(chunks), f"timed out after {self.timeout:g}s",
+                                None, *image)
+        follower.join(timeout=max(5.0, deadline - time.monotonic()))
+        self.abort_mark.check()  # killed by abort(): its exit status is not a result
+        log = "".join(chunks)
+        if status == 97 and SETUP_FAILED in log:
+            line = next(ln for ln in log.splitlines() if SETUP_FAILED in ln)
+            return ContainerRun(status, log, "setup failed" + line.split(SETUP_FAILED, 1)[1],
+                                None, *image)
+        return ContainerRun(status, log, None, self._read(container, self.suite.junit), *image)
 
     def abort(self) -> None:
         """Stop the probe running now, and start no other (from another thread: Ctrl-C)."""
-        self._aborted.set()
+        self.abort_mark.set()
         container = self._running
         if container is not None:
             with contextlib.suppress(Exception):
@@ -477,16 +493,18 @@ def container_environment(suite: Suite, image_ref: str, image_id: str, root: Pat
                        fingerprint=environment.digest(key, image_id, deps))
 
 
-class DockerExecutor:
-    """Probes of find-break, each in a fresh container over a worktree of the commit."""
+class DockerExecutor(BaseExecutor):
+    """Probes of find-break, each in a fresh container over a worktree of the commit.
+
+    Options are checked where they are given (`executors.factory`); a suite's images are
+    checked here, so a missing one fails before the first probe.
+    """
 
     def __init__(self, repo: Repository, suite: Suite, *, timeout: float | None = None,
                  extra_files: dict[str, bytes] | None = None, subdir: str = "",
                  output: Output | None = None, client: Any = None,
                  pytest_args: tuple[str, ...] = ()) -> None:
-        if pytest_args and suite.dialect != "pytest":
-            raise ConfigError(f"--pytest-arg is for pytest suites; suite {suite.name} is "
-                              f"{suite.dialect}", hint="put the options in the suite's command")
+        super().__init__()
         self.repo = repo
         self.suite = suite
         self.subdir = subdir
@@ -494,29 +512,19 @@ class DockerExecutor:
         sweep(self.client)  # what a killed bisector left
         self.session = new_session()
         self.extra_files = dict(extra_files or {})
-        self.fingerprint_extra = ""
-        if self.extra_files or pytest_args:  # another experiment (see LocalExecutor)
-            self.fingerprint_extra = environment.digest(
-                *(f"{k}\0{v.hex()}" for k, v in sorted(self.extra_files.items())),
-                *(("pytest-args", *pytest_args) if pytest_args else ()))
+        self.fingerprint_extra = experiment_key(None, self.extra_files, pytest_args)
         self.worktree = Worktree(repo, self.session, self.extra_files)
         self.runner = SuiteRunner(self.client, suite, self.session, timeout=timeout,
-                                  output=output, pytest_args=pytest_args)
+                                  output=output, pytest_args=pytest_args,
+                                  abort_mark=self.abort_mark)
         self.runner.check_images()  # a missing image fails now, not after the first probe
 
-    @property
     def env_key(self) -> str:
         """The key of the runs this executor's probes are comparable with (any image digest)."""
         return container_environment(self.suite, self.suite.image or "", "", self.repo.root,
                                      self.fingerprint_extra).key
 
-    def __enter__(self) -> DockerExecutor:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
-
-    def abort(self) -> None:
+    def _stop_running(self) -> None:
         self.runner.abort()
 
     def close(self) -> None:
@@ -528,20 +536,40 @@ class DockerExecutor:
     def _context_id(self, sha: str) -> str | None:
         if self.suite.dockerfile is None:
             return None
-        return context_key(self.repo.tree_id(sha, self.suite.context),
-                           self.repo.tree_id(sha, self.suite.dockerfile), self.fingerprint_extra)
+        try:
+            return context_key(self.repo.tree_id(sha, self.suite.context),
+                               self.repo.tree_id(sha, self.suite.dockerfile),
+                               self.fingerprint_extra)
+        except Exception:  # no context directory at this commit: the build says so
+            return None
 
     def run(self, probe: Probe) -> ProbeOutcome:
-        if probe.whole_files:
+        if probe.whole_files:  # a Dask worker's probe may come from any client
             raise BisectError(WHOLE_FILES_REFUSED, hint=WHOLE_FILES_HINT)
         began = time.time()
         nodeids, refused = checked_ids(probe.nodeids)
-        self.runner._check_aborted()
+        self.check_aborted()
         tree = self.worktree.checkout(probe.sha)
-        try:
-            context_id = self._context_id(probe.sha)
-        except Exception:  # no context directory at this commit: the build says so
-            context_id = None
+        self.check_aborted()
+        if self.worktree.problem is not None:  # a submodule it needs is not to be had
+            env_info = container_environment(self.suite, self.suite.image or "", "", tree,
+                                             self.fingerprint_extra)
+            return finish(probe, {}, env_info, began, None, self.worktree.problem)
+        outcome = self._containers(tree, nodeids, self._context_id(probe.sha))
+        env_info = container_environment(self.suite, outcome.image_ref, outcome.image_id, tree,
+                                         self.fingerprint_extra)
+        results = parse_results(self.suite, outcome, nodeids)
+        problem = outcome.problem
+        if problem is None and not results:
+            problem = _no_results(self.suite, outcome, str(tree))
+        results.update(refused)
+        return finish(probe, results, env_info, began, outcome.status, problem, outcome.log,
+                      root=str(tree))
+
+    def _containers(self, tree: Path, nodeids: list[str], context_id: str | None
+                    ) -> ContainerRun:
+        """The suite over the tests; run again without the ids pytest said do not exist at
+        this commit, so one new test does not make the commit untestable for all."""
         # {tests} is the ids, each written so that none reads as an option of the command
         outcome = self.runner.run(tree, [as_argument(n) for n in nodeids], subdir=self.subdir,
                                   context_id=context_id)
@@ -550,19 +578,16 @@ class DockerExecutor:
         if rest:
             outcome = self.runner.run(tree, [as_argument(n) for n in rest], subdir=self.subdir,
                                       context_id=context_id)
-        env_info = container_environment(self.suite, outcome.image_ref, outcome.image_id, tree,
-                                         self.fingerprint_extra)
-        results = parse_results(self.suite, outcome, nodeids)
-        problem = outcome.problem
-        if problem is None and not results:
-            said = (pytest_reason(outcome.log) if self.suite.dialect == "pytest"
-                    else last_line(outcome.log)) or "no output"
-            problem = (f"no JUnit XML at {self.suite.junit} (exit {outcome.status}): {said}"
-                       if outcome.junit is None else f"exit {outcome.status}: {said}")
-        results.update(refused)
-        fill_untestable(results, probe.nodeids, problem)
-        return ProbeOutcome(probe, results, env_info, began, time.time(), outcome.status,
-                            problem, outcome.log)
+        return outcome
+
+
+def _no_results(suite: Suite, outcome: ContainerRun, root: str) -> str:
+    """Why a container run that reported no test tells nothing about them."""
+    said = (pytest_reason(outcome.log, root) if suite.dialect == "pytest"
+            else last_line(outcome.log)) or "no output"
+    if outcome.junit is None:
+        return f"no JUnit XML at {suite.junit} (exit {outcome.status}): {said}"
+    return f"exit {outcome.status}: {said}"
 
 
 def parse_results(suite: Suite, outcome: ContainerRun, nodeids: list[str] | None,

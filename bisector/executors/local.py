@@ -10,7 +10,6 @@ layout) comes first on `PYTHONPATH`, ahead of any editable install of the user's
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import os
 import shutil
 import site
@@ -26,21 +25,20 @@ from .. import environment
 from ..errors import ExecutorError
 from ..gitrepo import Repository
 from ..junit import read_results, results_for
-from ..model import Outcome, TestResult
+from ..model import TestResult
 from ..nodeids import as_argument
 from . import (
     Probe,
     ProbeAborted,
     ProbeOutcome,
     checked_ids,
-    fill_untestable,
     in_files,
     last_line,
     procs,
     pytest_reason,
     runnable,
-    unreported,
 )
+from .base import BaseExecutor, experiment_key, finish
 from .worktree import RECORD, TMP, VENV, Worktree, new_session
 
 # Seconds to wait for a probe's output once its processes are ended: only a process that
@@ -48,7 +46,7 @@ from .worktree import RECORD, TMP, VENV, Worktree, new_session
 READ_GRACE_S = 5.0
 
 
-class LocalExecutor:
+class LocalExecutor(BaseExecutor):
     def __init__(
         self,
         repo: Repository,
@@ -60,22 +58,13 @@ class LocalExecutor:
         extra_files: dict[str, bytes] | None = None,
         subdir: str = "",
     ) -> None:
+        super().__init__()
         self.repo = repo
         # Where in the checkout pytest is started: node ids are relative to its rootdir.
         self.subdir = subdir
         # Files laid over every checkout (--test-file): a test that did not exist back then.
         self.extra_files = dict(extra_files or {})
-        # A probe with a setup, laid-over files or pytest options (--pytest-arg) is another
-        # experiment than a plain run of the commit: it gets its own environment key, so
-        # neither stands in for the other.
-        self.fingerprint_extra = ""
-        if setup or self.extra_files or pytest_args:
-            digest = hashlib.sha256((setup or "").encode())
-            for rel, content in sorted(self.extra_files.items()):
-                digest.update(b"\0" + rel.encode() + b"\0" + content)
-            if pytest_args:  # absent, the key stays what it was before the option existed
-                digest.update(b"\0pytest-args\0" + "\0".join(pytest_args).encode())
-            self.fingerprint_extra = digest.hexdigest()[:16]
+        self.fingerprint_extra = experiment_key(setup, self.extra_files, pytest_args)
         self.python = python
         self.setup = setup
         self._venv: Path | None = None
@@ -93,48 +82,33 @@ class LocalExecutor:
         # held while the running process is killed or reaped: a pid is only signalled while
         # it is still ours (unreaped), never after it may have been reused
         self._reap = threading.Lock()
-        # set by abort() and never cleared: the bisection ends after an abort, and a thread
-        # still checking out or setting up must not start a process after it
-        self._aborted = threading.Event()
 
-    @property
     def env_key(self) -> str:
         """The key of the runs this executor's probes are comparable with."""
         return environment.current(self.repo.root, extra=self.fingerprint_extra).key
 
-    def __enter__(self) -> LocalExecutor:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
-
-    def abort(self) -> None:
-        """Kill the probe running now, and start no other (from another thread: Ctrl-C).
+    def _stop_running(self) -> None:
+        """Kill the running probe's process tree (abort(), from another thread: Ctrl-C).
 
         The mark is set before the running process is read; `_spawn` records its process
         before reading the mark: whichever comes second sees the other, so no process
         started around an abort outlives it.
         """
-        self._aborted.set()
         proc = self._running
         if proc is not None:
             self._end(proc)
 
-    def _check_aborted(self) -> None:
-        if self._aborted.is_set():
-            raise ProbeAborted("the probe was aborted")
-
     def _spawn(self, cmd: list[str] | str, **kwargs: Any) -> subprocess.Popen[str]:
         """A process of this probe, in a group of its own, that abort() can kill; its group
         is recorded beside the worktree for a sweep after a `kill -9` of bisector."""
-        self._check_aborted()
+        self.check_aborted()
         proc: subprocess.Popen[str] = subprocess.Popen(
             cmd, text=True, start_new_session=True, stdout=subprocess.PIPE,
             stderr=subprocess.STDOUT, **kwargs)
         self._running = proc
         with contextlib.suppress(OSError):
             procs.record(self._record, proc.pid)
-        if self._aborted.is_set():  # abort() ran between the check and now
+        if self.aborted:  # abort() ran between the check and now
             self._end(proc)
             self._running = None
             raise ProbeAborted("the probe was aborted")
@@ -204,7 +178,7 @@ class LocalExecutor:
                 err, _ = self._wait(proc, None)
             finally:
                 self._running = None
-            self._check_aborted()  # killed by abort(): not a broken venv module
+            self.check_aborted()  # killed by abort(): not a broken venv module
             site_dirs = list(venv.glob("lib/python*/site-packages"))
             if proc.returncode != 0 or len(site_dirs) != 1:
                 raise ExecutorError(
@@ -220,9 +194,9 @@ class LocalExecutor:
         return str(self._venv / "bin" / "python")
 
     def _checkout(self, sha: str) -> None:
-        self._check_aborted()
+        self.check_aborted()
         self.worktree.checkout(sha)
-        self._check_aborted()
+        self.check_aborted()
 
     def _env(self) -> dict[str, str]:
         env = dict(os.environ)
@@ -251,20 +225,24 @@ class LocalExecutor:
         self._checkout(probe.sha)
         env_info = environment.current(self.tree, extra=self.fingerprint_extra)
         if self.worktree.problem is not None:  # a submodule it needs is not to be had
-            return ProbeOutcome(probe, fill_untestable({}, probe.nodeids, self.worktree.problem),
-                                env_info, started, time.time(), None, self.worktree.problem)
+            return finish(probe, {}, env_info, started, None, self.worktree.problem)
         python = self._probe_python()
         if self.setup:
             status, log, problem = self._execute(self.setup, shell=True)
             if problem is None and status != 0:
                 problem = f"setup failed (exit {status}): {last_line(log) or 'no output'}"
             if problem is not None:
-                results = {
-                    n: TestResult(n, Outcome.UNTESTABLE, 0.0, None, problem, phase="setup")
-                    for n in probe.nodeids
-                }
-                return ProbeOutcome(probe, results, env_info, started, time.time(), status,
-                                    problem, log)
+                return finish(probe, {}, env_info, started, status, problem, log,
+                              root=str(self.tree), phase="setup")
+        status, log, problem, results = self._tests(probe, ids, python)
+        results.update(refused)
+        return finish(probe, results, env_info, started, status, problem, log,
+                      root=str(self.tree))
+
+    def _tests(self, probe: Probe, ids: list[str], python: str
+               ) -> tuple[int | None, str, str | None, dict[str, TestResult]]:
+        """(status, output, problem, results) of the probe's pytest: run again without the ids
+        pytest said do not exist here, so one new test does not make the commit untestable."""
         status, log, problem, results = self._pytest(python, ids, probe.whole_files)
         rest = (runnable(tuple(ids), status, log)
                 if problem is None and not results and not probe.whole_files else None)
@@ -274,9 +252,7 @@ class LocalExecutor:
         if problem is None and status not in (0, 1) and not results:
             reason = pytest_reason(log, str(self.tree)) or "no output"
             problem = f"pytest exited {status}: {reason}"
-        results.update(refused)
-        fill_untestable(results, unreported(probe, results), problem)
-        return ProbeOutcome(probe, results, env_info, started, time.time(), status, problem, log)
+        return status, log, problem, results
 
     def _pytest(self, python: str, nodeids: list[str], whole_files: bool = False
                 ) -> tuple[int | None, str, str | None, dict[str, TestResult]]:
@@ -313,7 +289,7 @@ class LocalExecutor:
             self._running = None
         if timed_out:
             return None, out, f"timed out after {self.timeout:g}s"
-        self._check_aborted()  # killed by abort(): its exit status is not a result
+        self.check_aborted()  # killed by abort(): its exit status is not a result
         return proc.returncode, out, None
 
 

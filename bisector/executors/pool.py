@@ -6,25 +6,23 @@ thread. Ctrl-C reaches the main thread only: it aborts every executor (the runni
 process group is killed, the container stopped, and an executor still checking out or setting
 up starts no process after that: its thread ends with ProbeAborted) and waits for the threads
 before the executors are closed, so no probe outlives the bisection, and the wait is short.
+
+A pool is itself an `Executor`: the finder cannot tell it from one executor with K slots.
 """
 
 from __future__ import annotations
 
 import contextlib
 from concurrent.futures import ThreadPoolExecutor
-from typing import Protocol
+from typing import Self
 
-from . import Probe, ProbeOutcome
-
-
-class Parallel(Protocol):
-    def run(self, probe: Probe) -> ProbeOutcome: ...
-
-    def abort(self) -> None: ...
+from . import Executor, Probe, ProbeOutcome
 
 
 class Pool:
-    def __init__(self, executors: list[Parallel]) -> None:
+    """K executors as one; it owns them: leaving its context closes them all."""
+
+    def __init__(self, executors: list[Executor]) -> None:
         if not executors:
             raise ValueError("a pool needs at least one executor")
         self.executors = executors
@@ -43,9 +41,26 @@ class Pool:
                        for executor, probe in zip(self.executors, probes, strict=False)]
             return [future.result() for future in futures]
         except BaseException:
-            for executor in self.executors:
-                with contextlib.suppress(Exception):
-                    executor.abort()
+            self.abort()
             raise
         finally:
             threads.shutdown(wait=True, cancel_futures=True)
+
+    def abort(self) -> None:
+        """Abort every executor (from another thread too: Ctrl-C)."""
+        for executor in self.executors:
+            with contextlib.suppress(Exception):
+                executor.abort()
+
+    def env_key(self) -> str:
+        """The executors' key: they are built alike, so the first one's is theirs."""
+        return self.executors[0].env_key()
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        """Close every executor, the last made first, even when one fails to close."""
+        with contextlib.ExitStack() as stack:
+            for executor in self.executors:
+                stack.push(executor.__exit__)

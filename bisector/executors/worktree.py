@@ -20,22 +20,13 @@ import threading
 from pathlib import Path
 
 from ..gitrepo import Repository
+from ..pids import pid_alive
 from . import procs
 
 WORKTREES = Path(".bisector") / "worktrees"
 # git's own locks are per repository: the worktrees of a round (--jobs K) are added, moved and
 # removed one at a time, while their tests run at once
 _GIT = threading.Lock()
-
-
-def alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
 
 
 # When a process started (clock ticks since boot, Linux), to tell a reused pid apart: a killed
@@ -99,7 +90,7 @@ def sweep(repo: Repository) -> list[Path]:
         host = host_id()
         for path in sorted(base.iterdir()):
             owner, pid = _owner(path.name)
-            if (owner is not None and owner != host) or not pid.isdigit() or alive(int(pid)):
+            if (owner is not None and owner != host) or not pid.isdigit() or pid_alive(int(pid)):
                 continue
             stem = _stem(path.name)
             if stem not in ended:  # the worktree's name sorts before what lies beside it

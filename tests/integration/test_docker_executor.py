@@ -412,3 +412,29 @@ def test_nightly_in_containers(repo: Path, docker_client: Any, base_image: str,
                                  "--filter", "label=io.bisector.suite=nightly-py", "-q"],
                                 capture_output=True, text=True, check=True)
         assert listed.stdout.strip() == "", (kind, listed.stdout)
+
+
+def test_an_untestable_container_probe_carries_the_tail_of_its_output(
+        repo: Path, docker_client: Any, base_image: str) -> None:
+    sha = commit(repo, {"tests/test_t.py": "def test_t():\n    pass\n"})
+    failing = plain_suite(base_image, setup='["echo error: no wheel for numpy; exit 3"]')
+    with _executor(repo, failing) as executor:
+        outcome = executor.run(Probe(sha, ("tests/test_t.py::test_t",)))
+    result = outcome.results["tests/test_t.py::test_t"]
+    assert result.outcome == "untestable" and outcome.problem is not None
+    assert result.traceback is not None and "error: no wheel for numpy" in result.traceback
+    nothing_left(docker_client, os.getpid())
+
+
+def test_a_missing_submodule_is_untestable_without_a_container(
+        tmp_path: Path, docker_client: Any, base_image: str) -> None:
+    from ..test_executor_base import _clone_without_submodule
+
+    clone, sha = _clone_without_submodule(tmp_path)
+    write_suite(clone, "s", plain_suite(base_image))
+    with DockerExecutor(Repository(clone), load_suite("s", clone)) as executor:
+        outcome = executor.run(Probe(sha, ("test_lib.py::test_value",)))
+    assert outcome.problem is not None and "submodule lib" in outcome.problem
+    assert outcome.results["test_lib.py::test_value"].outcome == "untestable"
+    assert outcome.log == ""  # no container ran
+    nothing_left(docker_client, os.getpid())
