@@ -419,7 +419,7 @@ def tracebacks_of(store: HistoryStore, run: Any, head: str) -> dict[str, str | N
     """Tonight's tracebacks by test. The store keeps them beside the results (read with
     getattr: a store without the column yet has none to give)."""
     rows = store.results_at([head], env_key=run.env_key)
-    return {r.nodeid: getattr(r, "traceback", None) for r in rows if r.run_id == run.id}
+    return {r.nodeid: r.traceback for r in rows if r.run_id == run.id}
 
 
 def _assemble(night: Night) -> NightlyReport:
@@ -623,7 +623,7 @@ def _latest(night: Night, sha: str | None, tests: list[str], known: dict[str, in
         return {}
     rows = night.store.results_at([sha], env_key=night.run.env_key,
                                   test_ids=[known[t] for t in tests if t in known])
-    return {n: (r.outcome, r.message, getattr(r, "traceback", None))
+    return {n: (r.outcome, r.message, r.traceback)
             for n, r in latest_per_test(rows).items()}
 
 
