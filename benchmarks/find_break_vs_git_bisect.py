@@ -7,6 +7,24 @@ the same pytest command per probe. Three figures per culprit position:
   find-break, history     the same after `pytest --track-history` ran on every 25th commit
 
     python benchmarks/find_break_vs_git_bisect.py [--commits 200] [--culprits 37,101,180]
+
+`--installable` (issue 15): probes that must build. A generated package (pyproject.toml, src
+layout, setuptools; its test imports the installed copy) of 64 and 160 first-parent commits
+(`--sizes`), one culprit at a random position (`--seed`). Per pair, interleaved (the order
+alternates pair by pair, so a drifting load on a shared machine falls on both):
+  git bisect run --first-parent, in a clone of its own with a venv of its own, each step
+      `pip install --no-deps . && pytest -q TEST` (its venv made before the clock starts,
+      as a user's would be);
+  bisector cold: `bisector find-break --good G --bad B --setup 'pip install --no-deps .'
+      TEST` at default settings, in a fresh repository (a fresh default store, nothing reused);
+  bisector warm: the same command again on the same store.
+Both tools see the same interpreter and pytest (bisector's probe venv and git bisect's venv
+each put it behind their own site-packages with a .pth). Then the per-probe overhead, on the
+culprit's parent (a commit both ran): the bare step timed `--bare-reps` times in git bisect's
+checkout against bisector's own record of its probe there (run started_at..finished_at:
+checkout, setup, pytest, JUnit parse), and what bisector's wall holds beyond its probes.
+
+    python benchmarks/find_break_vs_git_bisect.py --installable [--pairs 3] [--sizes 64 160]
 """
 
 from __future__ import annotations
@@ -15,15 +33,22 @@ import argparse
 import json
 import math
 import os
+import random
+import sqlite3
+import statistics
 import subprocess
 import sys
 import tempfile
 import time
+from dataclasses import dataclass, field
 from pathlib import Path
+
+from _generated import ENV, INSTALLABLE_TEST, build_installable, parent_env_venv
 
 from bisector.demo import build_repo
 
 TEST = "tests/test_calc.py::test_add_negative"
+I_TEST = INSTALLABLE_TEST
 
 
 def git(repo: Path, *args: str) -> str:
@@ -69,7 +94,19 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--commits", type=int, default=200)
     parser.add_argument("--culprits", default="37,101,180")
+    parser.add_argument("--installable", action="store_true",
+                        help="probes that pip-install a generated package (issue 15)")
+    parser.add_argument("--pairs", type=int, default=3, help="--installable: pairs per size")
+    parser.add_argument("--sizes", type=int, nargs="+", default=[64, 160],
+                        help="--installable: first-parent commits of each repository")
+    parser.add_argument("--seed", type=int, default=15, help="--installable: culprit positions")
+    parser.add_argument("--bare-reps", type=int, default=3,
+                        help="--installable: bare steps timed for the per-probe overhead")
+    parser.add_argument("--keep", type=Path, default=None,
+                        help="--installable: keep each pair's files (timelines) under here")
     args = parser.parse_args()
+    if args.installable:
+        return installable(args)
     rows = []
     for culprit in (int(c) for c in args.culprits.split(",")):
         with tempfile.TemporaryDirectory(prefix="bisector-bench-") as tmpdir:
@@ -114,6 +151,194 @@ def main() -> int:
               f"{cold_runs:>3} runs ({cold_runs - 4} search) {cold_time:5.1f}s  "
               f"{h_runs:>3} runs ({h_runs - 2} search) {h_time:5.1f}s  "
               f"{cold_time / gb_time:10.2f}")
+    return 0
+
+
+# -- --installable: probes that build (issue 15) --------------------------------------------
+
+SETUP = "pip install --no-deps ."
+
+
+@dataclass
+class Timed:
+    """One tool's run: the culprit it named, runs made, wall seconds, and a timeline of
+    (seconds since its start, line) for the notes: git bisect's steps, bisector's progress."""
+
+    culprit: str | None
+    runs: int
+    wall: float
+    timeline: list[tuple[float, str]] = field(default_factory=list)
+    rounds: int = 0
+
+
+def git_bisect_installable(clone: Path, venv: Path, good: str, bad: str, tmp: Path) -> Timed:
+    """`git bisect run --first-parent`, each step `pip install --no-deps . && pytest -q TEST`
+    in the clone with its venv first on PATH; each step's start, end and status logged."""
+    steps = tmp / "gb-steps"
+    steps.write_text("")
+    script = tmp / "gb-step.sh"
+    script.write_text(
+        "#!/bin/sh\n"
+        f"export VIRTUAL_ENV={venv} PATH={venv}/bin:$PATH\n"
+        "t0=$(date +%s%N)\n"
+        f"{SETUP} -q && python -m pytest -q -p no:cacheprovider {I_TEST} >/dev/null\n"
+        "rc=$?\n"
+        f'echo "$(git rev-parse HEAD) $t0 $(date +%s%N) $rc" >> {steps}\n'
+        "exit $rc\n")
+    script.chmod(0o755)
+    start = time.perf_counter()
+    t0 = time.time_ns()
+    git(clone, "bisect", "start", "--first-parent", bad, good)
+    out = git(clone, "bisect", "run", str(script))
+    wall = time.perf_counter() - start
+    git(clone, "bisect", "reset")
+    culprit = next((line.split()[0] for line in out.splitlines()
+                    if "is the first bad commit" in line), None)
+    timeline = []
+    for line in steps.read_text().splitlines():
+        sha, a, b, rc = line.split()
+        timeline.append(((int(a) - t0) / 1e9,
+                         f"step {sha[:10]} {(int(b) - int(a)) / 1e9:.2f}s exit {rc}"))
+    return Timed(culprit, len(timeline), wall, timeline)
+
+
+def bisector_installable(repo: Path, good: str, bad: str) -> Timed:
+    """find-break at default settings but --setup, its progress lines timestamped as they
+    come (each `probe N:` line is printed as that probe starts)."""
+    cmd = [sys.executable, "-m", "bisector", "find-break", "--json", "--good", good,
+           "--bad", bad, "--setup", SETUP, I_TEST]
+    start = time.perf_counter()
+    proc = subprocess.Popen(cmd, cwd=repo, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            text=True, env=ENV)
+    assert proc.stderr is not None and proc.stdout is not None
+    timeline = [(time.perf_counter() - start, line.rstrip()) for line in proc.stderr]
+    out = proc.stdout.read()
+    proc.wait()
+    wall = time.perf_counter() - start
+    timeline.append((wall, f"exit {proc.returncode}"))
+    if proc.returncode != 0:
+        print("find-break failed:", *(line for _, line in timeline[-5:]), sep="\n  ")
+        return Timed(None, 0, wall, timeline)
+    data = json.loads(out)
+    named = [c["commit"]["sha"] for c in data["culprits"] if c["commit"]]
+    return Timed(named[0] if named else None, data["probes_run"], wall, timeline,
+                 data.get("rounds", 0))
+
+
+def probe_records(repo: Path) -> list[tuple[str, str, float, float]]:
+    """bisector's own record of each probe: (sha, purpose, started_at, finished_at)."""
+    db = sqlite3.connect(repo / ".bisector" / "history.db")
+    try:
+        rows = db.execute(
+            "SELECT r.sha, p.purpose, r.started_at, r.finished_at FROM runs r "
+            "JOIN probes p ON p.run_id = r.id WHERE r.trigger = 'probe' "
+            "ORDER BY r.started_at").fetchall()
+    finally:
+        db.close()
+    return [(str(a), str(b), float(c), float(d)) for a, b, c, d in rows]
+
+
+def bare_steps(clone: Path, venv: Path, sha: str, reps: int) -> list[float]:
+    """`pip install --no-deps . && pytest -q TEST` at sha in a plain checkout, timed."""
+    git(clone, "checkout", "-q", "--detach", sha)
+    env = {**ENV, "VIRTUAL_ENV": str(venv), "PATH": f"{venv}/bin:{ENV['PATH']}"}
+    walls = []
+    for _ in range(reps):
+        start = time.perf_counter()
+        subprocess.run(f"{SETUP} -q && python -m pytest -q -p no:cacheprovider {I_TEST}",
+                       shell=True, cwd=clone, env=env, capture_output=True, check=False)
+        walls.append(time.perf_counter() - start)
+    return walls
+
+
+def one_pair(size: int, culprit: int, gb_first: bool, reps: int, tmp: Path) -> dict:
+    repo = tmp / "repo"
+    shas = build_installable(repo, size, culprit)
+    good, bad, want = shas[0], shas[-1], shas[culprit]
+    clone = tmp / "gb-clone"
+    git(tmp, "clone", "-q", str(repo), str(clone))
+    venv = parent_env_venv(tmp / "gb-venv", sys.executable)
+    subprocess.run([f"{venv}/bin/pip", "--version"], check=True, capture_output=True)
+    row: dict = {"size": size, "culprit": culprit}
+    if gb_first:
+        row["gb"] = git_bisect_installable(clone, venv, good, bad, tmp)
+    row["cold"] = bisector_installable(repo, good, bad)
+    records = probe_records(repo)
+    row["warm"] = bisector_installable(repo, good, bad)
+    if not gb_first:
+        row["gb"] = git_bisect_installable(clone, venv, good, bad, tmp)
+    row["right"] = (row["gb"].culprit == want, row["cold"].culprit == want,
+                    row["warm"].culprit == want)
+    parent = shas[culprit - 1]
+    row["records"] = records
+    at_parent = [b - a for sha, why, a, b in records if sha == parent][-1:]
+    row["bare"] = bare_steps(clone, venv, parent, reps)
+    row["probe_at_parent"] = at_parent[0] if at_parent else math.nan
+    first = records[0][2] if records else 0.0
+    row["first_probe"] = records[0][3] - first if records else math.nan
+    row["in_probes"] = sum(b - a for _, _, a, b in records)
+    return row
+
+
+def print_pair(row: dict) -> None:
+    gb, cold, warm = row["gb"], row["cold"], row["warm"]
+    right = "/".join("yes" if r else "NO" for r in row["right"])
+    bare = statistics.median(row["bare"])
+    outside = cold.wall - row["in_probes"]
+    print(f"{row['size']:>4} {row['culprit']:>4}  {right:>11}  {gb.runs:>2} steps "
+          f"{gb.wall:6.1f}s  {cold.runs:>2} probes {cold.wall:6.1f}s  "
+          f"{cold.wall / gb.wall:5.2f}  {warm.runs:>2} probes {warm.wall:5.1f}s "
+          f"{warm.wall / gb.wall:5.2f}  {bare:5.2f}s {row['probe_at_parent']:5.2f}s "
+          f"{row['probe_at_parent'] - bare:+5.2f}s  {outside:5.1f}s", flush=True)
+
+
+def save_pair(keep: Path, index: int, row: dict) -> None:
+    """The timelines and records of a pair, for reading where the time went."""
+    keep.mkdir(parents=True, exist_ok=True)
+    data = {k: v for k, v in row.items() if k not in ("gb", "cold", "warm")}
+    for k in ("gb", "cold", "warm"):
+        t: Timed = row[k]
+        data[k] = {"culprit": t.culprit, "runs": t.runs, "wall": t.wall, "rounds": t.rounds,
+                   "timeline": t.timeline}
+    (keep / f"pair-{row['size']}-{index}.json").write_text(json.dumps(data, indent=1))
+
+
+HEADER = (f"{'n':>4} {'cul':>4}  {'right gb/c/w':>11}  {'git bisect':>15}  "
+          f"{'bisector cold':>17}  {'ratio':>5}  {'bisector warm':>16} {'ratio':>5}  "
+          f"{'bare':>6} {'probe':>6} {'ovh':>6}  {'outside':>7}")
+
+
+def installable(args: argparse.Namespace) -> int:
+    rng = random.Random(args.seed)
+    print(f"bisector find-break vs git bisect run, installable package, {args.pairs} pairs "
+          f"per size, interleaved; {os.cpu_count()} cores, load {os.getloadavg()[0]:.1f}; "
+          f"python {sys.executable}")
+    print("bare: pip install + pytest at the culprit's parent, median; probe: bisector's own "
+          "record of its probe there;\novh = probe - bare; outside: bisector's wall not inside "
+          "any probe record (start-up, store, planning, cleanup)")
+    print(HEADER)
+    rows = []
+    for size in args.sizes:
+        for k in range(args.pairs):
+            culprit = rng.randrange(1, size)
+            with tempfile.TemporaryDirectory(prefix="bisector-speed-") as tmpdir:
+                row = one_pair(size, culprit, k % 2 == 0, args.bare_reps, Path(tmpdir))
+            rows.append(row)
+            print_pair(row)
+            if args.keep is not None:
+                save_pair(args.keep, k, row)
+    print()
+    print(f"{'n':>4} {'right gb/cold/warm':>20} {'cold/gb mean':>13} {'warm/gb mean':>13} "
+          f"{'mean ovh/probe':>15}  (load now {os.getloadavg()[0]:.1f})")
+    for size in args.sizes:
+        mine = [r for r in rows if r["size"] == size]
+        right = "/".join(str(sum(r["right"][i] for r in mine)) for i in range(3))
+        cold = statistics.mean(r["cold"].wall / r["gb"].wall for r in mine)
+        warm = statistics.mean(r["warm"].wall / r["gb"].wall for r in mine)
+        ovh = statistics.mean(r["probe_at_parent"] - statistics.median(r["bare"])
+                              for r in mine)
+        print(f"{size:>4} {right + f' of {len(mine)}':>20} {cold:>13.2f} {warm:>13.2f} "
+              f"{ovh:>+14.2f}s")
     return 0
 
 
