@@ -292,6 +292,27 @@ def print_pair(row: dict) -> None:
           f"{row['probe_at_parent'] - bare:+5.2f}s  {outside:5.1f}s", flush=True)
 
 
+def print_phases(row: dict) -> None:
+    """Where the cold run's wall went: before its first probe (start-up, store, planning),
+    the first probe (it creates the probe venv), the others, the gaps between probe records
+    (recording, the search's bookkeeping) and after the last one (owners, cleanup)."""
+    cold: Timed = row["cold"]
+    records = row["records"]
+    first = next((t for t, line in cold.timeline if line.startswith("probe 1:")), None)
+    if first is None or not records:
+        return
+    offset = records[0][2] - first  # bisector's clock at the timeline's zero
+    spans = [(a - offset, b - offset) for _, _, a, b in records]
+    gaps = sum(spans[i + 1][0] - spans[i][1] for i in range(len(spans) - 1))
+    others = [b - a for a, b in spans[1:]]
+    mean = statistics.mean(others) if others else math.nan
+    whys = ", ".join(why.split(",")[0] for _, why, _, _ in records)
+    print(f"      cold phases: to probe 1 {first:.2f}s, first probe "
+          f"{spans[0][1] - spans[0][0]:.2f}s, other probes {mean:.2f}s each (n={len(others)}), "
+          f"gaps {gaps:.2f}s, after the last {cold.wall - spans[-1][1]:.2f}s; probes: {whys}",
+          flush=True)
+
+
 def save_pair(keep: Path, index: int, row: dict) -> None:
     """The timelines and records of a pair, for reading where the time went."""
     keep.mkdir(parents=True, exist_ok=True)
@@ -325,6 +346,7 @@ def installable(args: argparse.Namespace) -> int:
                 row = one_pair(size, culprit, k % 2 == 0, args.bare_reps, Path(tmpdir))
             rows.append(row)
             print_pair(row)
+            print_phases(row)
             if args.keep is not None:
                 save_pair(args.keep, k, row)
     print()
