@@ -102,6 +102,9 @@ def main() -> int:
     parser.add_argument("--seed", type=int, default=15, help="--installable: culprit positions")
     parser.add_argument("--bare-reps", type=int, default=3,
                         help="--installable: bare steps timed for the per-probe overhead")
+    parser.add_argument("--bisector-arg", action="append", default=[], metavar="ARG",
+                        help="--installable: one more find-break argument (e.g. --jobs=2); "
+                             "the default measures default settings")
     parser.add_argument("--keep", type=Path, default=None,
                         help="--installable: keep each pair's files (timelines) under here")
     args = parser.parse_args()
@@ -202,11 +205,12 @@ def git_bisect_installable(clone: Path, venv: Path, good: str, bad: str, tmp: Pa
     return Timed(culprit, len(timeline), wall, timeline)
 
 
-def bisector_installable(repo: Path, good: str, bad: str) -> Timed:
-    """find-break at default settings but --setup, its progress lines timestamped as they
-    come (each `probe N:` line is printed as that probe starts)."""
+def bisector_installable(repo: Path, good: str, bad: str, extra: list[str]) -> Timed:
+    """find-break at default settings but --setup (and `extra`, e.g. --jobs 2, only when
+    asked), its progress lines timestamped as they come (each `probe N:` line is printed as
+    that probe starts)."""
     cmd = [sys.executable, "-m", "bisector", "find-break", "--json", "--good", good,
-           "--bad", bad, "--setup", SETUP, I_TEST]
+           "--bad", bad, "--setup", SETUP, *extra, I_TEST]
     start = time.perf_counter()
     proc = subprocess.Popen(cmd, cwd=repo, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                             text=True, env=ENV)
@@ -251,7 +255,8 @@ def bare_steps(clone: Path, venv: Path, sha: str, reps: int) -> list[float]:
     return walls
 
 
-def one_pair(size: int, culprit: int, gb_first: bool, reps: int, tmp: Path) -> dict:
+def one_pair(size: int, culprit: int, gb_first: bool, reps: int, tmp: Path,
+             extra: list[str]) -> dict:
     repo = tmp / "repo"
     shas = build_installable(repo, size, culprit)
     good, bad, want = shas[0], shas[-1], shas[culprit]
@@ -262,9 +267,9 @@ def one_pair(size: int, culprit: int, gb_first: bool, reps: int, tmp: Path) -> d
     row: dict = {"size": size, "culprit": culprit}
     if gb_first:
         row["gb"] = git_bisect_installable(clone, venv, good, bad, tmp)
-    row["cold"] = bisector_installable(repo, good, bad)
+    row["cold"] = bisector_installable(repo, good, bad, extra)
     records = probe_records(repo)
-    row["warm"] = bisector_installable(repo, good, bad)
+    row["warm"] = bisector_installable(repo, good, bad, extra)
     if not gb_first:
         row["gb"] = git_bisect_installable(clone, venv, good, bad, tmp)
     row["right"] = (row["gb"].culprit == want, row["cold"].culprit == want,
@@ -333,7 +338,7 @@ def installable(args: argparse.Namespace) -> int:
     rng = random.Random(args.seed)
     print(f"bisector find-break vs git bisect run, installable package, {args.pairs} pairs "
           f"per size, interleaved; {os.cpu_count()} cores, load {os.getloadavg()[0]:.1f}; "
-          f"python {sys.executable}")
+          f"python {sys.executable}; find-break {' '.join(args.bisector_arg) or 'defaults'}")
     print("bare: pip install + pytest at the culprit's parent, median; probe: bisector's own "
           "record of its probe there;\novh = probe - bare; outside: bisector's wall not inside "
           "any probe record (start-up, store, planning, cleanup)")
@@ -343,7 +348,8 @@ def installable(args: argparse.Namespace) -> int:
         for k in range(args.pairs):
             culprit = rng.randrange(1, size)
             with tempfile.TemporaryDirectory(prefix="bisector-speed-") as tmpdir:
-                row = one_pair(size, culprit, k % 2 == 0, args.bare_reps, Path(tmpdir))
+                row = one_pair(size, culprit, k % 2 == 0, args.bare_reps, Path(tmpdir),
+                               args.bisector_arg)
             rows.append(row)
             print_pair(row)
             print_phases(row)
