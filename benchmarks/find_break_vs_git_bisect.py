@@ -100,7 +100,7 @@ def main() -> int:
     parser.add_argument("--sizes", type=int, nargs="+", default=[64, 160],
                         help="--installable: first-parent commits of each repository")
     parser.add_argument("--seed", type=int, default=15, help="--installable: culprit positions")
-    parser.add_argument("--bare-reps", type=int, default=3,
+    parser.add_argument("--bare-reps", type=int, default=4,
                         help="--installable: bare steps timed for the per-probe overhead")
     parser.add_argument("--bisector-arg", action="append", default=[], metavar="ARG",
                         help="--installable: one more find-break argument (e.g. --jobs=2); "
@@ -265,6 +265,11 @@ def one_pair(size: int, culprit: int, gb_first: bool, reps: int, tmp: Path,
     venv = parent_env_venv(tmp / "gb-venv", sys.executable)
     subprocess.run([f"{venv}/bin/pip", "--version"], check=True, capture_output=True)
     row: dict = {"size": size, "culprit": culprit}
+    parent = shas[culprit - 1]
+    # the bare step, half before the pair and half after: a load drifting during the pair
+    # (a shared machine) then biases neither side of the per-probe overhead
+    before = bare_steps(clone, venv, parent, reps // 2)
+    git(clone, "checkout", "-q", "main")
     if gb_first:
         row["gb"] = git_bisect_installable(clone, venv, good, bad, tmp)
     row["cold"] = bisector_installable(repo, good, bad, extra)
@@ -274,10 +279,9 @@ def one_pair(size: int, culprit: int, gb_first: bool, reps: int, tmp: Path,
         row["gb"] = git_bisect_installable(clone, venv, good, bad, tmp)
     row["right"] = (row["gb"].culprit == want, row["cold"].culprit == want,
                     row["warm"].culprit == want)
-    parent = shas[culprit - 1]
     row["records"] = records
     at_parent = [b - a for sha, why, a, b in records if sha == parent][-1:]
-    row["bare"] = bare_steps(clone, venv, parent, reps)
+    row["bare"] = before + bare_steps(clone, venv, parent, reps - reps // 2)
     row["probe_at_parent"] = at_parent[0] if at_parent else math.nan
     first = records[0][2] if records else 0.0
     row["first_probe"] = records[0][3] - first if records else math.nan
@@ -339,9 +343,10 @@ def installable(args: argparse.Namespace) -> int:
     print(f"bisector find-break vs git bisect run, installable package, {args.pairs} pairs "
           f"per size, interleaved; {os.cpu_count()} cores, load {os.getloadavg()[0]:.1f}; "
           f"python {sys.executable}; find-break {' '.join(args.bisector_arg) or 'defaults'}")
-    print("bare: pip install + pytest at the culprit's parent, median; probe: bisector's own "
-          "record of its probe there;\novh = probe - bare; outside: bisector's wall not inside "
-          "any probe record (start-up, store, planning, cleanup)")
+    print("bare: pip install + pytest at the culprit's parent, median of runs before and after "
+          "the pair;\nprobe: bisector's own record of its probe there; ovh = probe - bare; "
+          "outside: bisector's wall not inside\nany probe record (start-up, store, planning, "
+          "cleanup)")
     print(HEADER)
     rows = []
     for size in args.sizes:
