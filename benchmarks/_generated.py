@@ -46,3 +46,59 @@ def probe_script(path: Path, counter: Path, command: str) -> Path:
     path.write_text(f"#!/bin/sh\necho x >> {counter}\nexec {command}\n")
     path.chmod(0o755)
     return path
+
+
+INSTALLABLE_TEST = "tests/test_pkg.py::test_value"
+
+
+def build_installable(repo: Path, commits: int, culprit: int, modules: int = 12) -> list[str]:
+    """An installable package (pyproject.toml, src layout, setuptools) whose history changes
+    one module per commit; `core.value()` returns 2 from commit `culprit` on, 1 before.
+
+    The test imports the *installed* copy (src layout, nothing on sys.path), so each step
+    must `pip install --no-deps .` first, as a project with a build step must. pip's time
+    here is mostly its isolated build environment (setuptools installed into it each time).
+    """
+    pyproject = ('[build-system]\nrequires = ["setuptools>=61"]\n'
+                 'build-backend = "setuptools.build_meta"\n\n'
+                 '[project]\nname = "benchpkg"\nversion = "0.1"\nrequires-python = ">=3.9"\n\n'
+                 '[tool.setuptools.packages.find]\nwhere = ["src"]\n')
+    test = ("import benchpkg.core\n\n\ndef test_value():\n"
+            "    assert benchpkg.core.value() == 1\n")
+
+    def module(i: int, rev: int) -> str:
+        return (f'"""Module {i}."""\n\nREV = {rev}\n\n\n'
+                + "".join(f"def f{j}(x):\n    return x * {j} + REV\n\n\n" for j in range(20)))
+
+    def core(i: int) -> str:
+        return f"def value():\n    return {2 if i >= culprit else 1}\n"
+
+    def files_at(i: int) -> dict[str, str]:
+        if i == 0:
+            files = {f"src/benchpkg/mod_{m:02d}.py": module(m, 0) for m in range(modules)}
+            return {**files, "pyproject.toml": pyproject, "tests/test_pkg.py": test,
+                    ".gitignore": "build/\n*.egg-info/\n__pycache__/\n",
+                    "src/benchpkg/__init__.py": "", "src/benchpkg/core.py": core(0)}
+        m = i % modules
+        out = {f"src/benchpkg/mod_{m:02d}.py": module(m, i)}
+        if i == culprit:
+            out["src/benchpkg/core.py"] = core(i)
+        return out
+
+    return build_linear(repo, commits, files_at,
+                        lambda i: "Change value()" if i == culprit else f"c{i}: touch mod {i}")
+
+
+def parent_env_venv(path: Path, python: str) -> Path:
+    """A venv of `python` that sees that interpreter's site-packages behind its own, as
+    bisector's probe venv does (a .pth): pip installs into it, pytest comes from behind."""
+    subprocess.run([python, "-m", "venv", str(path)], check=True, capture_output=True)
+    parents = subprocess.run(
+        [python, "-c", "import site, sys; print('\\n'.join([*site.getsitepackages(), "
+         "site.getusersitepackages()]))"],
+        check=True, capture_output=True, text=True).stdout.split("\n")
+    [site_dir] = path.glob("lib/python*/site-packages")
+    (site_dir / "zz_parent_env.pth").write_text(
+        "".join(f"import site; site.addsitedir({p!r})\n" for p in parents
+                if p and Path(p).is_dir()))
+    return path
