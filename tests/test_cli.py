@@ -6,6 +6,7 @@ from pathlib import Path
 import pytest
 
 from bisector.demo import build_repo
+from bisector.history.schema import SCHEMA_VERSION
 
 from .conftest import git, query, run_cli, run_pytest
 from .store_helpers import make_run
@@ -118,7 +119,7 @@ def test_newer_schema_is_refused_by_the_cli(tracked, tmp_path: Path) -> None:
 
     db = tmp_path / "new.db"
     HistoryStore.open(f"sqlite:///{db}").close()
-    query(db, "update bisector_meta set value='5'")
+    query(db, f"update bisector_meta set value='{SCHEMA_VERSION + 1}'")
     proc = run_cli("history", "--history-db", str(db), cwd=repo)
     assert proc.returncode == 2 and "upgrade bisector" in proc.stderr
     assert "Traceback" not in proc.stderr

@@ -29,6 +29,7 @@ from bisector.notify import (
     read_marker,
     write_marker,
 )
+from bisector.reports.nightly_model import NightlyReport
 
 TOKEN = "ghs_S3cretT0kenThatMustNeverBePrinted"
 REPO = "acme/calc"
@@ -398,7 +399,8 @@ FAILURES = {
 
 def _outcome(data: dict[str, Any], code: int) -> Any:
     def fake_run(*_a: Any, **_k: Any) -> NightlyOutcome:
-        return NightlyOutcome(exit_code=code, data=copy.deepcopy(data), paths={})
+        return NightlyOutcome(exit_code=code, report=NightlyReport.from_json(copy.deepcopy(data)),
+                              paths={})
 
     return fake_run
 
@@ -537,7 +539,7 @@ def test_the_webhook_gets_text_and_the_nightly(
     assert path == "/services/T0/B0/SeCrEt"
     assert headers["Content-Type"] == "application/json"
     assert "Authorization" not in headers
-    assert payload["nightly"] == data
+    assert payload["nightly"] == NightlyReport.from_json(data).to_json()
     text = payload["text"]
     assert text.startswith("nightly main at eeeeeeeeee: new regressions (1 new regression")
     assert "culprit cccccccccc Use &lt;!channel&gt; &amp; friends (Alice)" in text
