@@ -20,11 +20,11 @@ culprit is likely: re-running the culprit cannot tell it from its parent, only t
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 
 from .flakiness import Learnt, Rates
-from .search import hop
+from .search import Spending, Verdict, hop, untestable_for_all
 
 
 def _lbeta(a: float, b: float) -> float:
@@ -192,8 +192,15 @@ class Posterior:
 MIN_BITS = 1e-4
 
 
-class FlakySearch:
-    """Several tests, each with its own posterior, probed together.
+def failed(verdict: Verdict | bool | None) -> bool | None:
+    """A verdict as the posterior reads it: failed (True), passed (False), or None."""
+    if isinstance(verdict, Verdict):
+        return None if verdict is Verdict.UNTESTABLE else verdict is Verdict.BAD
+    return verdict
+
+
+class FlakySearch(Spending):
+    """Several tests, each with its own posterior, probed together (a `Search[int]`).
 
     Stops a test when one hypothesis reaches `confidence`; stops everything when `max_probes`
     probes were run or `max_untestable` of them could not run any test.
@@ -202,6 +209,8 @@ class FlakySearch:
     def __init__(self, n: int, tests: Iterable[str], rates: dict[str, Rates | Learnt], *,
                  confidence: float = 0.99, max_probes: int | None = None,
                  max_untestable: int | None = None, prior_flake: float = 0.5) -> None:
+        super().__init__(max_untestable=max_untestable,
+                         max_probes=max_probes if max_probes is not None else default_budget(n))
         self.n = n
         self.confidence = confidence
         self.posteriors = {
@@ -212,10 +221,6 @@ class FlakySearch:
             for t in tests for r in (rates[t],)
         }
         self.untestable: dict[str, set[int]] = {t: set() for t in self.posteriors}
-        self.max_probes = max_probes if max_probes is not None else default_budget(n)
-        self.max_untestable = max_untestable
-        self.probes = 0
-        self.untestable_probes = 0
 
     def observe(self, test: str, index: int, failed: bool | None, times: int = 1) -> None:
         """A known outcome: failed (True), passed (False) or could not tell (None)."""
@@ -224,12 +229,13 @@ class FlakySearch:
         else:
             self.posteriors[test].observe(index, failed, times)
 
-    def observe_probe(self, index: int, outcomes: dict[str, bool | None]) -> None:
-        self.probes += 1
-        if outcomes and all(v is None for v in outcomes.values()):
-            self.untestable_probes += 1
-        for test, failed in outcomes.items():
-            self.observe(test, index, failed)
+    def observe_probe(self, index: int,
+                      verdicts: Mapping[str, Verdict] | Mapping[str, bool | None]) -> None:
+        """A probe that ran: a verdict (or failed / passed / None) per test."""
+        outcomes = {t: failed(v) for t, v in verdicts.items()}
+        self.spend(index, untestable_for_all(outcomes))
+        for test, outcome in outcomes.items():
+            self.observe(test, index, outcome)
 
     def belief(self, test: str) -> Belief:
         return self.posteriors[test].belief(self.confidence)
@@ -237,10 +243,11 @@ class FlakySearch:
     def open_tests(self) -> list[str]:
         return [t for t in self.posteriors if self.belief(t).probability < self.confidence]
 
-    @property
-    def budget_spent(self) -> bool:
-        return self.probes >= self.max_probes or (
-            self.max_untestable is not None and self.untestable_probes >= self.max_untestable)
+    def suspects(self, test: str) -> list[int]:
+        """The commits holding `confidence` of the test's culprit mass ("no culprit" aside)."""
+        b = self.belief(test)
+        hi = min(b.high, self.n - 1)
+        return list(range(min(b.low, hi), hi + 1))
 
     def next_probe(self) -> int | None:
         """Where to run next, for the least certain test that a testable commit can still
@@ -256,7 +263,6 @@ class FlakySearch:
                 return point
         return None
 
-
     def next_probes(self, k: int = 1) -> list[int]:
         """One round of k probes: for the least certain test, the commits beside the points
         where its cumulative posterior crosses i/(k+1), i = 1..k (k = 1: the 1/2 crossing)."""
@@ -265,7 +271,7 @@ class FlakySearch:
             return [] if point is None else [point]
         if self.budget_spent:
             return []
-        room = self.max_probes - self.probes
+        room = (self.max_probes or 0) - self.probes
         sure = {t: self.belief(t).probability for t in self.posteriors}
         for test in sorted((t for t in sure if sure[t] < self.confidence), key=sure.__getitem__):
             posterior = self.posteriors[test]

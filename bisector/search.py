@@ -9,20 +9,81 @@ Untestable commits (build failure, collection error, timeout: `git bisect`'s exi
 stepped over. Next to a commit found untestable the search hops outward with doubling offsets,
 so a stretch of L untestable commits costs O(log L) probes to get past, and an optional budget
 of untestable probes stops it with the culprit bracketed, never guessed.
+
+Every search (these two, `bayes.FlakySearch`, and a search over hunks) implements `Search`,
+so that one loop (`bisection.drive`) drives any of them, as pytest-xdist's one `DSession`
+drives any scheduling.
 """
 
 from __future__ import annotations
 
 import enum
 import math
-from collections.abc import Container, Iterable, Iterator
+from collections.abc import Container, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
+from typing import Protocol, TypeVar
+
+C = TypeVar("C")
 
 
 class Verdict(enum.StrEnum):
     GOOD = "good"
     BAD = "bad"
     UNTESTABLE = "untestable"
+
+
+class Search(Protocol[C]):
+    """A search over candidates of type C (a commit's index, a set of hunks), several tests
+    at once, pure: it proposes probes and learns from their verdicts, never runs one.
+
+    `next_probes(k)`: up to k candidates to run in one round ([] once done or out of budget);
+    `observe_probe`: the verdicts of a probe that ran, per test; `suspects`: the candidates a
+    test still suspects, oldest first (one when its culprit is isolated).
+    """
+
+    def open_tests(self) -> list[str]: ...
+
+    def next_probes(self, k: int = 1) -> list[C]: ...
+
+    def observe_probe(self, candidate: C, verdicts: Mapping[str, Verdict]) -> None: ...
+
+    @property
+    def budget_spent(self) -> bool: ...
+
+    def suspects(self, test: str) -> list[C]: ...
+
+
+class Spending:
+    """The bookkeeping every search shares: the probes run (and which were untestable for
+    every test), and the budgets that stop a search: None for no bound."""
+
+    def __init__(self, *, max_untestable: int | None = None,
+                 max_probes: int | None = None) -> None:
+        self.max_untestable = max_untestable
+        self.max_probes = max_probes
+        self.probes = 0
+        self.untestable_probes = 0
+        self.probed: set[int] = set()
+        # (test, index, verdict) of verdicts that contradict the earlier ones (flake evidence)
+        self.inconsistent: list[tuple[str, int, Verdict]] = []
+
+    def spend(self, index: int, all_untestable: bool) -> None:
+        self.probes += 1
+        self.probed.add(index)
+        if all_untestable:
+            self.untestable_probes += 1
+
+    @property
+    def budget_spent(self) -> bool:
+        return ((self.max_probes is not None and self.probes >= self.max_probes)
+                or (self.max_untestable is not None
+                    and self.untestable_probes >= self.max_untestable))
+
+
+def untestable_for_all(verdicts: Mapping[str, object]) -> bool:
+    """A probe that told nothing: every test's verdict untestable (or None: could not tell)."""
+    return bool(verdicts) and all(v is None or v is Verdict.UNTESTABLE
+                                  for v in verdicts.values())
 
 
 def max_probes(n: int) -> int:
@@ -127,40 +188,37 @@ class Track:
         return sorted(points)
 
 
-class Bisection:
-    """Several tests bisected together over the same candidates.
+class Bisection(Spending):
+    """Several tests bisected together over the same candidates (a `Search[int]`).
 
     `max_untestable` bounds how many untestable probes are spent (None: no bound); when it is
     reached the remaining tests stop with their culprit bracketed in `suspects`.
     """
 
     def __init__(self, n: int, tests: Iterable[str], *, max_untestable: int | None = None) -> None:
+        super().__init__(max_untestable=max_untestable)
         self.n = n
         self.tracks = {t: Track(n) for t in tests}
-        self.max_untestable = max_untestable
-        self.untestable_probes = 0
-        self.probed: set[int] = set()
 
     def observe(self, test: str, index: int, verdict: Verdict) -> None:
-        self.tracks[test].observe(index, verdict)
+        """A verdict, known or probed; one against the brackets is kept as flake evidence."""
+        track = self.tracks[test]
+        before = len(track.inconsistent)
+        track.observe(index, verdict)
+        if len(track.inconsistent) > before:
+            self.inconsistent.append((test, index, verdict))
 
-    def observe_probe(self, index: int, verdicts: dict[str, Verdict]) -> None:
+    def observe_probe(self, index: int, verdicts: Mapping[str, Verdict]) -> None:
         """Record a probe that ran (unlike known results fed with `observe`)."""
-        self.probed.add(index)
-        if verdicts and all(v is Verdict.UNTESTABLE for v in verdicts.values()):
-            self.untestable_probes += 1
+        self.spend(index, untestable_for_all(verdicts))
         for test, verdict in verdicts.items():
             self.observe(test, index, verdict)
-
-    @property
-    def budget_spent(self) -> bool:
-        return self.max_untestable is not None and self.untestable_probes >= self.max_untestable
 
     def open_tests(self) -> list[str]:
         return [t for t, tr in self.tracks.items() if not tr.done]
 
-    def suspect_list(self, test: str) -> list[int]:
-        """The indices a test still suspects, as `DagBisection.suspect_list` gives them."""
+    def suspects(self, test: str) -> list[int]:
+        """The indices a test still suspects, oldest first."""
         return list(self.tracks[test].suspects)
 
     def next_probe(self) -> int | None:
@@ -195,8 +253,8 @@ def rounds_needed(n: int, k: int) -> int:
     return rounds
 
 
-class DagBisection:
-    """Bisection over a commit graph, the way `git bisect` models it.
+class DagBisection(Spending):
+    """Bisection over a commit graph (a `Search[int]`), the way `git bisect` models it.
 
     `commits` are in topological order (parents first) with their parents inside the range.
     A test is bad at a commit iff the culprit is that commit or one of its ancestors, so a bad
@@ -207,6 +265,7 @@ class DagBisection:
 
     def __init__(self, commits: list[str], parents: dict[str, tuple[str, ...]],
                  tests: Iterable[str], *, max_untestable: int | None = None) -> None:
+        super().__init__(max_untestable=max_untestable)
         self.commits = commits
         index = {sha: i for i, sha in enumerate(commits)}
         self.ancestors: list[int] = []
@@ -218,40 +277,40 @@ class DagBisection:
             self.ancestors.append(mask)
         everything = (1 << len(commits)) - 1
         # the last commit is the bad end: every suspect is one of its ancestors
-        self.suspects = {t: self.ancestors[-1] & everything for t in tests}
-        self.known_bad = {t: 1 << (len(commits) - 1) for t in self.suspects}
-        self.untestable: dict[str, int] = dict.fromkeys(self.suspects, 0)
-        self.max_untestable = max_untestable
-        self.untestable_probes = 0
-        self.probed: set[int] = set()
+        self.masks = {t: self.ancestors[-1] & everything for t in tests}
+        self.known_bad = {t: 1 << (len(commits) - 1) for t in self.masks}
+        self.untestable: dict[str, int] = dict.fromkeys(self.masks, 0)
 
     def observe(self, test: str, index: int, verdict: Verdict) -> None:
+        """A verdict, known or probed. Good with a known-bad ancestor (or itself bad), or bad
+        with no suspect among its ancestors, contradicts the graph: it is kept as flake
+        evidence and not applied (as `Track` does), so the suspects never run out."""
         bit = 1 << index
         if verdict is Verdict.UNTESTABLE:
             self.untestable[test] |= bit
         elif verdict is Verdict.BAD:
-            self.suspects[test] &= self.ancestors[index]
+            if not self.masks[test] & self.ancestors[index]:
+                self.inconsistent.append((test, index, verdict))
+                return
+            self.masks[test] &= self.ancestors[index]
             self.known_bad[test] |= bit
         else:
-            self.suspects[test] &= ~self.ancestors[index]
+            if self.ancestors[index] & self.known_bad[test]:
+                self.inconsistent.append((test, index, verdict))
+                return
+            self.masks[test] &= ~self.ancestors[index]
 
-    def observe_probe(self, index: int, verdicts: dict[str, Verdict]) -> None:
-        self.probed.add(index)
-        if verdicts and all(v is Verdict.UNTESTABLE for v in verdicts.values()):
-            self.untestable_probes += 1
+    def observe_probe(self, index: int, verdicts: Mapping[str, Verdict]) -> None:
+        self.spend(index, untestable_for_all(verdicts))
         for test, verdict in verdicts.items():
             self.observe(test, index, verdict)
 
     def _open_points(self, test: str) -> int:
-        return self.suspects[test] & ~self.untestable[test] & ~self.known_bad[test]
+        return self.masks[test] & ~self.untestable[test] & ~self.known_bad[test]
 
     def open_tests(self) -> list[str]:
-        return [t for t in self.suspects
-                if self.suspects[t].bit_count() > 1 and self._open_points(t)]
-
-    @property
-    def budget_spent(self) -> bool:
-        return self.max_untestable is not None and self.untestable_probes >= self.max_untestable
+        return [t for t in self.masks
+                if self.masks[t].bit_count() > 1 and self._open_points(t)]
 
     def next_probe(self) -> int | None:
         if self.budget_spent:
@@ -259,8 +318,8 @@ class DagBisection:
         tests = self.open_tests()
         if not tests:
             return None
-        test = max(tests, key=lambda t: self.suspects[t].bit_count())
-        suspects = self.suspects[test]
+        test = max(tests, key=lambda t: self.masks[t].bit_count())
+        suspects = self.masks[test]
         total = suspects.bit_count()
         open_points = self._open_points(test)
         best, best_score = None, -1
@@ -281,8 +340,8 @@ class DagBisection:
         first = self.next_probe()
         if first is None or k <= 1:
             return [] if first is None else [first]
-        test = max(self.open_tests(), key=lambda t: self.suspects[t].bit_count())
-        suspects = self.suspects[test]
+        test = max(self.open_tests(), key=lambda t: self.masks[t].bit_count())
+        suspects = self.masks[test]
         total = suspects.bit_count()
         scored = []
         open_points, i = self._open_points(test), 0
@@ -303,8 +362,8 @@ class DagBisection:
                 shares.add(below)
         return sorted(chosen) or [first]
 
-    def suspect_list(self, test: str) -> list[int]:
-        mask, out, i = self.suspects[test], [], 0
+    def suspects(self, test: str) -> list[int]:
+        mask, out, i = self.masks[test], [], 0
         while mask:
             if mask & 1:
                 out.append(i)

@@ -3,7 +3,7 @@ from __future__ import annotations
 from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 
-from bisector.search import Bisection, Track, Verdict, max_probes
+from bisector.search import Bisection, DagBisection, Search, Track, Verdict, max_probes
 
 
 def run(n: int, culprit: int, untestable: frozenset[int] = frozenset(), *,
@@ -98,6 +98,42 @@ def test_contradictions_are_kept_not_trusted() -> None:
     assert track.inconsistent == [(7, Verdict.GOOD)] and track.hi == 5
 
 
+def test_every_search_reports_a_contradiction_with_its_test() -> None:
+    line = Bisection(10, ["t", "u"])
+    line.observe_probe(5, {"t": Verdict.BAD, "u": Verdict.GOOD})
+    line.observe_probe(7, {"t": Verdict.GOOD, "u": Verdict.BAD})
+    line.observe_probe(2, {"t": Verdict.GOOD, "u": Verdict.BAD})
+    assert line.inconsistent == [("t", 7, Verdict.GOOD), ("u", 2, Verdict.BAD)]
+    # a graph: b branches off a, both merged at m; bad at b, then good at m (b's descendant)
+    commits = ["a", "b", "c", "m"]
+    parents = {"b": ("a",), "c": ("a",), "m": ("c", "b")}
+    dag = DagBisection(commits, parents, ["t"])
+    dag.observe_probe(1, {"t": Verdict.BAD})
+    dag.observe_probe(3, {"t": Verdict.GOOD})  # kept as flake evidence, not applied
+    dag.observe_probe(0, {"t": Verdict.GOOD})
+    dag.observe_probe(2, {"t": Verdict.BAD})  # no suspect left among c's ancestors
+    assert dag.inconsistent == [("t", 3, Verdict.GOOD), ("t", 2, Verdict.BAD)]
+    assert dag.suspects("t") == [1]  # never none left: the contradictions were not applied
+
+
+def test_the_searches_share_their_budget_bookkeeping() -> None:
+    from bisector.bayes import FlakySearch
+    from bisector.flakiness import Rates
+
+    searches: list[Search[int]] = [
+        Bisection(8, ["t"], max_untestable=2),
+        DagBisection([str(i) for i in range(8)], {str(i): (str(i - 1),) for i in range(1, 8)},
+                     ["t"], max_untestable=2),
+        FlakySearch(8, ["t"], {"t": Rates(0.1, 0.0)}, max_untestable=2),
+    ]
+    for search in searches:
+        for point in (3, 4):
+            assert not search.budget_spent
+            search.observe_probe(point, {"t": Verdict.UNTESTABLE})
+        assert search.budget_spent and search.next_probes(2) == []
+        assert search.suspects("t")[-1] == 7, type(search).__name__
+
+
 @st.composite
 def dags(draw):
     """A random commit graph in topological order: each commit has 1 or 2 earlier parents."""
@@ -143,7 +179,7 @@ def test_dag_bisection_finds_the_culprit_on_any_graph(graph, data) -> None:
         bad = culprit in _ancestors(parents, commits[i])
         b.observe_probe(i, {"t": Verdict.BAD if bad else Verdict.GOOD})
         assert probes <= len(commits)
-    assert [commits[i] for i in b.suspect_list("t")] == [culprit]
+    assert [commits[i] for i in b.suspects("t")] == [culprit]
 
 
 # -- k probes per round (--jobs K) -------------------------------------------------------------
@@ -191,4 +227,4 @@ def test_dag_k_way_rounds_find_the_culprit(k: int, graph, data) -> None:
             bad = culprit in _ancestors(parents, commits[i])
             b.observe_probe(i, {"t": Verdict.BAD if bad else Verdict.GOOD})
         assert rounds <= len(commits)
-    assert [commits[i] for i in b.suspect_list("t")] == [culprit]
+    assert [commits[i] for i in b.suspects("t")] == [culprit]

@@ -1,0 +1,27 @@
+"""What every step of one bisection shares: the repository, the prober (and through it the
+evidence), the trails of `git bisect` verdicts, and the search settings."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from ..gitrepo import Repository
+from .bisect_log import Trails
+from .evidence import Evidence
+from .prober import Prober, Progress
+
+
+@dataclass
+class Context:
+    repo: Repository
+    prober: Prober
+    jobs: int = 1
+    max_untestable: int | None = None
+    confidence: float = 0.99
+    max_probes: int | None = None
+    progress: Progress = field(default=lambda _msg: None)
+    trails: Trails = field(default_factory=Trails)
+
+    @property
+    def evidence(self) -> Evidence:
+        return self.prober.evidence

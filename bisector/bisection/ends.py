@@ -1,0 +1,83 @@
+"""The ends of the range: run each, run again one that contradicts the user, and split the
+tests into those a deterministic search takes (`live`), those the flake-aware search takes
+(`flaky`), and those with nothing to find (a note each)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from ..search import Verdict
+from .context import Context
+from .prober import ProbeRequest
+
+# An end that contradicts the user (fails at --good, passes at --bad) is believed only after
+# this many runs there all contradict: the first run and up to two more.
+END_RUNS = 3
+
+
+@dataclass(frozen=True, slots=True)
+class Split:
+    live: tuple[str, ...]
+    flaky: tuple[str, ...]
+    notes: tuple[str, ...]
+
+
+def check_ends(ctx: Context, tests: list[str], good_sha: str, bad_sha: str, line: list[str]
+               ) -> Split:
+    """Both ends run (or known), contradictions run again, then each test's way."""
+    at_bad, at_good = ctx.prober.known_or_run([
+        ProbeRequest.of(bad_sha, tests, "check bad end"),
+        ProbeRequest.of(good_sha, tests, "check good end")])
+    _recheck(ctx, tests, good_sha, bad_sha, line)
+    live, flaky, notes = [], [], []
+    ev = ctx.evidence
+    for t in tests:
+        if ev.estimate(t, line).flaky:
+            if ev.counts(t, bad_sha)[0]:
+                flaky.append(t)
+            else:
+                notes.append(f"{t}: does not fail at bad {bad_sha[:10]}: nothing to find")
+            continue
+        vb, vg = ev.verdict(t, at_bad[t], bad_sha), ev.verdict(t, at_good[t], good_sha)
+        if vb is Verdict.UNTESTABLE and vg is Verdict.UNTESTABLE:
+            notes.append(f"{t}: cannot be run at either end ({at_bad[t].message})")
+        elif vb is not Verdict.BAD:
+            notes.append(f"{t}: does not fail at bad {bad_sha[:10]} "
+                         f"({at_bad[t].outcome}): nothing to find")
+        elif vg is Verdict.BAD:
+            notes.append(f"{t}: already fails at good {good_sha[:10]}: give an older --good")
+        else:
+            live.append(t)
+    return Split(tuple(live), tuple(flaky), tuple(notes))
+
+
+def _recheck(ctx: Context, tests: list[str], good_sha: str, bad_sha: str, line: list[str]
+             ) -> None:
+    """Run an end again while it contradicts the user, until it agrees or has contradicted
+    END_RUNS times: one failure at --good (or pass at --bad) may be a flake.
+
+    Nothing runs when the ends agree. The good end is run again for a test that fails at
+    both ends (unless history already shows it flaky: the flaky search takes it anyway);
+    the bad end only when no test fails there (a test of a --test-file that passes at bad
+    is no contradiction, the refusal of the whole bisection is). A re-run that agrees
+    leaves both outcomes stored at one commit: flakiness, which the estimate sees and the
+    flaky search starts from, its rates learnt from these runs.
+    """
+    ev = ctx.evidence
+    flaky = {t for t in tests if ev.estimate(t, line).flaky}
+    for _ in range(END_RUNS):  # a round at most per re-run (an untestable one counts)
+        ev.set_references(tests, bad_sha)
+        requests = []
+        fails_at_bad = [t for t in tests if ev.counts(t, bad_sha)[0]]
+        if not fails_at_bad:
+            group = [t for t in tests if ev.only(t, bad_sha, Verdict.GOOD, END_RUNS)]
+            if group:
+                requests.append(ProbeRequest.of(bad_sha, group, "recheck bad end"))
+        group = [t for t in fails_at_bad
+                 if t not in flaky and ev.only(t, good_sha, Verdict.BAD, END_RUNS)]
+        if group:
+            requests.append(ProbeRequest.of(good_sha, group, "recheck good end"))
+        if not requests:
+            break
+        ctx.prober.run(requests)
+    ev.set_references(tests, bad_sha)

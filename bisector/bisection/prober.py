@@ -1,0 +1,180 @@
+"""Where a probe runs and where its result is stored: the only bisection code that writes.
+
+A `ProbeRequest` asks for tests at a commit, with the reason the journal records. The prober
+reuses what the store and earlier probes know, runs the rest as one round through the
+`Executor` (`run_round`: at most `jobs` probes at once), and records each probe's run, then its
+journal row, in the order asked, from this thread only. Every result becomes `Evidence`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+
+from ..executors import Executor, Probe, ProbeOutcome
+from ..gitrepo import Repository
+from ..history import HistoryStore
+from ..model import Outcome, Run, TestResult, Trigger
+from .evidence import Evidence
+
+Progress = Callable[[str], None]
+
+
+@dataclass(frozen=True, slots=True)
+class ProbeRequest:
+    """Run `tests` at `sha`; `why` is the reason the journal and the progress line give."""
+
+    sha: str
+    tests: tuple[str, ...]
+    why: str
+
+    @classmethod
+    def of(cls, sha: str, tests: Iterable[str], why: str) -> ProbeRequest:
+        return cls(sha, tuple(tests), why)
+
+
+@dataclass
+class Tally:
+    """What the probes cost: runs made, commits answered from what was known, rounds."""
+
+    runs: int = 0
+    reused: int = 0
+    rounds: int = 0
+
+
+@dataclass
+class Prober:
+    repo: Repository
+    store: HistoryStore
+    executor: Executor
+    evidence: Evidence
+    env_key: str
+    jobs: int = 1
+    progress: Progress = field(default=lambda _msg: None)
+    tally: Tally = field(default_factory=Tally)
+    # ids the store has never seen: stored from their first result that is not untestable
+    unseen: set[str] = field(default_factory=set)
+    journal_id: int | None = None
+    # probes recorded before the journal existed (the --test-file probe), to put in it then
+    _unjournaled: list[tuple[int, str, str]] = field(default_factory=list)
+    _loaded: set[str] = field(default_factory=set)
+
+    def attach(self, journal_id: int) -> None:
+        """The bisection's journal row exists: the probes recorded before it go in first."""
+        self.journal_id = journal_id
+        for run_id, sha, why in self._unjournaled:
+            self.store.add_probe(journal_id, run_id, sha, why)
+        self._unjournaled.clear()
+
+    def load_known(self, shas: list[str], tests: Iterable[str]) -> None:
+        """Stored results at these commits, each commit loaded once (evidence is counted)."""
+        shas = [s for s in dict.fromkeys(shas) if s not in self._loaded]
+        self._loaded.update(shas)
+        ids = self.store.tests()
+        wanted = [ids[t] for t in tests if t in ids]
+        if not wanted or not shas:
+            return
+        rows = self.store.results_at(shas, env_key=self.env_key, test_ids=wanted)
+        rows.sort(key=lambda r: (r.started_at, r.run_id))
+        for row in rows:
+            if row.outcome == Outcome.UNTESTABLE:
+                continue  # a timeout or a broken setup back then may not be one now: run again
+            self.evidence.add(TestResult(row.nodeid, Outcome(row.outcome), 0.0, row.signature,
+                                         row.message, row.reruns, "call"), row.sha)
+
+    def run(self, requests: list[ProbeRequest]) -> list[dict[str, TestResult]]:
+        """One round: these probes at once, then recorded in order.
+
+        Only this thread writes the store; the executor's threads only run tests. Without
+        --jobs the probes run one by one, each recorded before the next starts: a Ctrl-C then
+        loses only the probe it interrupts.
+        """
+        if len(requests) > 1 and len(requests) > self.jobs:
+            return [self.run([request])[0] for request in requests]
+        probes = []
+        for request in requests:
+            self.progress(f"probe {self.tally.runs + len(probes) + 1}: {request.sha[:10]} "
+                          f"({request.why}), {len(request.tests)} test(s)")
+            probes.append(Probe(request.sha, request.tests))
+        if len(probes) > 1:
+            outcomes = self.executor.run_round(probes)
+        else:
+            outcomes = [self.executor.run(probes[0])]
+        self.tally.rounds += 1
+        return [self.record(request.sha, request.why, outcome)
+                for request, outcome in zip(requests, outcomes, strict=True)]
+
+    def known_or_run(self, requests: list[ProbeRequest]) -> list[dict[str, TestResult]]:
+        """Known results where there are some; what is unknown runs as one round."""
+        found: list[dict[str, TestResult]] = []
+        wanted: list[ProbeRequest] = []
+        slots: list[int] = []
+        for slot, request in enumerate(requests):
+            out = {t: r for t in request.tests
+                   if (r := self.evidence.latest(t, request.sha)) is not None}
+            missing = [t for t in request.tests if t not in out]
+            if out and not missing:
+                self.tally.reused += 1
+            if missing:
+                wanted.append(ProbeRequest.of(request.sha, missing, request.why))
+                slots.append(slot)
+            found.append(out)
+        if wanted:
+            for slot, results in zip(slots, self.run(wanted), strict=True):
+                found[slot].update(results)
+        return found
+
+    def record(self, sha: str, why: str, outcome: ProbeOutcome) -> dict[str, TestResult]:
+        """A probe's outcome as a stored run (and in the journal), and as evidence."""
+        self.tally.runs += 1
+        kept = tuple(r for r in outcome.results.values() if not self._held_back(r))
+        run = Run(
+            sha=sha, dirty=False, branch=None, environment=outcome.environment,
+            trigger=Trigger.PROBE, host=outcome.host or _host(), started_at=outcome.started_at,
+            finished_at=outcome.finished_at, exit_status=outcome.exit_status,
+            results=kept,
+        )
+        if kept or not outcome.results:  # a run of held-back ids only is not stored
+            run_id = self.store.record_run(run, commits=self.repo.commits([sha]).values())
+            if self.journal_id is not None:
+                self.store.add_probe(self.journal_id, run_id, sha, why)
+            else:
+                self._unjournaled.append((run_id, sha, why))
+        for result in outcome.results.values():
+            self.evidence.add(result, sha)
+        return outcome.results
+
+    def _held_back(self, result: TestResult) -> bool:
+        """An untestable result of an id the store has never seen is not stored: a mistyped id
+        that no end can run must not become a test (a column of `bisector history` for good).
+        Its first result that is not untestable makes it known, and stored from then on."""
+        if result.nodeid not in self.unseen:
+            return False
+        if result.outcome is Outcome.UNTESTABLE:
+            return True
+        self.unseen.discard(result.nodeid)
+        return False
+
+    def probe_files(self, sha: str, files: list[str]) -> tuple[list[str], ProbeOutcome,
+                                                               dict[str, TestResult]]:
+        """Run whole test files at sha: the node ids they hold, the outcome, the results.
+
+        Earlier stored runs of those tests at sha are loaded first, so that the bisection
+        does not load this probe's results a second time.
+        """
+        self.progress(f"probe {self.tally.runs + 1}: {sha[:10]} (check bad end, list the "
+                      f"tests of {', '.join(files)})")
+        outcome = self.executor.run(Probe(sha, tuple(files), whole_files=True))
+        self.tally.rounds += 1
+        tests = [t for t, r in outcome.results.items()  # not a file that did not collect
+                 if t not in files and r.outcome is not Outcome.UNTESTABLE
+                 and r.phase != "collect"]
+        self.load_known([sha], tests)
+        return tests, outcome, self.record(sha, "check bad end", outcome)
+
+
+def _host() -> str:
+    import socket
+
+    return socket.gethostname()
+
