@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import os
 import sys
 from collections.abc import Callable
 from pathlib import Path
@@ -38,6 +39,38 @@ def _common(func: Callable[..., Any]) -> Callable[..., Any]:
         help="The git checkout to look at.",
     )(func)
     return func
+
+
+def _verbosity(func: Callable[..., Any]) -> Callable[..., Any]:
+    """-q and -v of the commands that probe (find-break, nightly)."""
+    func = click.option("--verbose", "-v", is_flag=True,
+                        help="Also show each probe's outcome and the tail of its pytest "
+                             "output.")(func)
+    func = click.option("--quiet", "-q", is_flag=True,
+                        help="No progress: only the result (and errors) are printed.")(func)
+    return func
+
+
+def _progress(quiet: bool, verbose: bool) -> Any:
+    """Where the probes are reported: a bar on a terminal, plain lines in a log, or nowhere."""
+    from .errors import ConfigError
+    from .progress import for_stderr
+
+    if quiet and verbose:
+        raise ConfigError("-q/--quiet and -v/--verbose cannot be combined",
+                          hint="give one of them")
+    return for_stderr(quiet=quiet, verbose=verbose)
+
+
+def _links(repo_path: Path) -> Any:
+    """The reports' links (commit, diff, CI run), as the nightly makes them."""
+    from .config import load_settings
+    from .gitrepo import Repository
+    from .reports.links import links_from
+
+    with Repository(repo_path) as repo:
+        settings = load_settings(repo.main_root)
+    return links_from(os.environ, settings.commit_url)
 
 
 def _test_ids(ctx: click.Context, param: click.Parameter, value: tuple[str, ...]
@@ -244,6 +277,7 @@ def stats(commits: int | None, days: float | None, as_json: bool, repo_path: Pat
 @click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
 @click.option("--report", "reports", type=(click.Choice(["md", "json"]), click.Path(
               dir_okay=False, path_type=Path)), multiple=True, help="Also write a report.")
+@_verbosity
 @_common
 def find_break(tests: tuple[str, ...], good: str | None, bad: str, lookback: int | None,
                test_files: tuple[Path, ...], first_parent: bool, timeout: float | None,
@@ -251,8 +285,8 @@ def find_break(tests: tuple[str, ...], good: str | None, bad: str, lookback: int
                max_probes: int | None, executor: str | None, suite: str | None,
                scheduler: str | None, repo_url: str | None, jobs: int,
                probe_args: tuple[str, ...], as_json: bool,
-               reports: tuple[tuple[str, Path], ...], repo_path: Path,
-               history_db: str | None) -> None:
+               reports: tuple[tuple[str, Path], ...], quiet: bool, verbose: bool,
+               repo_path: Path, history_db: str | None) -> None:
     """Find the commit that broke TESTS (default: every regression at --bad)."""
     from .errors import ConfigError
     from .executors.factory import ExecutorOptions
@@ -267,23 +301,26 @@ def find_break(tests: tuple[str, ...], good: str | None, bad: str, lookback: int
         kind=executor, suite=suite, setup=setup, jobs=jobs, scheduler=scheduler,
         repo_url=repo_url, timeout=timeout, pytest_args=probe_args, test_files=test_files)
     console = _console()
-    err = _console_err()
-    result = run_find_break(
-        repo_path, tests=list(tests), good=good, bad=bad, lookback=lookback,
-        history_db=history_db, first_parent=first_parent, max_untestable=max_untestable,
-        progress=lambda m: err.print(m, style="dim"), confidence=confidence,
-        max_probes=max_probes, probes=probes,
-    )
+    progress = _progress(quiet, verbose)
+    try:
+        result = run_find_break(
+            repo_path, tests=list(tests), good=good, bad=bad, lookback=lookback,
+            history_db=history_db, first_parent=first_parent, max_untestable=max_untestable,
+            progress=progress, confidence=confidence, max_probes=max_probes, probes=probes,
+        )
+    finally:  # Ctrl-C too: a live bar must not be left over the terminal
+        progress.finish()
+    links = _links(repo_path)
     for kind, path in reports:
-        text = (json.dumps(bisect_report.to_json(result), indent=2) if kind == "json"
-                else bisect_report.to_markdown(result))
+        text = (json.dumps(bisect_report.to_json(result, links), indent=2) if kind == "json"
+                else bisect_report.to_markdown(result, links))
         try:
             path.write_text(text + "\n", encoding="utf-8")
         except OSError as exc:
             raise ConfigError(f"cannot write the report {path} ({exc.strerror})",
                               hint="give a writable path to --report") from None
     if as_json:
-        click.echo(json.dumps(bisect_report.to_json(result), indent=2))
+        click.echo(json.dumps(bisect_report.to_json(result, links), indent=2))
     else:
         bisect_report.render(result, console)
 
@@ -321,12 +358,13 @@ def find_break(tests: tuple[str, ...], good: str | None, bad: str, lookback: int
 @click.option("--webhook-url", metavar="URL", envvar="BISECTOR_WEBHOOK_URL", default=None,
               help="Where --notify webhook posts (http or https; env BISECTOR_WEBHOOK_URL, "
                    "which keeps a secret URL out of the process list).")
+@_verbosity
 @_common
 def nightly(pytest_args: tuple[str, ...], container: str | None, lookback: int | None,
             fail_on: str, report_dir: Path | None, jobs: int, timeout: float | None,
             confidence: float, grid_commits: int, probe_args: tuple[str, ...],
-            notify_kinds: tuple[str, ...], webhook_url: str | None,
-            repo_path: Path, history_db: str | None) -> None:
+            notify_kinds: tuple[str, ...], webhook_url: str | None, quiet: bool,
+            verbose: bool, repo_path: Path, history_db: str | None) -> None:
     """The nightly job: run the suite at HEAD, bisect new regressions, write the reports.
 
     PYTEST_ARGS (after --) go to pytest. A regression an earlier night reported is carried as
@@ -337,14 +375,17 @@ def nightly(pytest_args: tuple[str, ...], container: str | None, lookback: int |
     from .notify import notify, targets
     from .reports.nightly import summary_lines
 
-    err = _console_err()
+    progress = _progress(quiet, verbose)
     notifications = targets(notify_kinds, webhook_url)  # bad settings: exit 2 before the run
     options = NightlyOptions(
         lookback=lookback, container=container, pytest_args=pytest_args, fail_on=fail_on,
         report_dir=report_dir, jobs=jobs, timeout=timeout, confidence=confidence,
         grid_commits=grid_commits, history_db=history_db, probe_args=probe_args)
-    outcome = run_nightly(repo_path, options, progress=lambda m: err.print(m, style="dim"),
-                          echo=lambda line: click.echo(line, err=True))
+    try:
+        outcome = run_nightly(repo_path, options, progress=progress,
+                              echo=lambda line: click.echo(line, err=True))
+    finally:  # Ctrl-C too: a live bar must not be left over the terminal
+        progress.finish()
     for line in summary_lines(outcome.data):
         click.echo(line)
     for kind in ("md", "json", "html"):

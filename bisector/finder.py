@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import contextlib
 import time
-from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING, NamedTuple
@@ -32,6 +31,7 @@ from .gitrepo import Repository
 from .history import HistoryStore
 from .history.store import MissingStore
 from .model import BisectResult, Finding
+from .progress import SILENT, Progress, Silent
 from .queries import open_store
 from .search import max_probes as plain_probes
 
@@ -42,8 +42,6 @@ __all__ = ["END_RUNS", "RATE_WINDOW", "Finder", "find_break", "verdict_of"]
 
 # History read before the good end to estimate how flaky a test is.
 RATE_WINDOW = 50
-
-Progress = Callable[[str], None]
 
 
 class Finder:
@@ -56,7 +54,7 @@ class Finder:
                  ) -> None:
         self.repo, self.store = repo, store
         self.jobs = max(1, jobs)
-        self.progress = progress or (lambda _msg: None)
+        self.progress: Progress = progress or Silent()
         self.max_untestable, self.confidence, self.max_probes = (max_untestable, confidence,
                                                                  max_probes)
         # Which stored runs are comparable: the executor's environment decides.
@@ -108,7 +106,8 @@ class Finder:
             started = self.began
         if resumed:
             notes.append(f"resumed an interrupted bisection: {resumed} of its probes are reused")
-            self.progress(f"resuming: {resumed} probes of an interrupted run are in the store")
+            self.progress.note(f"resuming: {resumed} probes of an interrupted run are in "
+                               "the store")
         try:
             result, probed = self._run(plan, notes, started)
         except KeyboardInterrupt:
@@ -142,6 +141,7 @@ class Finder:
         line = list(reversed(self.repo.first_parent(good_sha, limit=RATE_WINDOW))) + line_range
         self.prober.load_known(line, tests)
         self.prober.unseen = set(tests) - set(self.store.tests())
+        self.progress.plan("check ends", len(line_range), 2)
         split = check_ends(ctx, tests, good_sha, bad_sha, line)
         notes = [*notes, *split.notes]
         if not split.live and not split.flaky:
@@ -206,7 +206,7 @@ def find_break(
     history_db: str | None = None,
     first_parent: bool = True,
     max_untestable: int | None = None,
-    progress: Progress | None = None,
+    progress: Progress = SILENT,
     confidence: float = 0.99,
     max_probes: int | None = None,
     probes: ExecutorOptions | None = None,
@@ -221,6 +221,7 @@ def find_break(
         raise ConfigError(f"--max-untestable must be at least 1, not {max_untestable}",
                           hint="give 1 or more, or leave it out for the default")
     with contextlib.ExitStack() as stack:
+        stack.callback(progress.finish)  # last out: a live bar ends, however this ends
         repo = stack.enter_context(Repository(repo_path))
         for rev in (bad, good):  # bad revisions fail before a store is created
             if rev is not None:
@@ -233,7 +234,8 @@ def find_break(
                               hint="record history with pytest --track-history, or name the "
                                    "tests and give --good REV") from None
         place = layout(repo, repo_path, options.test_files)
-        executor = stack.enter_context(build_executor(repo, options, place, settings, progress))
+        executor = stack.enter_context(build_executor(repo, options, place, settings,
+                                                      progress.note))
         finder = Finder(repo, store, executor, progress=progress, confidence=confidence,
                         max_probes=max_probes, jobs=options.jobs)
         if options.whole_files:  # the files' tests, from a probe of them at the bad end

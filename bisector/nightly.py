@@ -27,6 +27,7 @@ from .errors import BisectorError, ConfigError, GitError
 from .gitrepo import Repository
 from .history import HistoryStore
 from .model import BisectResult, CommitInfo, Finding, Outcome, Regression, Trigger
+from .progress import SILENT, Progress
 from .queries import (
     flaky_tests,
     history_grid,
@@ -57,8 +58,6 @@ from .reports.nightly_model import (
 FAIL_ON = ("regression", "flaky", "never")
 EXIT_CLEAN = 0
 EXIT_FOUND = 1
-
-Progress = Callable[[str], None]
 
 
 @dataclass(frozen=True, slots=True)
@@ -254,9 +253,9 @@ def _check_status(status: int) -> None:
 
 
 def run_nightly(repo_path: Path, options: NightlyOptions,
-                progress: Progress | None = None,
+                progress: Progress = SILENT,
                 echo: Callable[[str], None] | None = None) -> NightlyOutcome:
-    say = progress or (lambda _m: None)
+    say = progress.note  # and the bisection's probes report to `progress`
     if options.fail_on not in FAIL_ON:
         raise ConfigError(f"--fail-on {options.fail_on!r} is not one of {', '.join(FAIL_ON)}")
     started = time.time()
@@ -289,7 +288,7 @@ def run_nightly(repo_path: Path, options: NightlyOptions,
             if triaged.new:
                 say(f"bisecting {len(triaged.new)} new regression(s)")
                 result, note = _bisect(repo_path, triaged.new, head, lookback, options, url,
-                                       say)
+                                       progress)
                 if note:
                     notes.append(note)
             night = Night(repo=repo, store=store, options=options, branch=branch, head=head,
@@ -366,7 +365,7 @@ def _tonight(store: HistoryStore, head: str, started: float, status: int) -> Any
 
 
 def _bisect(repo_path: Path, new: list[Regression], head: str, lookback: int,
-            options: NightlyOptions, url: str, say: Progress
+            options: NightlyOptions, url: str, progress: Progress
             ) -> tuple[BisectResult | None, str | None]:
     from .executors.factory import ExecutorOptions
     from .finder import find_break
@@ -376,7 +375,7 @@ def _bisect(repo_path: Path, new: list[Regression], head: str, lookback: int,
                                  timeout=options.timeout, pytest_args=options.probe_args)
         return find_break(
             repo_path, tests=[r.nodeid for r in new], bad=head, lookback=lookback,
-            history_db=url, confidence=options.confidence, progress=say, probes=probes,
+            history_db=url, confidence=options.confidence, progress=progress, probes=probes,
         ), None
     except BisectorError as exc:  # still regressions to report, without a culprit
         return None, f"bisection failed: {exc.one_line()}"

@@ -454,13 +454,14 @@ class HistoryRecorder:
             return
         from .errors import BisectorError
         from .finder import find_break
+        from .progress import Lines
         from .reports.bisect import summary_lines
 
         tr.section("bisector: auto-bisect", sep="-")
         try:
             result = find_break(
                 self.config.invocation_params.dir, tests=failing, bad=self.answer["sha"],
-                history_db=self.history_db, progress=lambda m: tr.write_line(f"  {m}"),
+                history_db=self.history_db, progress=Lines(lambda m: tr.write_line(f"  {m}")),
             )
         except BisectorError as exc:
             tr.write_line(f"bisector: no bisection: {self._redact(exc.one_line())}")

@@ -737,3 +737,36 @@ def test_a_new_test_untestable_at_good_is_stored_once_it_ran(repo: Path) -> None
     outcomes = {o for (o,) in query(repo / ".bisector" / "history.db",
                                     "select outcome from results")}
     assert {"failed", "untestable"} <= outcomes
+
+
+def test_reports_link_the_culprit_and_the_ci_run(repo: Path, tmp_path: Path) -> None:
+    """As the nightly's: in Actions the culprit links to its commit and diff, the report to its
+    run, in --json and both --report files; elsewhere [tool.bisector] commit-url does."""
+    commit(repo, {"pyproject.toml": '[tool.bisector]\n'
+                                    'commit-url = "https://git.example/m/-/commit/{sha}"\n'})
+    shas = planted(repo, "from m import value\n\ndef test_value():\n    assert value() == 1\n",
+                   6, 3)
+    args = ("find-break", "--json", "-q", "test_m.py::test_value", "--good", shas[0])
+    actions = {"GITHUB_SERVER_URL": "https://github.com", "GITHUB_REPOSITORY": "org/m",
+               "GITHUB_RUN_ID": "77"}
+    proc = run_cli(*args, "--report", "md", str(tmp_path / "r.md"),
+                   "--report", "json", str(tmp_path / "r.json"), cwd=repo, env=actions)
+    assert proc.returncode == 0, proc.stderr
+    url = f"https://github.com/org/m/commit/{shas[3]}"  # Actions' own, before commit-url
+    for data in (json.loads(proc.stdout), json.loads((tmp_path / "r.json").read_text())):
+        [group] = data["culprits"]
+        assert group["commit"]["sha"] == shas[3]
+        assert group["links"] == {"commit": url, "diff": url + ".diff"}
+        assert data["links"] == {"run": "https://github.com/org/m/actions/runs/77"}
+    md = (tmp_path / "r.md").read_text()
+    assert f"## Culprit [`{shas[3][:10]}`]({url})" in md
+    assert f"- diff: [{url}.diff]({url}.diff)" in md
+    assert "CI run: [https://github.com/org/m/actions/runs/77]" in md
+    # outside Actions (even when this suite runs in Actions): the configured commit-url
+    proc = run_cli(*args, cwd=repo, env={"GITHUB_SERVER_URL": "", "GITHUB_REPOSITORY": "",
+                                         "GITHUB_RUN_ID": ""})
+    assert proc.returncode == 0, proc.stderr
+    data = json.loads(proc.stdout)
+    [group] = data["culprits"]
+    assert group["links"]["commit"] == f"https://git.example/m/-/commit/{shas[3]}"
+    assert data["links"] == {"run": None}

@@ -31,6 +31,8 @@ def confirm(ctx: Context, tests: list[str], suspects: dict[str, tuple[str, ...]]
     merges = {merged_by[t] for t in tests if t in merged_by}
     infos = ctx.repo.commits(sorted({*by_culprit, *merges}))
     confirmations: dict[str, tuple[TestResult, TestResult]] = {}
+    if by_culprit:
+        ctx.progress.plan("confirm culprits", 0, 2 * len(by_culprit))
     for sha, group in sorted(by_culprit.items()):
         again, before = ctx.prober.run([ProbeRequest.of(sha, group, "confirm culprit"),
                                         ProbeRequest.of(infos[sha].parents[0], group,

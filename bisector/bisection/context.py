@@ -6,9 +6,10 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from ..gitrepo import Repository
+from ..progress import Progress, Silent
 from .bisect_log import Trails
 from .evidence import Evidence
-from .prober import Prober, Progress
+from .prober import Prober
 
 
 @dataclass
@@ -19,7 +20,7 @@ class Context:
     max_untestable: int | None = None
     confidence: float = 0.99
     max_probes: int | None = None
-    progress: Progress = field(default=lambda _msg: None)
+    progress: Progress = field(default_factory=Silent)
     trails: Trails = field(default_factory=Trails)
 
     @property

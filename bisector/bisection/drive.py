@@ -14,7 +14,7 @@ from typing import TypeVar
 
 from ..errors import GitError
 from ..model import TestResult
-from ..search import Bisection, DagBisection, Search, Verdict
+from ..search import Bisection, DagBisection, Search, Verdict, max_probes
 from .context import Context
 from .prober import Prober, ProbeRequest
 
@@ -61,6 +61,7 @@ def bisect_range(ctx: Context, tests: list[str], good_sha: str, bad_sha: str,
     Each test's verdicts go to its trail: what history settled first, then each probe's.
     """
     candidates, search = _search_of(ctx, tests, good_sha, bad_sha, first_parent)
+    ctx.progress.plan("bisect", len(candidates), max_probes(len(candidates)))
     index = {sha: i for i, sha in enumerate(candidates)}
     ctx.prober.load_known(candidates, tests)
     settled = ctx.evidence.settled(tests, index, bad_sha)
@@ -74,7 +75,7 @@ def bisect_range(ctx: Context, tests: list[str], good_sha: str, bad_sha: str,
     def ask(i: int, open_tests: list[str]) -> ProbeRequest:
         left = len({j for t in open_tests for j in search.suspects(t)})
         return ProbeRequest.of(candidates[i], open_tests,
-                               f"bisect, {left} of {len(candidates)} candidates left")
+                               f"bisect, {left} of {len(candidates)} candidates left", left)
 
     def read(i: int, open_tests: list[str], results: dict[str, TestResult]
              ) -> dict[str, Verdict]:

@@ -49,7 +49,9 @@ class _Flaky:
                     self.search.observe(t, i, True, f)
                 if p:
                     self.search.observe(t, i, False, p)
-        self.ctx.progress(
+        self.ctx.progress.plan("flake-aware search", len(self.candidates),
+                               self.search.max_probes)
+        self.ctx.progress.note(
             f"flake-aware search over {len(self.candidates)} commits for {len(self.tests)} "
             "test(s), false-failure rates learnt from the runs, starting from "
             + ", ".join(f"{self.search.posteriors[t].current_rates().false_fail:.2f}"

@@ -8,29 +8,31 @@ journal row, in the order asked, from this thread only. Every result becomes `Ev
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
-from dataclasses import dataclass, field
+from collections.abc import Iterable
+from dataclasses import dataclass, field, replace
 
 from ..executors import Executor, Probe, ProbeOutcome
 from ..gitrepo import Repository
 from ..history import HistoryStore
 from ..model import Outcome, Run, TestResult, Trigger
+from ..progress import ProbeDone, ProbeStart, Progress, Silent, outcome_words
 from .evidence import Evidence
-
-Progress = Callable[[str], None]
 
 
 @dataclass(frozen=True, slots=True)
 class ProbeRequest:
-    """Run `tests` at `sha`; `why` is the reason the journal and the progress line give."""
+    """Run `tests` at `sha`; `why` is the reason the journal and the progress line give,
+    `left` the candidates a search still had when it asked (shown by the progress bar)."""
 
     sha: str
     tests: tuple[str, ...]
     why: str
+    left: int | None = None
 
     @classmethod
-    def of(cls, sha: str, tests: Iterable[str], why: str) -> ProbeRequest:
-        return cls(sha, tuple(tests), why)
+    def of(cls, sha: str, tests: Iterable[str], why: str, left: int | None = None
+           ) -> ProbeRequest:
+        return cls(sha, tuple(tests), why, left)
 
 
 @dataclass
@@ -50,7 +52,7 @@ class Prober:
     evidence: Evidence
     env_key: str
     jobs: int = 1
-    progress: Progress = field(default=lambda _msg: None)
+    progress: Progress = field(default_factory=Silent)
     tally: Tally = field(default_factory=Tally)
     # ids the store has never seen: stored from their first result that is not untestable
     unseen: set[str] = field(default_factory=set)
@@ -91,16 +93,20 @@ class Prober:
         """
         if len(requests) > 1 and len(requests) > self.jobs:
             return [self.run([request])[0] for request in requests]
-        probes = []
+        starts = []
         for request in requests:
-            self.progress(f"probe {self.tally.runs + len(probes) + 1}: {request.sha[:10]} "
-                          f"({request.why}), {len(request.tests)} test(s)")
-            probes.append(Probe(request.sha, request.tests))
+            start = ProbeStart(self.tally.runs + len(starts) + 1, request.sha, request.why,
+                               len(request.tests), request.left)
+            self.progress.probe_started(start)
+            starts.append(start)
+        probes = [Probe(request.sha, request.tests) for request in requests]
         if len(probes) > 1:
             outcomes = self.executor.run_round(probes)
         else:
             outcomes = [self.executor.run(probes[0])]
         self.tally.rounds += 1
+        for start, outcome in zip(starts, outcomes, strict=True):
+            self._done(start, outcome)
         return [self.record(request.sha, request.why, outcome)
                 for request, outcome in zip(requests, outcomes, strict=True)]
 
@@ -116,7 +122,7 @@ class Prober:
             if out and not missing:
                 self.tally.reused += 1
             if missing:
-                wanted.append(ProbeRequest.of(request.sha, missing, request.why))
+                wanted.append(replace(request, tests=tuple(missing)))
                 slots.append(slot)
             found.append(out)
         if wanted:
@@ -162,15 +168,25 @@ class Prober:
         Earlier stored runs of those tests at sha are loaded first, so that the bisection
         does not load this probe's results a second time.
         """
-        self.progress(f"probe {self.tally.runs + 1}: {sha[:10]} (check bad end, list the "
-                      f"tests of {', '.join(files)})")
+        start = ProbeStart(self.tally.runs + 1, sha,
+                           f"check bad end, list the tests of {', '.join(files)}", None)
+        self.progress.probe_started(start)
         outcome = self.executor.run(Probe(sha, tuple(files), whole_files=True))
         self.tally.rounds += 1
+        self._done(start, outcome)
         tests = [t for t, r in outcome.results.items()  # not a file that did not collect
                  if t not in files and r.outcome is not Outcome.UNTESTABLE
                  and r.phase != "collect"]
         self.load_known([sha], tests)
         return tests, outcome, self.record(sha, "check bad end", outcome)
+
+    def _done(self, start: ProbeStart, outcome: ProbeOutcome) -> None:
+        """The progress event of a probe that ran: its time, outcome and output."""
+        words = outcome_words((r.outcome.value for r in outcome.results.values()),
+                              outcome.problem)
+        self.progress.probe_done(ProbeDone(start.number, start.sha,
+                                           outcome.finished_at - outcome.started_at, words,
+                                           outcome.log))
 
 
 def _host() -> str:
