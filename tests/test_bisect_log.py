@@ -78,7 +78,7 @@ NODEIDS = {linear: "test_m.py::test_v", merged_branch: "tests/test_calc.py::test
     (merged_branch, ["--full-dag"], 1),
     (nested_merges, [], 1),
     (nested_merges, ["--full-dag"], 1),
-    (merged_branch, [], 2),  # the rerun reuses every result but the confirmation's
+    (merged_branch, [], 2),  # the rerun reuses every result, the confirmation too
 ], ids=["first-parent", "jobs", "merge", "merge-full-dag", "nested", "nested-full-dag",
         "rerun"])
 def test_every_mode_replays_to_its_culprit(repo: Path, build: Callable[[Path], tuple],

@@ -73,8 +73,10 @@ def test_second_bisection_reuses_history(calc) -> None:
     second = json.loads(find_break(repo, "tests/test_calc.py::test_add_negative",
                                    "--good", shas[0]).stdout)
     assert second["culprits"][0]["commit"]["sha"] == shas[13]
-    assert second["probes_run"] == 2  # only the confirmation runs
-    assert second["probes_reused"] >= first["probes_run"] - 2
+    # every result is stored, the confirmation too: two agreeing runs at the culprit and at
+    # its parent need no third (#15)
+    assert second["probes_run"] == 0
+    assert second["probes_reused"] >= first["probes_run"]
     # what history settled is in the log, so `git bisect replay` reaches the same culprit
     log = repo.parent / "replay.log"
     log.write_text("\n".join(second["bisect_log"]) + "\n")
@@ -387,10 +389,14 @@ def test_a_rerun_reuses_the_merged_branch_tip(repo: Path) -> None:
     second = json.loads(find_break(repo, *args).stdout)
     assert first["culprits"][0]["commit"]["sha"] == second["culprits"][0]["commit"]["sha"]
     assert second["culprits"][0]["commit"]["sha"] == culprit
-    assert second["probes_run"] == 2  # the culprit and its parent, confirmed once more
+    # the tip is stored, and so are the culprit's two agreeing runs; its parent (the merge
+    # base, taken as good by ancestry) has one: one more run confirms it, then none (#15)
+    assert second["probes_run"] == 1
     purposes = query(repo / ".bisector" / "history.db",
                      "select purpose from probes where bisection_id = 2")
-    assert sorted(p for (p,) in purposes) == ["confirm culprit", "confirm parent"]
+    assert purposes == [("confirm parent",)]
+    third = json.loads(find_break(repo, *args).stdout)
+    assert third["culprits"][0]["commit"]["sha"] == culprit and third["probes_run"] == 0
 
 
 @pytest.mark.parametrize("mode", ["--first-parent", "--full-dag"])

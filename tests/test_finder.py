@@ -432,7 +432,8 @@ def test_a_resumed_journal_reuses_the_interrupted_probes(repo: Path,
     got, _ = bisect(repo, store, labels, fails_from(11), bad="c16")
     assert [p[0] for p in fake.probes] == ["c16", "c0", "c8", "c12"]
     assert got == PINNED["resumed"]
-    # a third run: everything the search needs is stored, only the confirmation runs
+    # a third run: everything is stored, the confirmation too (two agreeing runs at the
+    # culprit and at its parent): nothing runs (#15)
     third, _ = bisect(repo, store, labels, fails_from(11), bad="c16")
     assert third == PINNED["rerun"]
 
@@ -773,9 +774,9 @@ PINNED: dict[str, Any] = {
          'notes': ['resumed an interrupted bisection: 3 of its probes are reused'],
          'findings': [['test_one', 'culprit', 'c11', ['c11'], True, '', 1.0, None]]},
     'rerun':
-        {'probes': ['c11 test_one', 'c10 test_one'],
+        {'probes': [],
          'rounds': [],
-         'counts': [2, 6, 2, 16],
+         'counts': [0, 8, 0, 16],
          'log': ["git bisect start '--first-parent' 'c16' 'c0'",
                  '# the verdicts of test_m.py::test_one', '# good: [c8] c8', 'git bisect good c8',
                  '# good: [c10] c10', 'git bisect good c10', '# bad: [c12] c12',

@@ -252,7 +252,7 @@ def test_probes_with_other_pytest_args_are_another_experiment(repo: Path) -> Non
         assert data["culprits"][0]["commit"]["sha"] == shas[6]
     assert other["probes_run"] == first["probes_run"] and other["probes_reused"] == 0
     assert plain["probes_run"] == first["probes_run"] and plain["probes_reused"] == 0
-    assert same["probes_run"] == 2  # only the confirmation: the rest is the first run's
+    assert same["probes_run"] == 0  # all of it is the first run's, confirmation included
 
 
 def test_auto_bisect_probes_get_the_pyproject_pytest_args(repo: Path) -> None:

@@ -1,8 +1,9 @@
 """From what the searches suspect to `Finding`s: confirmation, verdicts, owners.
 
-`confirm` runs each isolated culprit and its parent once more (an inconsistency is reported,
-not hidden); `flaky_finding` words the flake-aware search's belief; `Owners` names a culprit's
-owners by one CODEOWNERS, the rule find-break and the nightly share.
+`confirm` runs each isolated culprit and its parent once more, unless both already have two
+agreeing runs (an inconsistency is reported, not hidden); `flaky_finding` words the
+flake-aware search's belief; `Owners` names a culprit's owners by one CODEOWNERS, the rule
+find-break and the nightly share.
 """
 
 from __future__ import annotations
@@ -20,10 +21,16 @@ from .context import Context
 from .evidence import verdict_of
 from .prober import ProbeRequest
 
+# Runs that must agree at the culprit (failing as bisected) and at its parent (passing)
+# before a culprit is confirmed: the search's run and one more. Where the store or this
+# bisection already holds that many agreeing runs, none is made again (ADR 0022).
+CONFIRM_RUNS = 2
+
 
 def confirm(ctx: Context, tests: list[str], suspects: dict[str, tuple[str, ...]],
             merged_by: dict[str, str]) -> list[Finding]:
-    """Run each culprit and its parent once more; a test not isolated is bracketed."""
+    """Run each culprit and its parent once more, as one round, unless both already have
+    CONFIRM_RUNS agreeing runs; a test not isolated is bracketed."""
     by_culprit: dict[str, list[str]] = {}
     for t in tests:
         if len(suspects[t]) == 1:
@@ -34,11 +41,8 @@ def confirm(ctx: Context, tests: list[str], suspects: dict[str, tuple[str, ...]]
     if by_culprit:
         ctx.progress.plan("confirm culprits", 0, 2 * len(by_culprit))
     for sha, group in sorted(by_culprit.items()):
-        again, before = ctx.prober.run([ProbeRequest.of(sha, group, "confirm culprit"),
-                                        ProbeRequest.of(infos[sha].parents[0], group,
-                                                        "confirm parent")])
-        for t in group:
-            confirmations[t] = (again[t], before[t])
+        parent = infos[sha].parents[0]
+        confirmations.update(_confirmation_runs(ctx, sha, parent, group))
     findings = []
     for t in tests:
         merge = infos.get(merged_by[t]) if t in merged_by else None
@@ -47,6 +51,30 @@ def confirm(ctx: Context, tests: list[str], suspects: dict[str, tuple[str, ...]]
         else:
             findings.append(_confirmed(ctx, t, infos[suspects[t][0]], confirmations[t], merge))
     return findings
+
+
+def _confirmation_runs(ctx: Context, sha: str, parent: str, group: list[str]
+                       ) -> dict[str, tuple[TestResult, TestResult]]:
+    """Per test, the (culprit, parent) runs its confirmation reads: one more run of each
+    commit that does not yet have CONFIRM_RUNS agreeing runs, both in one round (`--jobs` 2
+    or more runs them at once), else the latest stored run (a warm rerun runs nothing)."""
+    ev = ctx.evidence
+    requests = []
+    for commit, verdict, why in ((sha, Verdict.BAD, "confirm culprit"),
+                                 (parent, Verdict.GOOD, "confirm parent")):
+        wanted = [t for t in group if ev.agreeing(t, commit, verdict) < CONFIRM_RUNS]
+        if wanted:
+            requests.append(ProbeRequest.of(commit, wanted, why))
+        if len(wanted) < len(group):
+            ctx.prober.tally.reused += 1
+    ran = dict(zip([r.sha for r in requests], ctx.prober.run(requests), strict=True))
+    out: dict[str, tuple[TestResult, TestResult]] = {}
+    for t in group:
+        again = ran[sha][t] if t in ran.get(sha, {}) else ev.last_failure(t, sha)
+        before = ran[parent][t] if t in ran.get(parent, {}) else ev.latest(t, parent)
+        if again is not None and before is not None:  # agreeing() counted the stored ones
+            out[t] = (again, before)
+    return out
 
 
 def _bracketed(ctx: Context, t: str, suspects: tuple[str, ...], merge: CommitInfo | None

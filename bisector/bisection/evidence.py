@@ -93,6 +93,14 @@ class Evidence:
                     if v is not Verdict.UNTESTABLE]
         return set(verdicts) == {verdict} and len(verdicts) < below
 
+    def agreeing(self, test: str, sha: str, verdict: Verdict) -> int:
+        """How many runs of the test at sha gave `verdict`, or 0 when any testable run there
+        gave another: a commit with disagreeing runs is not settled, however many agree."""
+        verdicts = [v for v in (self.verdict(test, r, sha)
+                                for r in self._seen.get((test, sha), []))
+                    if v is not Verdict.UNTESTABLE]
+        return len(verdicts) if set(verdicts) == {verdict} else 0
+
     def settled(self, tests: list[str], shas: dict[str, int], bad_sha: str
                 ) -> dict[str, dict[str, Verdict]]:
         """Per test, the commits of `shas` (bad end aside) whose runs all agree, with that

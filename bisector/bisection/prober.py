@@ -91,6 +91,8 @@ class Prober:
         --jobs the probes run one by one, each recorded before the next starts: a Ctrl-C then
         loses only the probe it interrupts.
         """
+        if not requests:
+            return []
         if len(requests) > 1 and len(requests) > self.jobs:
             return [self.run([request])[0] for request in requests]
         starts = []

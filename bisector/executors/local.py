@@ -165,33 +165,39 @@ class LocalExecutor(BaseExecutor):
 
         The environment bisector runs in stays importable behind it (a .pth adds its site
         directories), so `pip install --no-deps .` is all a setup needs, and the user's own
-        environment is never installed into.
+        environment is never installed into. Where that environment has pip, the venv is made
+        without one (ensurepip takes seconds, more than a probe on a loaded machine) and its
+        `pip` runs that pip with the venv's interpreter, which installs into the venv.
         """
         if not self.setup:
             return self.python
         if self._venv is None:
-            venv = self.tree.with_name(self.tree.name + VENV)
-            self._venv = venv
-            proc = self._spawn([self.python, "-m", "venv", str(venv)],
-                               env={**os.environ, procs.MARK: self.marker})
-            try:
-                err, _ = self._wait(proc, None)
-            finally:
-                self._running = None
-            self.check_aborted()  # killed by abort(): not a broken venv module
-            site_dirs = list(venv.glob("lib/python*/site-packages"))
-            if proc.returncode != 0 or len(site_dirs) != 1:
-                raise ExecutorError(
-                    f"cannot create the probes' virtual environment ({last_line(err)})",
-                    hint="install the venv module (Debian: apt-get install python3-venv)",
-                )
-            parents = [p for p in (*site.getsitepackages(), site.getusersitepackages())
-                       if Path(p).is_dir()]
-            [site_dir] = site_dirs
-            (site_dir / "zz_bisector_parent_env.pth").write_text(
-                "".join(f"import site; site.addsitedir({p!r})\n" for p in parents)
-            )
+            self._venv = self.tree.with_name(self.tree.name + VENV)
+            self._make_venv(self._venv, borrow_pip=_has_pip())
         return str(self._venv / "bin" / "python")
+
+    def _make_venv(self, venv: Path, *, borrow_pip: bool) -> None:
+        cmd = [self.python, "-m", "venv", *(["--without-pip"] if borrow_pip else []), str(venv)]
+        proc = self._spawn(cmd, env={**os.environ, procs.MARK: self.marker})
+        try:
+            err, _ = self._wait(proc, None)
+        finally:
+            self._running = None
+        self.check_aborted()  # killed by abort(): not a broken venv module
+        site_dirs = list(venv.glob("lib/python*/site-packages"))
+        if proc.returncode != 0 or len(site_dirs) != 1:
+            raise ExecutorError(
+                f"cannot create the probes' virtual environment ({last_line(err)})",
+                hint="install the venv module (Debian: apt-get install python3-venv)",
+            )
+        parents = [p for p in (*site.getsitepackages(), site.getusersitepackages())
+                   if Path(p).is_dir()]
+        [site_dir] = site_dirs
+        (site_dir / "zz_bisector_parent_env.pth").write_text(
+            "".join(f"import site; site.addsitedir({p!r})\n" for p in parents)
+        )
+        if borrow_pip:
+            write_pip_shims(venv)
 
     def _checkout(self, sha: str) -> None:
         self.check_aborted()
@@ -291,6 +297,26 @@ class LocalExecutor(BaseExecutor):
             return None, out, f"timed out after {self.timeout:g}s"
         self.check_aborted()  # killed by abort(): its exit status is not a result
         return proc.returncode, out, None
+
+
+def _has_pip() -> bool:
+    """This interpreter can import pip: a probe venv can run it instead of its own."""
+    import importlib.util
+
+    return importlib.util.find_spec("pip") is not None
+
+
+def write_pip_shims(venv: Path) -> None:
+    """`pip`, `pip3` and `pip3.X` in the venv's bin: the borrowed pip, run by the venv's
+    python (so that it installs into the venv), as a setup command line expects them."""
+    import shlex
+
+    python = shlex.quote(str(venv / "bin" / "python"))
+    v = sys.version_info
+    for name in ("pip", f"pip{v.major}", f"pip{v.major}.{v.minor}"):
+        shim = venv / "bin" / name
+        shim.write_text(f'#!/bin/sh\nexec {python} -m pip "$@"\n')
+        shim.chmod(0o755)
 
 
 def _read_junit(junit: Path, nodeids: list[str], whole_files: bool) -> dict[str, TestResult]:
