@@ -192,8 +192,18 @@ def repo(tmp_path: Path) -> Path:
     return tmp_path / "repo"
 
 
+@pytest.fixture(scope="module")
+def empty_store(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A store file with the schema made, once: copied, it opens without migrating."""
+    path = tmp_path_factory.mktemp("store") / "history.db"
+    with HistoryStore.open(f"sqlite:///{path}"):
+        pass
+    return path
+
+
 @pytest.fixture
-def store(tmp_path: Path) -> Iterator[HistoryStore]:
+def store(tmp_path: Path, empty_store: Path) -> Iterator[HistoryStore]:
+    shutil.copyfile(empty_store, tmp_path / "history.db")
     with HistoryStore.open(f"sqlite:///{tmp_path / 'history.db'}") as opened:
         yield opened
 
