@@ -201,10 +201,27 @@ def load_settings(
     lookback: int | None = None,
     cwd: Path | None = None,
 ) -> Settings:
+    """[tool.bisector] of root's pyproject.toml, then BISECTOR_* from `environ`, then the
+    flags: each later source overrides an earlier one; relative paths of the environment
+    and flags are taken from `cwd`, those of the file from `root`."""
     env = os.environ if environ is None else environ
     here = cwd or Path.cwd()
-    settings = Settings()
-    section = read_pyproject(root)
+    settings = _from_pyproject(Settings(), read_pyproject(root), root)
+    if env.get("BISECTOR_DB"):
+        settings = replace(settings, history_db=_as_url(env["BISECTOR_DB"], here))
+    if env.get("BISECTOR_LOOKBACK"):
+        settings = replace(
+            settings, lookback=_lookback(env["BISECTOR_LOOKBACK"], "BISECTOR_LOOKBACK")
+        )
+    if history_db:
+        settings = replace(settings, history_db=_as_url(history_db, here))
+    if lookback is not None:
+        settings = replace(settings, lookback=_lookback(lookback, "--lookback"))
+    return settings
+
+
+def _from_pyproject(settings: Settings, section: dict[str, Any], root: Path) -> Settings:
+    """`settings` with the keys of [tool.bisector] that are given, each checked."""
     where = f"{root / 'pyproject.toml'} [tool.bisector]"
     if "history-db" in section:
         value = section["history-db"]
@@ -226,16 +243,6 @@ def load_settings(
                            pytest_args=check_pytest_args(value, f"{where} pytest-args"))
     if "commit-url" in section:
         settings = replace(settings, commit_url=check_commit_url(section["commit-url"], where))
-    if env.get("BISECTOR_DB"):
-        settings = replace(settings, history_db=_as_url(env["BISECTOR_DB"], here))
-    if env.get("BISECTOR_LOOKBACK"):
-        settings = replace(
-            settings, lookback=_lookback(env["BISECTOR_LOOKBACK"], "BISECTOR_LOOKBACK")
-        )
-    if history_db:
-        settings = replace(settings, history_db=_as_url(history_db, here))
-    if lookback is not None:
-        settings = replace(settings, lookback=_lookback(lookback, "--lookback"))
     return settings
 
 
@@ -267,37 +274,49 @@ def check_pytest_args(args: tuple[str, ...] | list[str], where: str = "--pytest-
     what it holds) or that would change what bisector relies on (`DENIED_OPTIONS`)."""
     out = tuple(args)
     for i, arg in enumerate(out):
-        if not isinstance(arg, str):
-            raise ConfigError(f"{where}: {arg!r} is not a string", hint=PYTEST_ARG_HINT)
-        shown = quoted(arg, 60)
-        if not arg.strip() or any(c in arg for c in "\0\n\r"):
-            raise ConfigError(f"{where} {shown} is empty or holds a NUL or a line break",
-                              hint="give one option (or its value) per --pytest-arg")
-        if arg.startswith("@"):
-            raise ConfigError(f"{where} {shown} would read more options from a file",
-                              hint="give the options themselves")
+        _check_argument(arg, where)
         previous = out[i - 1] if i else ""
-        name = arg.split("=", 1)[0]
-        ini = plugin = None
-        if name == "--override-ini" and "=" in arg:
-            ini = arg.split("=", 1)[1]
-        elif arg.startswith("-o") and len(arg) > 2:
-            ini = arg[2:]
-        elif previous in ("-o", "--override-ini"):
-            ini = arg
-        if arg.startswith("-p") and len(arg) > 2:
-            plugin = arg[2:]
-        elif previous == "-p":
-            plugin = arg
-        denied = (name in DENIED_OPTIONS or arg in DENIED_SHORT
+        ini, plugin = _ini_and_plugin(arg, previous)
+        denied = (arg.split("=", 1)[0] in DENIED_OPTIONS or arg in DENIED_SHORT
                   or (ini is not None and _ini_key(ini) in DENIED_INI)
                   or (plugin is not None and plugin.strip() in DENIED_PLUGINS))
         if denied:
+            shown = quoted(arg, 60)
             if arg in (ini, plugin):  # the value of the option before it
                 shown = f"{previous} {shown}"
             raise ConfigError(f"{where} {shown} would change what bisector reads from a probe",
                               hint=PYTEST_ARG_HINT)
     return out
+
+
+def _check_argument(arg: object, where: str) -> None:
+    """One string that is one argument: not empty, no NUL or line break, not `@FILE`."""
+    if not isinstance(arg, str):
+        raise ConfigError(f"{where}: {arg!r} is not a string", hint=PYTEST_ARG_HINT)
+    shown = quoted(arg, 60)
+    if not arg.strip() or any(c in arg for c in "\0\n\r"):
+        raise ConfigError(f"{where} {shown} is empty or holds a NUL or a line break",
+                          hint="give one option (or its value) per --pytest-arg")
+    if arg.startswith("@"):
+        raise ConfigError(f"{where} {shown} would read more options from a file",
+                          hint="give the options themselves")
+
+
+def _ini_and_plugin(arg: str, previous: str) -> tuple[str | None, str | None]:
+    """The `KEY=VALUE` that arg sets through -o/--override-ini, and the plugin it names
+    through -p, whether joined to the option (`-okey=v`, `-pname`) or after it."""
+    ini = plugin = None
+    if arg.split("=", 1)[0] == "--override-ini" and "=" in arg:
+        ini = arg.split("=", 1)[1]
+    elif arg.startswith("-o") and len(arg) > 2:
+        ini = arg[2:]
+    elif previous in ("-o", "--override-ini"):
+        ini = arg
+    if arg.startswith("-p") and len(arg) > 2:
+        plugin = arg[2:]
+    elif previous == "-p":
+        plugin = arg
+    return ini, plugin
 
 
 TRIGGER_ENV = "BISECTOR_TRIGGER"

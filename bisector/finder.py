@@ -11,19 +11,17 @@ from __future__ import annotations
 
 import contextlib
 import time
-from dataclasses import replace
 from pathlib import Path
-from typing import TYPE_CHECKING, NamedTuple
+from typing import TYPE_CHECKING
 
-from .bisection.bisect_log import Trails, replayable, start_line
-from .bisection.conclude import confirm, with_owners
+from .bisection.conclude import bisect_result, concluded
 from .bisection.context import Context
-from .bisection.drive import bisect_range
-from .bisection.ends import END_RUNS, check_ends
+from .bisection.deterministic import search_live
+from .bisection.ends import END_RUNS, RATE_WINDOW, check_ends, rate_line
 from .bisection.evidence import Evidence, verdict_of
 from .bisection.flaky import flaky_search
-from .bisection.merges import into_merges
-from .bisection.plan import Plan, make_plan
+from .bisection.journal import Journal
+from .bisection.plan import Plan, make_plan, tests_of_files
 from .bisection.prober import Prober
 from .errors import BisectError, ConfigError
 from .executors import Executor
@@ -40,13 +38,15 @@ if TYPE_CHECKING:
 
 __all__ = ["END_RUNS", "RATE_WINDOW", "Finder", "find_break", "verdict_of"]
 
-# History read before the good end to estimate how flaky a test is.
-RATE_WINDOW = 50
-
 
 class Finder:
     """One bisection over a repository, a store and an `Executor` (which runs --jobs probes
-    at once through its `run_round`)."""
+    at once through its `run_round`).
+
+    Each step is one call into `bisection/`: the plan, the journal, the ends, the
+    deterministic search (with merges and confirmation), the flake-aware search, the
+    conclusion. A new step (a search over another candidate space) is one more call in `_run`.
+    """
 
     def __init__(self, repo: Repository, store: HistoryStore, executor: Executor, *,
                  progress: Progress | None = None, max_untestable: int | None = None,
@@ -61,7 +61,6 @@ class Finder:
         self.env_key = executor.env_key()
         self.prober = Prober(repo, store, executor, Evidence(), self.env_key, self.jobs,
                              self.progress)
-        self.trails = Trails()  # per test, its verdicts as `git bisect` lines
         self.plan_notes: list[str] = []
         self.began: float | None = None  # when the --test-file probe at bad started
 
@@ -73,128 +72,58 @@ class Finder:
         return list(plan.tests), plan.good, plan.bad
 
     def probe_files(self, sha: str, files: list[str]) -> list[str]:
-        """--test-file without node ids: run the whole files at the bad commit, and return the
-        node ids of their tests, read from the probe's JUnit XML.
-
-        This one probe is how bisector learns the files' tests, whatever the project's options
-        do to pytest's output, and it is the bad-end check as well: `run` finds its results as
-        evidence and does not run the bad end again. It is counted and stored as any probe.
-        A run that yields no test at all is an error that quotes pytest's reason.
-        """
+        """--test-file without node ids: the files' tests, from a probe of them at the bad
+        commit (`bisection.plan.tests_of_files`); `run` reuses it as the bad-end check."""
         self.began = time.monotonic()
-        tests, outcome, results = self.prober.probe_files(sha, files)
-        if not tests:
-            why = (outcome.problem
-                   or "; ".join(dict.fromkeys(r.message or r.outcome for r in results.values()))
-                   or "pytest reported no test")
-            raise BisectError(f"cannot collect the tests of {', '.join(files)} at bad "
-                              f"{sha[:10]}: {why}",
-                              hint="make the probes' environment run them (--setup, "
-                                   "--pytest-arg), or check the --test-file paths")
-        return tests
+        return tests_of_files(self.prober, sha, files)
 
     def run(self, tests: list[str], good_sha: str, bad_sha: str, *, first_parent: bool = True
             ) -> BisectResult:
         """The bisection, journalled: resumed if interrupted before, marked done or failed."""
         started = time.monotonic()
         plan = Plan(tuple(tests), good_sha, bad_sha, first_parent, tuple(self.plan_notes))
-        notes = list(plan.notes)
-        journal_id, resumed = self.store.start_bisection(
-            plan.journal_key(self.env_key), good_sha, bad_sha, tests, plan.mode, time.time())
-        self.prober.attach(journal_id)
+        journal = Journal.start(self.store, plan, self.env_key, self.prober, self.progress)
         if self.began is not None:  # the time of every probe is the bisection's
             started = self.began
-        if resumed:
-            notes.append(f"resumed an interrupted bisection: {resumed} of its probes are reused")
-            self.progress.note(f"resuming: {resumed} probes of an interrupted run are in "
-                               "the store")
-        try:
-            result, probed = self._run(plan, notes, started)
-        except KeyboardInterrupt:
-            # Ctrl-C (or SIGTERM): the journal says so now, and the next run resumes it. A
-            # store that cannot be written now leaves the row running, resumed all the same.
-            with contextlib.suppress(Exception):
-                self.store.finish_bisection(journal_id, "interrupted",
-                                            {"error": "interrupted"}, time.time())
-            raise
-        except BaseException as exc:
-            self.store.finish_bisection(journal_id, "failed", {"error": str(exc)}, time.time())
-            raise
-        log = replayable(self.repo, start_line(bad_sha, good_sha, first_parent), probed,
-                         self.trails, result.findings)
-        result = replace(with_owners(self.repo, result), journal_id=journal_id, bisect_log=log)
-        self.store.finish_bisection(journal_id, "done", {
-            t.nodeid: (t.culprit.sha if t.culprit else list(t.suspects))
-            for t in result.findings
-        }, time.time())
+        ctx = Context(self.repo, self.prober, self.jobs, self.max_untestable, self.confidence,
+                      self.max_probes, self.progress)
+        with journal.failing():
+            result, probed = self._run(ctx, plan, [*plan.notes, *journal.notes], started)
+        result = concluded(self.repo, result, first_parent, probed, ctx.trails,
+                           journal.journal_id)
+        journal.done(result)
         return result
 
-    def _run(self, plan: Plan, notes: list[str], started: float
+    def _run(self, ctx: Context, plan: Plan, notes: list[str], started: float
              ) -> tuple[BisectResult, tuple[str, ...]]:
         """Ends, then the deterministic search of the tests that allow it, then the
         flake-aware search of the rest; the result, and the flake-aware probes' log lines."""
-        tests, good_sha, bad_sha = list(plan.tests), plan.good, plan.bad
-        ctx = Context(self.repo, self.prober, self.jobs, self.max_untestable, self.confidence,
-                      self.max_probes, self.progress, self.trails)
-        # the first-parent line through the range, and some history before it for the rates
-        line_range = self.repo.range(good_sha, bad_sha, first_parent=True)
-        line = list(reversed(self.repo.first_parent(good_sha, limit=RATE_WINDOW))) + line_range
+        tests = list(plan.tests)
+        line_range, line = rate_line(self.repo, plan.good, plan.bad)
         self.prober.load_known(line, tests)
         self.prober.unseen = set(tests) - set(self.store.tests())
         self.progress.plan("check ends", len(line_range), 2)
-        split = check_ends(ctx, tests, good_sha, bad_sha, line)
+        split = check_ends(ctx, tests, plan.good, plan.bad, line)
         notes = [*notes, *split.notes]
         if not split.live and not split.flaky:
             raise BisectError("nothing to bisect: " + "; ".join(notes))
         findings: dict[str, Finding] = {}
         candidates, flaky, probed = len(line_range), list(split.flaky), ()
         if split.live:
-            searched = self._deterministic(ctx, list(split.live), plan)
+            searched = search_live(ctx, list(split.live), plan)
             candidates, notes = searched.candidates, [*notes, *searched.notes]
             findings.update(searched.findings)
             flaky += searched.demoted
         if flaky:
-            answer = flaky_search(ctx, flaky, good_sha, line_range, line)
+            answer = flaky_search(ctx, flaky, plan.good, line_range, line)
             findings.update((f.nodeid, f) for f in answer.findings)
             notes += answer.notes
             probed = answer.probed
         notes += ctx.evidence.other_failures()
-        tally = self.prober.tally
-        return BisectResult(
-            good=good_sha, bad=bad_sha, candidates=candidates,
-            findings=tuple(findings[t] for t in tests if t in findings),
-            probes_run=tally.runs, probes_reused=tally.reused,
-            seconds=time.monotonic() - started, bisect_log=(), notes=tuple(notes),
-            rounds=tally.rounds, jobs=self.jobs,
-        ), probed
+        return bisect_result(plan.good, plan.bad, candidates,
+                             [findings[t] for t in tests if t in findings], notes,
+                             self.prober.tally, time.monotonic() - started, self.jobs), probed
 
-    def _deterministic(self, ctx: Context, live: list[str], plan: Plan) -> Deterministic:
-        """Search, follow merges, confirm: the findings, and the tests a failed confirmation
-        hands to the flake-aware search."""
-        searched = bisect_range(ctx, live, plan.good, plan.bad, plan.first_parent)
-        notes = list(searched.notes)
-        suspects, merged_by = searched.suspects, {}
-        if plan.first_parent:
-            merged = into_merges(ctx, live, suspects)
-            suspects, merged_by = merged.suspects, merged.merged_by
-            notes += merged.notes
-        findings: dict[str, Finding] = {}
-        demoted = []
-        for f in confirm(ctx, live, suspects, merged_by):
-            if f.culprit is not None and not f.confirmed:
-                notes.append(f"{f.nodeid}: {f.culprit.short} was not confirmed ({f.note}); "
-                             "searched again as a flaky test")
-                demoted.append(f.nodeid)
-            else:
-                findings[f.nodeid] = f
-        return Deterministic(searched.candidates, findings, demoted, notes)
-
-
-class Deterministic(NamedTuple):
-    candidates: int
-    findings: dict[str, Finding]
-    demoted: list[str]  # not confirmed: searched again by the flake-aware search
-    notes: list[str]
 
 def find_break(
     repo_path: Path,

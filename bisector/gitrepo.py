@@ -125,6 +125,9 @@ class Repository:
             os.environ.pop(var, None)
         git = _import_git()
         self._path = Path(path)
+        # CommitInfo by full sha: a commit's metadata never changes, and a bisection asks for
+        # the same commits again (each probe's run is stored with its commit)
+        self._infos: dict[str, CommitInfo] = {}
         try:
             self._repo: git.Repo = git.Repo(self._path, search_parent_directories=True)
         except (git.InvalidGitRepositoryError, git.NoSuchPathError):
@@ -262,12 +265,17 @@ class Repository:
         return out.split()
 
     def commits(self, shas: list[str]) -> dict[str, CommitInfo]:
-        """Metadata for many commits, a thousand per `git log --no-walk` call."""
-        out: dict[str, CommitInfo] = {}
-        for i in range(0, len(shas), 1000):
-            chunk = [s for s in shas[i : i + 1000] if not s.startswith("-")]
-            log = self._git("log", "--no-walk=unsorted", f"--format={_LOG_FORMAT}", *chunk, "--")
-            out.update((c.sha, c) for c in parse_log(log))
+        """Metadata for many commits in the order asked, a thousand per `git log --no-walk`
+        call; commits this repository object has read before are not read again."""
+        missing = [s for s in shas if s not in self._infos and not s.startswith("-")]
+        fetched: dict[str, CommitInfo] = {}
+        for i in range(0, len(missing), 1000):
+            log = self._git("log", "--no-walk=unsorted", f"--format={_LOG_FORMAT}",
+                            *missing[i : i + 1000], "--")
+            fetched.update((c.sha, c) for c in parse_log(log))
+        self._infos.update(fetched)
+        out = {s: self._infos[s] for s in shas if s in self._infos}
+        out.update(fetched)  # revisions asked by another name than their full sha
         return out
 
     def is_ancestor(self, older: str, newer: str) -> bool:

@@ -27,7 +27,7 @@ def prune_history(repo: Repository, store: HistoryStore, keep: int) -> Pruned:
     reach (other branches) stay. So do the runs an open bisection uses: its probes, and runs
     in its range and in the history before its good end that it reads flake rates from.
     """
-    from .finder import RATE_WINDOW
+    from .bisection.ends import RATE_WINDOW
 
     boundary = repo.first_parent("HEAD", limit=1, skip=keep)
     if not boundary:

@@ -295,16 +295,21 @@ def run_nightly(repo_path: Path, options: NightlyOptions,
                           run=run, tonight=tonight, lookback=lookback, baseline=baseline,
                           triaged=triaged, result=result, notes=notes,
                           links=links_from(os.environ, settings.commit_url))
-            report = replace(_assemble(night), stats=_stats(repo, store))
-            code = report.exit_code or EXIT_CLEAN
-            paths = write_reports(report, report_dir)
-            # last: a night that could not write its reports has told nobody, so the next
-            # night must not carry its regressions as already reported
-            store.record_nightly(
-                branch=branch, sha=head, run_id=run.id, started_at=started,
-                finished_at=time.time(), status=report.status, exit_code=code,
-                ledger=_ledger(report, triaged, started),
-            )
+            return _publish(night, report_dir, started)
+
+
+def _publish(night: Night, report_dir: Path, started: float) -> NightlyOutcome:
+    """The report assembled and written, then the night recorded with its ledger."""
+    report = replace(_assemble(night), stats=_stats(night.repo, night.store))
+    code = report.exit_code or EXIT_CLEAN
+    paths = write_reports(report, report_dir)
+    # last: a night that could not write its reports has told nobody, so the next
+    # night must not carry its regressions as already reported
+    night.store.record_nightly(
+        branch=night.branch, sha=night.head, run_id=night.run.id, started_at=started,
+        finished_at=time.time(), status=report.status, exit_code=code,
+        ledger=_ledger(report, night.triaged, started),
+    )
     return NightlyOutcome(exit_code=code, report=report, paths=paths)
 
 

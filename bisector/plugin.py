@@ -242,6 +242,24 @@ class _Test:
             self.subfailed = True
             self.fail("failed", "call", report)
 
+    def rerun(self) -> None:
+        """pytest-rerunfailures: this attempt failed, another follows; only the count stays."""
+        self.reruns += 1
+        self.outcome, self.duration, self.phase = None, 0.0, "call"
+        self.signature = self.message = self.traceback = None
+        self.subfailed = False
+
+    def failed_in(self, when: str, report: Any) -> None:
+        """A failed phase: the call fails the test, setup and teardown make it an error."""
+        if when == "call":
+            if not self.subfailed:  # else pytest's "contains 1 failed subtest", or later
+                self.fail("failed", "call", report)
+        elif when == "setup":
+            self.fail("error", "setup", report)
+        elif self.outcome not in ("failed", "error"):
+            # The body passed (or skipped) but teardown broke: the test as a whole did not.
+            self.fail("error", "teardown", report)
+
     def fail(self, outcome: str, phase: str, report: Any) -> None:
         self.outcome = outcome
         self.phase = phase
@@ -353,25 +371,14 @@ class HistoryRecorder:
                 test.outcome = "xpassed" if hasattr(report, "wasxfail") else "passed"
             return
         if outcome == "rerun":  # pytest-rerunfailures: this attempt failed, another follows
-            test.reruns += 1
-            test.outcome, test.duration, test.phase = None, 0.0, "call"
-            test.signature = test.message = test.traceback = None
-            test.subfailed = False
+            test.rerun()
             return
         test.duration += report.duration
-        when = report.when
         if outcome == "failed":
-            if when == "call":
-                if not test.subfailed:  # else pytest's "contains 1 failed subtest", or later
-                    test.fail("failed", "call", report)
-            elif when == "setup":
-                test.fail("error", "setup", report)
-            elif test.outcome not in ("failed", "error"):
-                # The body passed (or skipped) but teardown broke: the test as a whole did not.
-                test.fail("error", "teardown", report)
+            test.failed_in(report.when, report)
         elif outcome == "skipped" and not test.subfailed:
             test.outcome = "xfailed" if hasattr(report, "wasxfail") else "skipped"
-            test.phase = when
+            test.phase = report.when
             test.message = _skip_reason(report)
 
     # -- recording ----------------------------------------------------------------------------

@@ -213,22 +213,11 @@ def _range(repo: Repository, line: list[CommitInfo]) -> dict[str, str]:
     return introduced_by([c.sha for c in reversed(line)], parents)
 
 
-def compute_stats(repo: Repository, store: HistoryStore, *, commits: int | None = 100,
-                  days: float | None = None, now: float | None = None) -> Stats:
-    """The figures for the window: `days` when given (then `commits` is not used), else the
-    last `commits` first-parent commits of HEAD (all of them when None). See the module."""
-    now = time.time() if now is None else now
-    line = _line(repo, commits, days, now)
-    owner = _range(repo, line)
-    named = [n for n in named_culprits(store.bisections()) if n.culprit in owner]
-    culprits = sorted({n.culprit for n in named})
-    when = {c.sha: c.committed_at for c in line}
-    missing = [c for c in culprits if c not in when]
-    when.update((sha, info.committed_at) for sha, info in repo.commits(missing).items())
-
-    shas = [c.sha for c in line]
-    tracked = store.tracked_shas() & set(shas)
-    brought = Counter(owner[c] for c in culprits)
+def _trend(store: HistoryStore, line: list[CommitInfo], tracked: set[str],
+           brought: Counter[str]) -> list[TrendPoint]:
+    """Oldest first, per tracked commit its latest whole run's failures and passes, and the
+    regressions brought in since the point before (`brought`: commit -> culprits it
+    brought in)."""
     trend = []
     pending = 0  # culprits brought in by commits no whole run saw: marked where first seen
     for c in reversed(line):
@@ -248,6 +237,25 @@ def compute_stats(repo: Repository, store: HistoryStore, *, commits: int | None 
             passed=counts.get("passed", 0), regressions=pending,
         ))
         pending = 0
+    return trend
+
+
+def compute_stats(repo: Repository, store: HistoryStore, *, commits: int | None = 100,
+                  days: float | None = None, now: float | None = None) -> Stats:
+    """The figures for the window: `days` when given (then `commits` is not used), else the
+    last `commits` first-parent commits of HEAD (all of them when None). See the module."""
+    now = time.time() if now is None else now
+    line = _line(repo, commits, days, now)
+    owner = _range(repo, line)
+    named = [n for n in named_culprits(store.bisections()) if n.culprit in owner]
+    culprits = sorted({n.culprit for n in named})
+    when = {c.sha: c.committed_at for c in line}
+    missing = [c for c in culprits if c not in when]
+    when.update((sha, info.committed_at) for sha, info in repo.commits(missing).items())
+
+    shas = [c.sha for c in line]
+    tracked = store.tracked_shas() & set(shas)
+    trend = _trend(store, line, tracked, Counter(owner[c] for c in culprits))
     flaky = flaky_tests(repo, store, len(line)) if tracked else []
     slowest = [SlowTest(*d) for d in store.durations(tracked, limit=SLOWEST)] if tracked else []
     return Stats(

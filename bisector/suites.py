@@ -176,53 +176,16 @@ def _service(name: str, data: Any, where: str) -> Service:
 
 
 def parse_suite(name: str, data: Any, where: str) -> Suite:
-    """A validated `Suite` from one TOML table; `where` names it in every message."""
-    if not _NAME.fullmatch(name):  # it names images and containers
-        raise ConfigError(f"{where}: the suite name {name!r} must be letters, digits, '.', '_' "
-                          f"or '-', starting with a letter or digit", hint="rename the file")
-    if not isinstance(data, dict):
-        raise ConfigError(f"{where}: a suite must be a table")
-    table = _Table(data, where)
-    table.known(SUITE_KEYS)
-    image = table.text("image", "an image name (string)")
-    dockerfile = table.text("dockerfile", "a path to a Dockerfile in the repository")
-    if (image is None) == (dockerfile is None):
-        raise ConfigError(f"{where}: give exactly one of image or dockerfile",
-                          hint="image = 'NAME:TAG' or dockerfile = 'path/Dockerfile'")
-    for key, value in (("dockerfile", dockerfile),
-                       ("context", table.get("context", str, "a directory", "."))):
-        if value is not None and (Path(value).is_absolute() or ".." in Path(value).parts):
-            raise ConfigError(f"{where}: {key} must be a path inside the repository")
-    setup = table.get("setup", (str, list), "a shell command or a list of them", [])
-    if isinstance(setup, str):
-        setup = [setup]
-    if not all(isinstance(s, str) for s in setup):
-        raise ConfigError(f"{where}: setup must be a list of shell commands (strings)")
-    junit = table.need("junit", str, "the path the command writes JUnit XML to")
-    if not junit.startswith("/"):
-        raise ConfigError(f"{where}: junit must be an absolute path in the container, "
-                          f"e.g. {RESULTS_DIR}/junit.xml")
-    dialect = table.get("dialect", str, f"one of {', '.join(DIALECTS)}", "pytest")
-    if dialect not in DIALECTS:
-        raise ConfigError(f"{where}: dialect must be one of {', '.join(DIALECTS)}, "
-                          f"not {dialect!r}")
-    memory = table.get("memory", str, "a size such as '512m' or '2g'", "2g")
-    size = _MEMORY.fullmatch(memory)
-    if not size or float(size.group(1)) * _UNITS[size.group(2).lower()] < MIN_MEMORY:
-        raise ConfigError(f"{where}: memory must be a size of at least 6m such as '512m' or "
-                          f"'2g', not {memory!r}")
-    pids = table.get("pids", int, "a whole number of processes", 1024)
-    if pids < 16:
-        raise ConfigError(f"{where}: pids must be at least 16, not {pids}")
-    network = table.get("network", str, "'none' or 'private'", None)
-    services_data = table.get("services", dict, "a table of service tables", {})
-    services = tuple(_service(n, d, where) for n, d in services_data.items())
-    if network == "none" and services:
-        raise ConfigError(f"{where}: network = 'none' leaves the services unreachable",
-                          hint="drop the network key: services get a private network")
-    if network not in (None, "none", "private"):
-        raise ConfigError(f"{where}: network must be 'none' or 'private' (never the host's), "
-                          f"not {network!r}")
+    """A validated `Suite` from one TOML table; `where` names it in every message.
+
+    Each helper checks one group of keys, always in this order, so that a table with several
+    mistakes names the same one first whatever the order of its keys."""
+    table = _suite_table(name, data, where)
+    image, dockerfile = _image_or_dockerfile(table, where)
+    setup = _setup(table, where)
+    junit, dialect = _junit(table, where)
+    memory, pids = _limits(table, where)
+    services = _services(table, where)
     suite = Suite(
         name=name,
         source=where,
@@ -244,6 +207,85 @@ def parse_suite(name: str, data: Any, where: str) -> Suite:
     )
     table.done()
     return suite
+
+
+def _suite_table(name: str, data: Any, where: str) -> _Table:
+    """The suite's table, once its name (which names images and containers) and its keys
+    are known to be usable."""
+    if not _NAME.fullmatch(name):
+        raise ConfigError(f"{where}: the suite name {name!r} must be letters, digits, '.', '_' "
+                          f"or '-', starting with a letter or digit", hint="rename the file")
+    if not isinstance(data, dict):
+        raise ConfigError(f"{where}: a suite must be a table")
+    table = _Table(data, where)
+    table.known(SUITE_KEYS)
+    return table
+
+
+def _image_or_dockerfile(table: _Table, where: str) -> tuple[str | None, str | None]:
+    """Exactly one of image and dockerfile; a dockerfile and its context inside the
+    repository (a build must not read the host's files)."""
+    image = table.text("image", "an image name (string)")
+    dockerfile = table.text("dockerfile", "a path to a Dockerfile in the repository")
+    if (image is None) == (dockerfile is None):
+        raise ConfigError(f"{where}: give exactly one of image or dockerfile",
+                          hint="image = 'NAME:TAG' or dockerfile = 'path/Dockerfile'")
+    for key, value in (("dockerfile", dockerfile),
+                       ("context", table.get("context", str, "a directory", "."))):
+        if value is not None and (Path(value).is_absolute() or ".." in Path(value).parts):
+            raise ConfigError(f"{where}: {key} must be a path inside the repository")
+    return image, dockerfile
+
+
+def _setup(table: _Table, where: str) -> list[str]:
+    """The setup commands: one shell command or a list of them."""
+    setup = table.get("setup", (str, list), "a shell command or a list of them", [])
+    if isinstance(setup, str):
+        setup = [setup]
+    if not all(isinstance(s, str) for s in setup):
+        raise ConfigError(f"{where}: setup must be a list of shell commands (strings)")
+    return setup
+
+
+def _junit(table: _Table, where: str) -> tuple[str, str]:
+    """Where in the container the command writes JUnit XML, and in which dialect."""
+    junit = table.need("junit", str, "the path the command writes JUnit XML to")
+    if not junit.startswith("/"):
+        raise ConfigError(f"{where}: junit must be an absolute path in the container, "
+                          f"e.g. {RESULTS_DIR}/junit.xml")
+    dialect = table.get("dialect", str, f"one of {', '.join(DIALECTS)}", "pytest")
+    if dialect not in DIALECTS:
+        raise ConfigError(f"{where}: dialect must be one of {', '.join(DIALECTS)}, "
+                          f"not {dialect!r}")
+    return junit, dialect
+
+
+def _limits(table: _Table, where: str) -> tuple[str, int]:
+    """The container's memory and process limits, each above what any test run needs."""
+    memory = table.get("memory", str, "a size such as '512m' or '2g'", "2g")
+    size = _MEMORY.fullmatch(memory)
+    if not size or float(size.group(1)) * _UNITS[size.group(2).lower()] < MIN_MEMORY:
+        raise ConfigError(f"{where}: memory must be a size of at least 6m such as '512m' or "
+                          f"'2g', not {memory!r}")
+    pids = table.get("pids", int, "a whole number of processes", 1024)
+    if pids < 16:
+        raise ConfigError(f"{where}: pids must be at least 16, not {pids}")
+    return memory, pids
+
+
+def _services(table: _Table, where: str) -> tuple[Service, ...]:
+    """The service containers, and a network setting they can live with (never the
+    host's)."""
+    network = table.get("network", str, "'none' or 'private'", None)
+    services_data = table.get("services", dict, "a table of service tables", {})
+    services = tuple(_service(n, d, where) for n, d in services_data.items())
+    if network == "none" and services:
+        raise ConfigError(f"{where}: network = 'none' leaves the services unreachable",
+                          hint="drop the network key: services get a private network")
+    if network not in (None, "none", "private"):
+        raise ConfigError(f"{where}: network must be 'none' or 'private' (never the host's), "
+                          f"not {network!r}")
+    return services
 
 
 def _load_file(path: Path) -> Suite:

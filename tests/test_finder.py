@@ -10,6 +10,7 @@ as the scenario and stay stable across runs.
 from __future__ import annotations
 
 import shutil
+import subprocess
 import time
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
@@ -26,7 +27,7 @@ from bisector.history import HistoryStore
 from bisector.model import BisectResult, Environment, Outcome, Run, TestResult, Trigger
 from bisector.search import Verdict
 
-from .conftest import commit, git
+from .conftest import IDENTITY, git
 
 ENV = Environment(python="fake", platform="fake", deps_hash="none", key="fake",
                   fingerprint="fake")
@@ -116,35 +117,66 @@ def built(repo: Path, key: str, build: Callable[[Path], dict[str, str]]) -> dict
     """`build(repo)`, or a copy of the repository it built before; label -> sha."""
     if key not in _BUILT:
         template = repo.parent / f"template-{key}"
-        shutil.copytree(repo, template)
+        template.mkdir()
         _BUILT[key] = (template, build(template))
     template, labels = _BUILT[key]
-    shutil.rmtree(repo)
-    shutil.copytree(template, repo)
+    # git needs none of init's sample hooks and description: half of what a copy would copy
+    shutil.copytree(template, repo, ignore=shutil.ignore_patterns("hooks", "description"))
     return dict(labels)
+
+
+# A commit for `imported`: label, files it changes, parent labels, message.
+Step = tuple[str, dict[str, str], tuple[str, ...], str]
+WHEN = "1767225600 +0000"  # 2026-01-01T00:00:00 +0000, the date _fixed_dates gives git
+
+
+def imported(repo: Path, steps: list[Step], branches: dict[str, str]) -> dict[str, str]:
+    """The commits `git commit` would make (the same trees, identity, dates and messages, so
+    the same shas), written by one `git fast-import`: label -> sha. `branches` names the
+    branch each tip is on (label -> branch); HEAD is main, checked out."""
+    git(repo, "init", "-q", "-b", "main")
+    who = f"{IDENTITY['GIT_AUTHOR_NAME']} <{IDENTITY['GIT_AUTHOR_EMAIL']}> {WHEN}"
+    marks = {label: k for k, (label, *_rest) in enumerate(steps, 1)}
+    stream = []
+    for label, files, parents, message in steps:
+        text = message + "\n"
+        stream += [f"commit refs/tags/{label}", f"mark :{marks[label]}", f"author {who}",
+                   f"committer {who}", f"data {len(text.encode())}", text.rstrip("\n")]
+        stream += [f"from :{marks[parents[0]]}"] if parents else []
+        stream += [f"merge :{marks[p]}" for p in parents[1:]]
+        for name, content in files.items():
+            stream += [f"M 100644 inline {name}", f"data {len(content.encode())}",
+                       content.rstrip("\n")]
+        stream.append("")
+    stream += [f"reset refs/heads/{branch}\nfrom :{marks[label]}\n"
+               for label, branch in branches.items()]
+    subprocess.run(["git", "fast-import", "--quiet"], cwd=repo, check=True,
+                   input="\n".join(stream) + "\n", text=True)
+    shas = dict(zip(marks, git(repo, "rev-parse", *(f"refs/tags/{label}" for label in marks)
+                                   ).split(), strict=True))
+    git(repo, "tag", "-d", *marks)
+    git(repo, "reset", "-q", "--hard", "main")
+    return shas
 
 
 def line(repo: Path, n: int) -> dict[str, str]:
     """n commits on main, c0..c{n-1}; label -> sha."""
-    return built(repo, f"line-{n}", lambda where: {
-        f"c{i}": commit(where, {"n.txt": f"{i}\n"}, f"c{i}") for i in range(n)})
+    steps = [(f"c{i}", {"n.txt": f"{i}\n"}, (f"c{i - 1}",) if i else (), f"c{i}")
+             for i in range(n)]
+    return built(repo, f"line-{n}", lambda where: imported(where, steps, {f"c{n - 1}": "main"}))
 
 
 def merged(repo: Path) -> dict[str, str]:
     """c0, c1 on main; a branch b1, b2, b3 from c1; c2 on main, then the merge M and c3."""
-    return built(repo, "merged", _merged)
-
-
-def _merged(repo: Path) -> dict[str, str]:
-    shas = {f"c{i}": commit(repo, {"n.txt": f"{i}\n"}, f"c{i}") for i in range(2)}
-    git(repo, "checkout", "-q", "-b", "feature")
-    shas.update({f"b{i}": commit(repo, {"b.txt": f"{i}\n"}, f"b{i}") for i in range(1, 4)})
-    git(repo, "checkout", "-q", "main")
-    shas["c2"] = commit(repo, {"n.txt": "2\n"}, "c2")
-    git(repo, "merge", "-q", "--no-ff", "--no-edit", "feature")
-    shas["M"] = git(repo, "rev-parse", "HEAD")
-    shas["c3"] = commit(repo, {"n.txt": "3\n"}, "c3")
-    return shas
+    steps: list[Step] = [
+        ("c0", {"n.txt": "0\n"}, (), "c0"), ("c1", {"n.txt": "1\n"}, ("c0",), "c1"),
+        ("b1", {"b.txt": "1\n"}, ("c1",), "b1"), ("b2", {"b.txt": "2\n"}, ("b1",), "b2"),
+        ("b3", {"b.txt": "3\n"}, ("b2",), "b3"), ("c2", {"n.txt": "2\n"}, ("c1",), "c2"),
+        ("M", {"b.txt": "3\n"}, ("c2", "b3"), "Merge branch 'feature'"),
+        ("c3", {"n.txt": "3\n"}, ("M",), "c3"),
+    ]
+    return built(repo, "merged", lambda where: imported(where, steps,
+                                                        {"b3": "feature", "c3": "main"}))
 
 
 @pytest.fixture(autouse=True)
@@ -155,7 +187,23 @@ def _fixed_dates(monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 @pytest.fixture
-def store(tmp_path: Path) -> Iterator[HistoryStore]:
+def repo(tmp_path: Path) -> Path:
+    """Where a test's repository goes: `built` copies it there (git init would be wasted)."""
+    return tmp_path / "repo"
+
+
+@pytest.fixture(scope="module")
+def empty_store(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A store file with the schema made, once: copied, it opens without migrating."""
+    path = tmp_path_factory.mktemp("store") / "history.db"
+    with HistoryStore.open(f"sqlite:///{path}"):
+        pass
+    return path
+
+
+@pytest.fixture
+def store(tmp_path: Path, empty_store: Path) -> Iterator[HistoryStore]:
+    shutil.copyfile(empty_store, tmp_path / "history.db")
     with HistoryStore.open(f"sqlite:///{tmp_path / 'history.db'}") as opened:
         yield opened
 
@@ -257,14 +305,14 @@ def test_merge_whose_branch_passes_alone(repo: Path, store: HistoryStore) -> Non
 
 
 def test_merge_of_unrelated_histories_is_the_answer(repo: Path, store: HistoryStore) -> None:
-    labels = {f"c{i}": commit(repo, {"n.txt": f"{i}\n"}, f"c{i}") for i in range(2)}
-    git(repo, "checkout", "-q", "--orphan", "other")
-    git(repo, "rm", "-q", "-rf", ".")
-    labels.update({f"o{i}": commit(repo, {"o.txt": f"{i}\n"}, f"o{i}") for i in range(2)})
-    git(repo, "checkout", "-q", "main")
-    git(repo, "merge", "-q", "--no-ff", "--no-edit", "--allow-unrelated-histories", "other")
-    labels["M"] = git(repo, "rev-parse", "HEAD")
-    labels["c2"] = commit(repo, {"n.txt": "2\n"}, "c2")
+    steps: list[Step] = [
+        ("c0", {"n.txt": "0\n"}, (), "c0"), ("c1", {"n.txt": "1\n"}, ("c0",), "c1"),
+        ("o0", {"o.txt": "0\n"}, (), "o0"), ("o1", {"o.txt": "1\n"}, ("o0",), "o1"),
+        ("M", {"o.txt": "1\n"}, ("c1", "o1"), "Merge branch 'other'"),
+        ("c2", {"n.txt": "2\n"}, ("M",), "c2"),
+    ]
+    labels = built(repo, "unrelated",
+                   lambda where: imported(where, steps, {"o1": "other", "c2": "main"}))
 
     def rule(label: str, test: str) -> Outcome:
         return Outcome.FAILED if label in ("o1", "M", "c2") else Outcome.PASSED
@@ -436,6 +484,26 @@ def test_a_resumed_journal_reuses_the_interrupted_probes(repo: Path,
     # culprit and at its parent): nothing runs (#15)
     third, _ = bisect(repo, store, labels, fails_from(11), bad="c16")
     assert third == PINNED["rerun"]
+
+
+def test_an_interrupt_the_store_cannot_record_still_resumes(
+        repo: Path, store: HistoryStore, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Ctrl-C while the store cannot be written: the KeyboardInterrupt goes through (not the
+    store's error), the row stays running, and the next run resumes its probes."""
+    labels = line(repo, 17)
+    fake = FakeExecutor({sha: label for label, sha in labels.items()}, fails_from(11),
+                        interrupt_at=4)
+
+    def unwritable(*args: object) -> None:
+        raise OSError("disk full")
+
+    with monkeypatch.context() as patched:
+        patched.setattr(store, "finish_bisection", unwritable)
+        with pytest.raises(KeyboardInterrupt), Repository(repo) as git_repo:
+            make_finder(git_repo, store, fake).run([T1], labels["c0"], labels["c16"])
+    assert store.bisections()[-1]["status"] == "running"
+    got, _ = bisect(repo, store, labels, fails_from(11), bad="c16")
+    assert got == PINNED["resumed"]
 
 
 def test_a_contradiction_in_history_is_a_note(repo: Path, store: HistoryStore) -> None:

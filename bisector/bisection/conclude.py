@@ -8,7 +8,7 @@ find-break and the nightly share.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, replace
 
 from ..bayes import Belief
@@ -17,9 +17,10 @@ from ..gitrepo import Repository
 from ..model import BisectResult, CommitInfo, Finding, TestResult
 from ..owners import Rule, culprit_owners, parse
 from ..search import Verdict
+from .bisect_log import Trails, replayable, start_line
 from .context import Context
 from .evidence import verdict_of
-from .prober import ProbeRequest
+from .prober import ProbeRequest, Tally
 
 # Runs that must agree at the culprit (failing as bisected) and at its parent (passing)
 # before a culprit is confirmed: the search's run and one more. Where the store or this
@@ -186,6 +187,26 @@ class Owners:
 
     def of(self, culprit: CommitInfo, files: Iterable[str]) -> tuple[str, ...]:
         return culprit_owners(files, self.rules, culprit.author_name, culprit.author_email)
+
+
+def bisect_result(good: str, bad: str, candidates: int, findings: Sequence[Finding],
+                  notes: Sequence[str], tally: Tally, seconds: float, jobs: int
+                  ) -> BisectResult:
+    """The result of the searches, before its log and owners (`concluded`)."""
+    return BisectResult(
+        good=good, bad=bad, candidates=candidates, findings=tuple(findings),
+        probes_run=tally.runs, probes_reused=tally.reused, seconds=seconds, bisect_log=(),
+        notes=tuple(notes), rounds=tally.rounds, jobs=jobs,
+    )
+
+
+def concluded(repo: Repository, result: BisectResult, first_parent: bool,
+              probed: Sequence[str], trails: Trails, journal_id: int) -> BisectResult:
+    """The result with its replayable `git bisect` log, its culprits' owners and its
+    journal row."""
+    log = replayable(repo, start_line(result.bad, result.good, first_parent), probed, trails,
+                     result.findings)
+    return replace(with_owners(repo, result), journal_id=journal_id, bisect_log=log)
 
 
 def with_owners(repo: Repository, result: BisectResult) -> BisectResult:

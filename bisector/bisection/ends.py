@@ -6,9 +6,13 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from ..gitrepo import Repository
 from ..search import Verdict
 from .context import Context
 from .prober import ProbeRequest
+
+# History read before the good end to estimate how flaky a test is.
+RATE_WINDOW = 50
 
 # An end that contradicts the user (fails at --good, passes at --bad) is believed only after
 # this many runs there all contradict: the first run and up to two more.
@@ -20,6 +24,15 @@ class Split:
     live: tuple[str, ...]
     flaky: tuple[str, ...]
     notes: tuple[str, ...]
+
+
+def rate_line(repo: Repository, good_sha: str, bad_sha: str) -> tuple[list[str], list[str]]:
+    """The first-parent line through the range (the candidates, oldest first), and the same
+    line with up to RATE_WINDOW commits before the good end, whose runs say how flaky a test
+    is."""
+    line_range = repo.range(good_sha, bad_sha, first_parent=True)
+    before = list(reversed(repo.first_parent(good_sha, limit=RATE_WINDOW)))
+    return line_range, before + line_range
 
 
 def check_ends(ctx: Context, tests: list[str], good_sha: str, bad_sha: str, line: list[str]

@@ -18,6 +18,7 @@ from ..history import HistoryStore
 from ..model import RegressionReport
 from ..nodeids import usable
 from ..queries import regressions_at_head
+from .prober import Prober
 
 
 @dataclass(frozen=True, slots=True)
@@ -55,6 +56,23 @@ def make_plan(repo: Repository, store: HistoryStore, tests: list[str], good: str
     good_sha = repo.resolve(good)
     _check_range(repo, good_sha, bad_sha)
     return Plan(tuple(dict.fromkeys(tests)), good_sha, bad_sha, first_parent, tuple(notes))
+
+
+def tests_of_files(prober: Prober, sha: str, files: list[str]) -> list[str]:
+    """--test-file without node ids: the node ids of the files' tests, from one probe of the
+    whole files at the bad commit (read from its JUnit XML, whatever the project's options do
+    to pytest's output). That probe is stored and counted as any, and is the bad-end check
+    too. A run that yields no test at all is an error that quotes pytest's reason."""
+    tests, outcome, results = prober.probe_files(sha, files)
+    if not tests:
+        why = (outcome.problem
+               or "; ".join(dict.fromkeys(r.message or r.outcome for r in results.values()))
+               or "pytest reported no test")
+        raise BisectError(f"cannot collect the tests of {', '.join(files)} at bad "
+                          f"{sha[:10]}: {why}",
+                          hint="make the probes' environment run them (--setup, "
+                               "--pytest-arg), or check the --test-file paths")
+    return tests
 
 
 def _from_history(report: RegressionReport, tests: list[str], good: str | None,

@@ -1,0 +1,46 @@
+"""The deterministic path of a bisection: bisect the range, follow a culprit merge into its
+branch, confirm each isolated culprit. A test whose culprit is not confirmed is handed on to
+the flake-aware search (`demoted`), with a note that says so."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from ..model import Finding
+from .conclude import confirm
+from .context import Context
+from .drive import bisect_range
+from .merges import into_merges
+from .plan import Plan
+
+
+@dataclass(frozen=True, slots=True)
+class Deterministic:
+    """What the deterministic path found: per test its finding, the tests a failed
+    confirmation demoted to the flake-aware search, and what to tell the user, in order."""
+
+    candidates: int
+    findings: dict[str, Finding]
+    demoted: tuple[str, ...]
+    notes: tuple[str, ...]
+
+
+def search_live(ctx: Context, live: list[str], plan: Plan) -> Deterministic:
+    """Search, follow merges (first-parent mode only), confirm."""
+    searched = bisect_range(ctx, live, plan.good, plan.bad, plan.first_parent)
+    notes = list(searched.notes)
+    suspects, merged_by = searched.suspects, {}
+    if plan.first_parent:
+        merged = into_merges(ctx, live, suspects)
+        suspects, merged_by = merged.suspects, merged.merged_by
+        notes += merged.notes
+    findings: dict[str, Finding] = {}
+    demoted = []
+    for f in confirm(ctx, live, suspects, merged_by):
+        if f.culprit is not None and not f.confirmed:
+            notes.append(f"{f.nodeid}: {f.culprit.short} was not confirmed ({f.note}); "
+                         "searched again as a flaky test")
+            demoted.append(f.nodeid)
+        else:
+            findings[f.nodeid] = f
+    return Deterministic(searched.candidates, findings, tuple(demoted), tuple(notes))
