@@ -83,6 +83,12 @@ def nothing_above(top: Path) -> bool:
                    for name in (*config_names(), "setup.py"))
 
 
+# the property tests lay trees out in the temporary directory: what lies above it must not count
+TMP_IS_CLEAN = nothing_above(Path(os.path.realpath(tempfile.gettempdir())) / "tree" / "top")
+needs_clean_tmp = pytest.mark.skipif(not TMP_IS_CLEAN, reason="a pytest config or setup.py "
+                                     "lies above the temporary directory")
+
+
 def pytests_setup(invocation_dir: Path, args: list[str]) -> tuple[Path, Path | None]:
     """pytest's own rootdir and config file (its working directory must be the invocation
     directory: it makes relative arguments absolute with it)."""
@@ -106,6 +112,7 @@ def unreadable(path: Path) -> bool:
     return False
 
 
+@needs_clean_tmp
 @settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(cases())
 @example(({"a/setup.py": ""}, "a/c", []))
@@ -128,6 +135,7 @@ def test_determine_is_pytests_where_nothing_lies_above(
         assert (mine.rootdir, mine.inifile) == (rootdir, inifile), (files, where, args)
 
 
+@needs_clean_tmp
 @settings(max_examples=100, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(cases(), st.sampled_from(sorted(set(CONTENTS) - {"test_x.py"})))
 def test_nothing_above_the_top_counts(case: tuple[dict[str, str], str, list[str]],
