@@ -94,10 +94,10 @@ PYTEST_ARG_HELP = (
     "--pytest-arg=-p --pytest-arg=no:randomly, --pytest-arg=--noconftest, "
     "--pytest-arg=-o --pytest-arg=addopts=, --pytest-arg=-Werror. Probes ignore "
     "PYTEST_ADDOPTS: this is the way to hand them options. Default: [tool.bisector] "
-    "pytest-args. Options that change the JUnit XML, node ids or rootdir bisector relies on "
-    "(--junitxml, --junit-prefix, -o junit_family, -p no:junitxml, --rootdir, --collect-only) "
-    "are refused. Probes with other options are another experiment: stored probes are reused "
-    "only with the same ones.")
+    "pytest-args. Options that change the JUnit XML, node ids, config file or rootdir "
+    "bisector relies on (--junitxml, --junit-prefix, -o junit_family, -p no:junitxml, -c, "
+    "--rootdir, --confcutdir, --collect-only) are refused. Probes with other options are "
+    "another experiment: stored probes are reused only with the same ones.")
 
 
 def _open(repo_path: Path, history_db: str | None, lookback: int | None = None) -> Any:

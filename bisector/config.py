@@ -253,14 +253,37 @@ def _from_pyproject(settings: Settings, section: dict[str, Any], root: Path) -> 
 # untestable, with pytest's reason. Long options are matched whole and with `=VALUE`
 # (pytest does not take abbreviations); `-o`/`--override-ini` by the ini key it sets.
 DENIED_OPTIONS = frozenset({
-    "--junitxml", "--junit-xml", "--junit-prefix", "--rootdir", "--collect-only", "--co",
+    "--junitxml", "--junit-xml", "--junit-prefix", "--collect-only", "--co",
     "--track-history", "--history-db", "--auto-bisect", "--help", "--version",
 })
 DENIED_SHORT = frozenset({"-h", "-V"})
+# Which config file, rootdir and conftest.py files a probe's pytest reads is the commit's own,
+# named by the local executor (ADR 0023): another one would be another project's experiment.
+CONFIG_OPTIONS = frozenset({"-c", "--config-file", "--rootdir", "--confcutdir"})
 DENIED_INI = frozenset({"junit_family", "junit_suite_name", "track_history"})
 DENIED_PLUGINS = frozenset({"no:junitxml", "junitxml"})
 PYTEST_ARG_HINT = ("--pytest-arg options go to every probe's pytest; bisector sets the JUnit "
-                   "XML, node ids and rootdir itself")
+                   "XML, node ids, config file and rootdir itself")
+
+
+def _check_form(arg: str, what: str) -> None:
+    """ConfigError for an argument that cannot be one (empty, NUL, a line break), would hide
+    more (`@FILE`) or names the config file, rootdir or confcutdir, which are the commit's."""
+    if not arg.strip() or any(c in arg for c in "\0\n\r"):
+        raise ConfigError(f"{what} is empty or holds a NUL or a line break",
+                          hint="give one option (or its value) per --pytest-arg")
+    if arg.startswith("@"):
+        raise ConfigError(f"{what} would read more options from a file",
+                          hint="give the options themselves")
+    if _names_config(arg):
+        raise ConfigError(f"{what}: bisector gives each probe its commit's own config file, "
+                          "rootdir and confcutdir", hint=PYTEST_ARG_HINT)
+
+
+def _names_config(arg: str) -> bool:
+    """`-c FILE`, `-cFILE`, `--config-file[=FILE]`, `--rootdir[=DIR]`, `--confcutdir[=DIR]`."""
+    return (arg.split("=", 1)[0] in CONFIG_OPTIONS
+            or (arg.startswith("-c") and not arg.startswith("--")))
 
 
 def _ini_key(value: str) -> str:
@@ -290,16 +313,11 @@ def check_pytest_args(args: tuple[str, ...] | list[str], where: str = "--pytest-
 
 
 def _check_argument(arg: object, where: str) -> None:
-    """One string that is one argument: not empty, no NUL or line break, not `@FILE`."""
+    """One string that is one argument: not empty, no NUL or line break, not `@FILE`, not
+    naming the config file, rootdir or confcutdir (`_check_form`)."""
     if not isinstance(arg, str):
         raise ConfigError(f"{where}: {arg!r} is not a string", hint=PYTEST_ARG_HINT)
-    shown = quoted(arg, 60)
-    if not arg.strip() or any(c in arg for c in "\0\n\r"):
-        raise ConfigError(f"{where} {shown} is empty or holds a NUL or a line break",
-                          hint="give one option (or its value) per --pytest-arg")
-    if arg.startswith("@"):
-        raise ConfigError(f"{where} {shown} would read more options from a file",
-                          hint="give the options themselves")
+    _check_form(arg, f"{where} {quoted(arg, 60)}")
 
 
 def _ini_and_plugin(arg: str, previous: str) -> tuple[str | None, str | None]:

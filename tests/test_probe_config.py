@@ -207,6 +207,8 @@ def test_pytest_args_from_pyproject(repo: Path) -> None:
     ["--pytest-arg", "-o", "--pytest-arg", "junit_family=xunit2"],
     ["--pytest-arg=--collect-only"],
     ["--pytest-arg=--rootdir=/"],
+    ["--pytest-arg", "-c", "--pytest-arg", "tox.ini"],
+    ["--pytest-arg=--confcutdir=."],
     ["--pytest-arg=-x\n--junitxml=a"],
     ["--pytest-arg=@more-args.txt"],
 ])
@@ -238,6 +240,18 @@ def test_the_deny_list() -> None:
                  ["--junit-prefix=x"], ["--co"], ["--track-history"], ["-h"], [""], ["a\0"]):
         with pytest.raises(ConfigError):
             check_pytest_args(args)
+
+
+@pytest.mark.parametrize("args", [["-c", "tox.ini"], ["-ctox.ini"], ["--config-file=a.ini"],
+                                  ["--config-file", "a.ini"], ["--rootdir", "."],
+                                  ["--confcutdir=."], ["-x", "--confcutdir", "/"]])
+def test_the_probes_config_file_and_rootdir_are_bisectors(args: list[str]) -> None:
+    # the local executor names the commit's own config file, rootdir and confcutdir (ADR 0023)
+    with pytest.raises(ConfigError, match="its commit's own config file, rootdir and "
+                                          "confcutdir") as info:
+        check_pytest_args(args)
+    assert "\n" not in str(info.value)
+    assert check_pytest_args(["--capture=no", "-k", "config"]) == ("--capture=no", "-k", "config")
 
 
 def test_probes_with_other_pytest_args_are_another_experiment(repo: Path) -> None:

@@ -33,6 +33,7 @@ from . import (
     ProbeOutcome,
     checked_ids,
     in_files,
+    inifile,
     last_line,
     procs,
     pytest_reason,
@@ -271,12 +272,15 @@ class LocalExecutor(BaseExecutor):
         self._tmp.mkdir(parents=True, exist_ok=True)  # beside the worktree: swept with it
         with tempfile.TemporaryDirectory(prefix="bisector-probe-", dir=self._tmp) as tmp:
             junit = Path(tmp) / "junit.xml"
+            args = [as_argument(n) for n in nodeids]
+            # the commit's own configuration, never one above the worktree (the checkout's)
+            setup = inifile.determine(self.tree, self.tree / self.subdir, args)
             # options first, then the ids, each written so that none reads as an option
             cmd = [
-                python, "-m", "pytest", f"--junitxml={junit}",
-                "-o", "junit_family=xunit1", "-o", "track_history=false",
-                "-p", "no:cacheprovider", "-q", "--no-header", *self.pytest_args,
-                *map(as_argument, nodeids),
+                python, "-m", "pytest", *inifile.pytest_options(setup, Path(tmp)),
+                f"--junitxml={junit}", "-o", "junit_family=xunit1",
+                "-o", "track_history=false", "-p", "no:cacheprovider", "-q", "--no-header",
+                *self.pytest_args, *args,
             ]
             status, log, problem = self._execute(cmd)
             results: dict[str, TestResult] = {}
