@@ -37,6 +37,8 @@ class Trigger(enum.StrEnum):
     PROBE = "probe"
     NIGHTLY = "nightly"
     IMPORT = "import"
+    # a commit with a patch applied: an isolation probe or a revert check (Run.patch_key)
+    ISOLATE = "isolate"
 
 
 @dataclass(frozen=True, slots=True)
@@ -105,6 +107,9 @@ class Run:
     exit_status: int | None
     results: tuple[TestResult, ...] = field(default=())
     id: int | None = None
+    # the hash of a patch applied on top of the commit (an isolation probe); None for a run of
+    # the commit itself, the only kind that is evidence about the commit
+    patch_key: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
