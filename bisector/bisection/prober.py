@@ -93,7 +93,8 @@ class Prober:
             if row.outcome == Outcome.UNTESTABLE:
                 continue  # a timeout or a broken setup back then may not be one now: run again
             self.evidence.add(TestResult(row.nodeid, Outcome(row.outcome), 0.0, row.signature,
-                                         row.message, row.reruns, "call"), row.sha)
+                                         row.message, row.reruns, "call", row.traceback),
+                              row.sha)
 
     def load_patched(self, sha: str, tests: Iterable[str]) -> None:
         """Stored results of patched trees on `sha` (isolation probes of an earlier run), so
