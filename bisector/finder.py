@@ -241,7 +241,8 @@ def find_break(
         executor = stack.enter_context(build_executor(repo, options, place, settings,
                                                       progress.note))
         finder = Finder(repo, store, executor, progress=progress, confidence=confidence,
-                        max_probes=max_probes, jobs=options.jobs, isolate=isolate)
+                        max_probes=max_probes, jobs=options.jobs,
+                        isolate=(isolate or IsolateOptions()).settle(settings))
         if options.whole_files:  # the files' tests, from a probe of them at the bad end
             tests = finder.probe_files(repo.resolve(bad), place.test_paths())
         names, good_sha, bad_sha = finder.plan(tests, good, bad, settings.lookback)

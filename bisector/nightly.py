@@ -73,6 +73,9 @@ class NightlyOptions:
     confidence: float = 0.99
     grid_commits: int = 30
     history_db: str | None = None
+    # --isolate, --verify-revert, --isolate-max-probes (bisection.isolate.IsolateOptions);
+    # the nightly isolates a culprit of more than isolate-min-hunks hunks by default
+    isolation: Any = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -376,9 +379,18 @@ def _bisect(repo_path: Path, new: list[Regression], head: str, lookback: int,
         return find_break(
             repo_path, tests=[r.nodeid for r in new], bad=head, lookback=lookback,
             history_db=url, confidence=options.confidence, progress=progress, probes=probes,
+            isolate=_isolation(options),
         ), None
     except BisectorError as exc:  # still regressions to report, without a culprit
         return None, f"bisection failed: {exc.one_line()}"
+
+
+def _isolation(options: NightlyOptions) -> Any:
+    """The night's isolation: on by default, its revert patch beside the reports."""
+    from .bisection.isolate import IsolateOptions
+
+    return replace(options.isolation or IsolateOptions(), default=True,
+                   revert_dir=options.report_dir)
 
 
 def _stats(repo: Repository, store: HistoryStore) -> dict[str, Any] | None:

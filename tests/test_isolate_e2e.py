@@ -3,6 +3,7 @@ files, real worktrees, real pytest probes with some of the culprit's hunks appli
 
 from __future__ import annotations
 
+import json
 import subprocess
 from pathlib import Path
 
@@ -12,7 +13,7 @@ from bisector.bisection.isolate import IsolateOptions
 from bisector.finder import find_break
 from bisector.model import BisectResult, Finding
 
-from .conftest import commit, git, query
+from .conftest import commit, git, query, run_cli
 
 NODE = "test_x.py::test_it"
 
@@ -145,3 +146,45 @@ def test_a_merge_culprit_is_isolated_against_its_first_parent(repo: Path) -> Non
     assert iso is not None and iso.parent == git(repo, "rev-parse", "HEAD^1")
     assert iso.total_hunks == 5 and hunk_files(finding) == [("pkg1.py", 18)]
     assert finding.revert is not None and finding.revert.verified
+
+
+def test_the_cli_with_jobs_2_writes_the_hunks_and_the_revert_beside_the_reports(
+        repo: Path, tmp_path: Path) -> None:
+    good, culprit, bad = history(repo, TEST_F4, SCATTERED)
+    out = tmp_path / "out"
+    out.mkdir()
+    proc = run_cli("find-break", NODE, "--good", good, "--isolate", "--jobs", "2", "-q",
+                   "--report", "json", str(out / "r.json"), "--report", "md", str(out / "r.md"),
+                   cwd=repo)
+    assert proc.returncode == 0, proc.stderr
+    assert "hunks   1 hunk of 9 (minimal" in proc.stdout and "pkg1.py:18" in proc.stdout
+    assert "revert  verified: reverting these 1 hunk" in proc.stdout
+    data = json.loads((out / "r.json").read_text())
+    [group] = data["culprits"]
+    iso, revert = group["isolation"], group["revert"]
+    assert [(h["file"], h["old_start"], h["old_lines"], h["new_start"], h["new_lines"])
+            for h in iso["hunks"]] == [("pkg1.py", 18, 1, 18, 1)]
+    assert iso["total_hunks"] == 9 and iso["minimal"] is True and iso["probes"] >= 1
+    assert revert["verified"] is True and revert["at"] == bad
+    assert revert["patch"] == str(out / f"revert-{culprit[:10]}.patch")  # beside the report
+    assert data["rounds"] < data["probes_run"]  # some rounds ran two subsets at once
+    md = (out / "r.md").read_text()
+    assert "```diff\n--- a/pkg1.py\n+++ b/pkg1.py\n@@ -18 +18 @@" in md
+    assert "+    return 104" in md and "**Revert**: verified" in md
+
+
+@pytest.mark.parametrize("args", [["--isolate-max-probes", "0"], ["--isolate-max-probes", "x"]])
+def test_a_bad_isolation_flag_is_one_line_and_exit_2(repo: Path, args: list[str]) -> None:
+    good, _, _ = history(repo, TEST_F4, {"pkg1.py": module({4: "104"})})
+    proc = run_cli("find-break", NODE, "--good", good, "--isolate", *args, cwd=repo)
+    assert proc.returncode == 2
+    assert "--isolate-max-probes" in proc.stderr and "Traceback" not in proc.stderr
+
+
+def test_a_bad_isolate_setting_is_one_line_and_exit_2(repo: Path) -> None:
+    (repo / "pyproject.toml").write_text("[tool.bisector]\nisolate-min-hunks = 0\n")
+    good, _, _ = history(repo, TEST_F4, {"pkg1.py": module({4: "104"})})
+    proc = run_cli("find-break", NODE, "--good", good, cwd=repo)
+    assert proc.returncode == 2
+    assert "isolate-min-hunks must be a whole number >= 1, not 0" in proc.stderr
+    assert "Traceback" not in proc.stderr

@@ -19,6 +19,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 
 from .. import hunks
+from ..config import Settings
 from ..executors import Patch
 from ..executors.worktree import Worktree, new_session
 from ..isolation import HunkIsolation, IsolationResult, repeats_for
@@ -34,22 +35,35 @@ REPORTS = Path(".bisector") / "reports"
 @dataclass(frozen=True, slots=True)
 class IsolateOptions:
     """--isolate, --verify-revert (None: on with --isolate), --isolate-max-probes, the
-    nightly's isolate-min-hunks (a change of no more units is not isolated), and where the
-    revert patch goes (None: .bisector/reports/ of the checkout)."""
+    isolate-min-hunks rule, and where the revert patch goes (None: .bisector/reports/ of the
+    checkout). None is "not said": `settle` fills it from [tool.bisector], then `default`
+    (the nightly isolates by default). A change of no more than `min_hunks` units is not
+    isolated unless --isolate was given (then only an empty or single-hunk one is not)."""
 
-    isolate: bool = False
+    isolate: bool | None = None
     verify_revert: bool | None = None
-    max_probes: int = 100
-    min_hunks: int = 1
+    max_probes: int | None = None
+    min_hunks: int | None = None
     revert_dir: Path | None = None
+    default: bool = False
+
+    def settle(self, settings: Settings) -> IsolateOptions:
+        """What was not said, from the configuration and the command's default."""
+        explicit = self.isolate is not None
+        isolate = self.isolate if explicit else (
+            settings.isolate if settings.isolate is not None else self.default)
+        return replace(self, isolate=isolate,
+                       max_probes=self.max_probes or settings.isolate_max_probes,
+                       min_hunks=self.min_hunks or (1 if explicit
+                                                    else settings.isolate_min_hunks))
 
     @property
     def verifying(self) -> bool:
-        return self.isolate if self.verify_revert is None else self.verify_revert
+        return bool(self.isolate if self.verify_revert is None else self.verify_revert)
 
     @property
     def active(self) -> bool:
-        return self.isolate or self.verifying
+        return bool(self.isolate) or self.verifying
 
 
 def isolate_findings(ctx: Context, findings: dict[str, Finding], bad_sha: str,
@@ -91,7 +105,7 @@ def _isolate(ctx: Context, culprit: CommitInfo, tests: list[str], traceback: str
     units = hunks.split(ctx.repo.root, parent, culprit.sha)
     everything = frozenset(u.id for u in units)
     why = hunks.not_isolable(units)
-    if why is None and len(units) <= options.min_hunks:
+    if why is None and len(units) <= (options.min_hunks or 1):
         why = (f"the change has {len(units)} hunks, not more than isolate-min-hunks "
                f"({options.min_hunks})")
     if why is not None or not options.isolate:
@@ -99,7 +113,8 @@ def _isolate(ctx: Context, culprit: CommitInfo, tests: list[str], traceback: str
             ctx.progress.note(f"{culprit.sha[:10]}: not isolated, {why}")
         return units, everything, Isolation(parent, tuple(map(_hunk, units)), len(units), 0,
                                             len(units) == 1, 0, note=why or "")
-    result = search_hunks(ctx, culprit, units, tests, traceback, options.max_probes, rate)
+    result = search_hunks(ctx, culprit, units, tests, traceback, options.max_probes or 100,
+                          rate)
     chosen = [u for u in units if u.id in result.hunks]
     return units, result.hunks, Isolation(parent, tuple(map(_hunk, chosen)), len(units),
                                           result.probes, result.minimal, result.unresolved,
