@@ -38,6 +38,7 @@ from .queries import (
     tracked_window,
 )
 from .reports.history import interesting_tests, iso, skipped_everywhere
+from .reports.isolation import isolation_json, revert_json
 from .reports.links import Links, links_from
 from .reports.nightly_model import (
     Bisection,
@@ -570,7 +571,8 @@ def _regression_groups(night: Night, broken: list[Finding]) -> list[RegressionGr
             owners=tuple(findings[0].owners) if sha else (),
             tests=_test_entries(night, findings),
             probes=_probes(probes, probe_results, [f.nodeid for f in findings]),
-            bisection=bisection)
+            bisection=bisection, isolation=isolation_json(findings[0].isolation),
+            revert=revert_json(findings[0].revert))
         for sha, findings in sorted(by_culprit.items(), key=lambda kv: kv[0] is None)
     ]
 
@@ -606,7 +608,8 @@ def _probes(probes: list[dict[str, Any]], results: dict[int, dict[str, tuple[str
 
 
 PURPOSES = (("check", "check"), ("confirm", "confirm"), ("merged branch", "merge"),
-            ("flake-aware", "flaky"), ("bisect", "bisect"))
+            ("flake-aware", "flaky"), ("bisect", "bisect"), ("isolate", "isolate"),
+            ("verify the revert", "revert"))
 
 
 def purpose_of(reason: str) -> str:

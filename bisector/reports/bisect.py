@@ -10,7 +10,7 @@ from rich.text import Text
 
 from ..model import BisectResult, CommitInfo, Finding
 from .history import commit_json
-from .isolation import isolation_json, isolation_line, revert_json, revert_line
+from .isolation import isolation_json, revert_json, terminal_lines
 from .isolation import markdown as isolation_markdown
 from .links import Links
 from .markdown import cell, code, details, fence_for
@@ -126,7 +126,8 @@ def _culprit_markdown(findings: list[Finding], links: Links) -> list[str]:
         confirmed = "yes" if f.confirmed else "NO: " + cell(f.note, None)
         lines.append(f"| {code(f.nodeid)} | {cell(f.message, None)} | `{f.signature}` | "
                      f"{_confidence(f)} | {confirmed} |")
-    lines += isolation_markdown(findings[0])
+    lines += isolation_markdown(isolation_json(findings[0].isolation),
+                                revert_json(findings[0].revert))
     for f in findings:
         if f.traceback:
             lines += ["", *details(f"Traceback of {f.nodeid} at {c.sha[:10]}", f.traceback)]
@@ -220,13 +221,7 @@ def render(result: BisectResult, console: Console) -> None:
 
 
 def _isolation_lines(f: Finding) -> list[str]:
-    """The culprit's guilty hunks and its revert check, one line each, when asked for."""
-    lines = []
-    if f.isolation is not None:
-        lines.append(f"  hunks   {isolation_line(f.isolation)}")
-    if f.revert is not None:
-        lines.append(f"  revert  {revert_line(f.revert)}")
-    return lines
+    return terminal_lines(isolation_json(f.isolation), revert_json(f.revert))
 
 
 def _rounds(result: BisectResult) -> str:

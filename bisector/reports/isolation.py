@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from ..model import Finding, Hunk, Isolation, RevertCheck
+from ..model import Hunk, Isolation, RevertCheck
 from .markdown import cell, code, fence_for
 
 
@@ -33,55 +33,68 @@ def _count(n: int) -> str:
     return f"{n} hunk" if n == 1 else f"{n} hunks"
 
 
-def isolation_line(iso: Isolation) -> str:
+Json = dict[str, Any]
+
+
+def isolation_line(iso: Json) -> str:
     """One line: how many hunks of how many, whether minimal, at what cost, and where."""
-    if iso.probes == 0 and iso.note:
-        return f"not isolated: {iso.note}"
-    where = ", ".join(f"{h.file}:{h.new_start}" for h in iso.hunks[:6])
-    more = f" and {len(iso.hunks) - 6} more" if len(iso.hunks) > 6 else ""
-    state = "minimal" if iso.minimal else "not minimal"
-    text = (f"{_count(len(iso.hunks))} of {iso.total_hunks} ({state}, {iso.probes} probes, "
-            f"{iso.unresolved} unresolved): {where}{more}")
-    return f"{text}; {iso.note}" if iso.note else text
+    note, hunks = iso.get("note") or "", iso.get("hunks") or []
+    if not iso.get("probes") and note:
+        return f"not isolated: {note}"
+    where = ", ".join(f"{h['file']}:{h['new_start']}" for h in hunks[:6])
+    more = f" and {len(hunks) - 6} more" if len(hunks) > 6 else ""
+    state = "minimal" if iso.get("minimal") else "not minimal"
+    text = (f"{_count(len(hunks))} of {iso.get('total_hunks')} ({state}, {iso.get('probes')} "
+            f"probes, {iso.get('unresolved')} unresolved): {where}{more}")
+    return f"{text}; {note}" if note else text
 
 
-def revert_line(check: RevertCheck) -> str:
-    what = _count(check.hunks)
-    if check.verified:
-        return (f"verified: reverting these {what} at {check.at[:10]} makes the tests pass; "
-                f"patch {check.patch}")
-    return f"NOT verified: {check.detail}"
+def revert_line(check: Json) -> str:
+    if check.get("verified"):
+        return (f"verified: reverting these {_count(check.get('hunks') or 0)} at "
+                f"{str(check.get('at'))[:10]} makes the tests pass; patch {check.get('patch')}")
+    return f"NOT verified: {check.get('detail')}"
 
 
-def diff_text(hunks: tuple[Hunk, ...]) -> str:
+def diff_text(hunks: list[Json]) -> str:
     """The hunks as one diff: each file's header once, then its hunks (a whole-file unit's
     text is its own section, header included)."""
     out: list[str] = []
     last = None
     for h in hunks:
-        if h.text.startswith("diff --git "):
-            out.append(h.text)
+        if h["text"].startswith("diff --git "):
+            out.append(h["text"])
             last = None
             continue
-        if h.file != last:
-            out.append(f"--- a/{h.file}\n+++ b/{h.file}\n")
-            last = h.file
-        out.append(h.text)
+        if h["file"] != last:
+            out.append(f"--- a/{h['file']}\n+++ b/{h['file']}\n")
+            last = h["file"]
+        out.append(h["text"])
     return "".join(out)
 
 
-def markdown(finding: Finding) -> list[str]:
+def terminal_lines(iso: Json | None, check: Json | None) -> list[str]:
+    """The culprit's guilty hunks and its revert check, one line each, when asked for."""
+    lines = []
+    if iso is not None:
+        lines.append(f"  hunks   {isolation_line(iso)}")
+    if check is not None:
+        lines.append(f"  revert  {revert_line(check)}")
+    return lines
+
+
+def markdown(iso: Json | None, check: Json | None) -> list[str]:
     """The culprit's hunks section: a line of what was found and a diff block of them, then
     the revert check."""
     lines: list[str] = []
-    iso, check = finding.isolation, finding.revert
     if iso is not None:
         lines += ["", f"**Guilty hunks**: {cell(isolation_line(iso), None)}"]
-        if iso.hunks and iso.probes:
-            body = diff_text(iso.hunks).rstrip("\n").splitlines()
+        if iso.get("hunks") and iso.get("probes"):
+            body = diff_text(iso["hunks"]).rstrip("\n").splitlines()
             fence = fence_for(body)
             lines += ["", f"{fence}diff", *body, fence]
     if check is not None:
-        patch = f" ({code(f'git apply {check.patch}')})" if check.patch else ""
+        where = check.get("patch")
+        patch = f" ({code('git apply ' + str(where))})" if where else ""
         lines += ["", f"**Revert**: {cell(revert_line(check), None)}{patch}"]
     return lines
