@@ -78,3 +78,37 @@ def test_patched_probes_are_stored_apart_and_reused_by_a_rerun(repo: Path) -> No
         [second] = again.known_or_run([request])
         assert second[NODE].outcome is Outcome.FAILED
         assert (again.tally.runs, again.tally.reused) == (0, 1)
+
+
+def test_gc_prunes_patched_probes_with_their_commit(repo: Path) -> None:
+    """`bisector gc --keep` removes runs by commit: an isolation probe stored at P goes with
+    P's other runs, like any probe."""
+    from dataclasses import replace
+
+    from .store_helpers import make_run
+
+    url = f"sqlite:///{repo.parent / 'h.db'}"
+    with HistoryStore.open(url) as store:
+        store.record_run(make_run("a" * 40))
+        store.record_run(replace(make_run("a" * 40), patch_key="k" * 20))
+        pruned = store.prune(["a" * 40])
+        assert pruned.runs == 2 and store.runs() == []
+
+
+def test_isolation_settings_fill_what_the_flags_did_not_say() -> None:
+    from bisector.bisection.isolate import IsolateOptions
+    from bisector.config import Settings
+
+    plain = Settings()
+    assert IsolateOptions().settle(plain).isolate is False  # find-break, the plugin
+    nightly = IsolateOptions(default=True).settle(plain)
+    assert (nightly.isolate, nightly.min_hunks, nightly.max_probes) == (True, 3, 100)
+    assert nightly.verifying
+    configured = Settings(isolate=True, isolate_min_hunks=5, isolate_max_probes=40)
+    auto = IsolateOptions().settle(configured)  # pytest --auto-bisect with isolate = true
+    assert (auto.isolate, auto.min_hunks, auto.max_probes) == (True, 5, 40)
+    flagged = IsolateOptions(isolate=True, max_probes=7).settle(configured)
+    assert (flagged.min_hunks, flagged.max_probes) == (1, 7)  # --isolate: any change of 2+
+    off = IsolateOptions(isolate=False, default=True).settle(configured)
+    assert not off.active
+    assert IsolateOptions(verify_revert=True).settle(plain).active  # the whole culprit
