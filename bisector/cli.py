@@ -11,6 +11,7 @@ import json
 import os
 import sys
 from collections.abc import Callable
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -49,6 +50,36 @@ def _verbosity(func: Callable[..., Any]) -> Callable[..., Any]:
     func = click.option("--quiet", "-q", is_flag=True,
                         help="No progress: only the result (and errors) are printed.")(func)
     return func
+
+
+def _isolation(func: Callable[..., Any]) -> Callable[..., Any]:
+    """--isolate, --verify-revert and --isolate-max-probes of the commands that bisect, given
+    to the command as one `isolation` (bisection.isolate.IsolateOptions; what is not said
+    comes from [tool.bisector] and the command's default)."""
+    import functools
+
+    @functools.wraps(func)
+    def command(*args: Any, isolate: bool | None, verify_revert: bool | None,
+                isolate_max_probes: int | None, **kwargs: Any) -> Any:
+        from .bisection.isolate import IsolateOptions
+
+        kwargs["isolation"] = IsolateOptions(isolate, verify_revert, isolate_max_probes)
+        return func(*args, **kwargs)
+
+    for option in (
+        click.option("--isolate-max-probes", type=click.IntRange(min=1), default=None,
+                     help="Probes the hunk isolation may run per culprit (default 100, or "
+                          "[tool.bisector] isolate-max-probes)."),
+        click.option("--verify-revert/--no-verify-revert", default=None,
+                     help="Run the tests at the bad end with the guilty hunks (or the whole "
+                          "culprit) reverted, and write revert-SHORT.patch when they pass "
+                          "(default: on with --isolate)."),
+        click.option("--isolate/--no-isolate", default=None,
+                     help="Find which hunks of each culprit's change make the test fail, by "
+                          "probing the parent with subsets of them applied."),
+    ):
+        command = option(command)
+    return command
 
 
 def _progress(quiet: bool, verbose: bool) -> Any:
@@ -277,6 +308,7 @@ def stats(commits: int | None, days: float | None, as_json: bool, repo_path: Pat
 @click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
 @click.option("--report", "reports", type=(click.Choice(["md", "json"]), click.Path(
               dir_okay=False, path_type=Path)), multiple=True, help="Also write a report.")
+@_isolation
 @_verbosity
 @_common
 def find_break(tests: tuple[str, ...], good: str | None, bad: str, lookback: int | None,
@@ -285,8 +317,8 @@ def find_break(tests: tuple[str, ...], good: str | None, bad: str, lookback: int
                max_probes: int | None, executor: str | None, suite: str | None,
                scheduler: str | None, repo_url: str | None, jobs: int,
                probe_args: tuple[str, ...], as_json: bool,
-               reports: tuple[tuple[str, Path], ...], quiet: bool, verbose: bool,
-               repo_path: Path, history_db: str | None) -> None:
+               reports: tuple[tuple[str, Path], ...], isolation: Any, quiet: bool,
+               verbose: bool, repo_path: Path, history_db: str | None) -> None:
     """Find the commit that broke TESTS (default: every regression at --bad)."""
     from .errors import ConfigError
     from .executors.factory import ExecutorOptions
@@ -307,6 +339,7 @@ def find_break(tests: tuple[str, ...], good: str | None, bad: str, lookback: int
             repo_path, tests=list(tests), good=good, bad=bad, lookback=lookback,
             history_db=history_db, first_parent=first_parent, max_untestable=max_untestable,
             progress=progress, confidence=confidence, max_probes=max_probes, probes=probes,
+            isolate=replace(isolation, revert_dir=reports[0][1].parent if reports else None),
         )
     finally:  # Ctrl-C too: a live bar must not be left over the terminal
         progress.finish()
@@ -358,13 +391,14 @@ def find_break(tests: tuple[str, ...], good: str | None, bad: str, lookback: int
 @click.option("--webhook-url", metavar="URL", envvar="BISECTOR_WEBHOOK_URL", default=None,
               help="Where --notify webhook posts (http or https; env BISECTOR_WEBHOOK_URL, "
                    "which keeps a secret URL out of the process list).")
+@_isolation
 @_verbosity
 @_common
 def nightly(pytest_args: tuple[str, ...], container: str | None, lookback: int | None,
             fail_on: str, report_dir: Path | None, jobs: int, timeout: float | None,
             confidence: float, grid_commits: int, probe_args: tuple[str, ...],
-            notify_kinds: tuple[str, ...], webhook_url: str | None, quiet: bool,
-            verbose: bool, repo_path: Path, history_db: str | None) -> None:
+            notify_kinds: tuple[str, ...], webhook_url: str | None, isolation: Any,
+            quiet: bool, verbose: bool, repo_path: Path, history_db: str | None) -> None:
     """The nightly job: run the suite at HEAD, bisect new regressions, write the reports.
 
     PYTEST_ARGS (after --) go to pytest. A regression an earlier night reported is carried as
@@ -380,7 +414,8 @@ def nightly(pytest_args: tuple[str, ...], container: str | None, lookback: int |
     options = NightlyOptions(
         lookback=lookback, container=container, pytest_args=pytest_args, fail_on=fail_on,
         report_dir=report_dir, jobs=jobs, timeout=timeout, confidence=confidence,
-        grid_commits=grid_commits, history_db=history_db, probe_args=probe_args)
+        grid_commits=grid_commits, history_db=history_db, probe_args=probe_args,
+        isolation=isolation)
     try:
         outcome = run_nightly(repo_path, options, progress=progress,
                               echo=lambda line: click.echo(line, err=True))

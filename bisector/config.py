@@ -30,6 +30,12 @@ class Settings:
     setup: str | None = None  # shell command run in each probe before its tests
     pytest_args: tuple[str, ...] = ()  # options for the probes' pytest (`pytest-args`)
     commit_url: str | None = None  # `commit-url`: a commit's web page, with one {sha}
+    # `isolate`: find a culprit's guilty hunks (None: the command's default, on for the
+    # nightly); `isolate-min-hunks`: a change of no more hunks is not isolated by default;
+    # `isolate-max-probes`: the search's budget (docs/adr/0021)
+    isolate: bool | None = None
+    isolate_min_hunks: int = 3
+    isolate_max_probes: int = 100
 
     def store_url(self, root: Path) -> str:
         """The SQLAlchemy URL of the history store; the default is a SQLite file in the repo."""
@@ -243,6 +249,24 @@ def _from_pyproject(settings: Settings, section: dict[str, Any], root: Path) -> 
                            pytest_args=check_pytest_args(value, f"{where} pytest-args"))
     if "commit-url" in section:
         settings = replace(settings, commit_url=check_commit_url(section["commit-url"], where))
+    settings = _isolation(settings, section, where)
+    return settings
+
+
+def _isolation(settings: Settings, section: dict[str, Any], where: str) -> Settings:
+    """`isolate` (true or false), `isolate-min-hunks` (>= 1), `isolate-max-probes` (>= 1)."""
+    if "isolate" in section:
+        if not isinstance(section["isolate"], bool):
+            raise ConfigError(f"{where}: isolate must be true or false, "
+                              f"not {section['isolate']!r}")
+        settings = replace(settings, isolate=section["isolate"])
+    for key, field in (("isolate-min-hunks", "isolate_min_hunks"),
+                       ("isolate-max-probes", "isolate_max_probes")):
+        if key in section:
+            value = section[key]
+            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+                raise ConfigError(f"{where}: {key} must be a whole number >= 1, not {value!r}")
+            settings = replace(settings, **{field: value})
     return settings
 
 

@@ -20,6 +20,7 @@ from .bisection.deterministic import search_live
 from .bisection.ends import END_RUNS, RATE_WINDOW, check_ends, rate_line
 from .bisection.evidence import Evidence, verdict_of
 from .bisection.flaky import flaky_search
+from .bisection.isolate import IsolateOptions, isolate_findings
 from .bisection.journal import Journal
 from .bisection.plan import Plan, make_plan, tests_of_files
 from .bisection.prober import Prober
@@ -50,8 +51,8 @@ class Finder:
 
     def __init__(self, repo: Repository, store: HistoryStore, executor: Executor, *,
                  progress: Progress | None = None, max_untestable: int | None = None,
-                 confidence: float = 0.99, max_probes: int | None = None, jobs: int = 1
-                 ) -> None:
+                 confidence: float = 0.99, max_probes: int | None = None, jobs: int = 1,
+                 isolate: IsolateOptions | None = None) -> None:
         self.repo, self.store = repo, store
         self.jobs = max(1, jobs)
         self.progress: Progress = progress or Silent()
@@ -63,6 +64,7 @@ class Finder:
                              self.progress)
         self.plan_notes: list[str] = []
         self.began: float | None = None  # when the --test-file probe at bad started
+        self.isolate = isolate  # --isolate, --verify-revert: after the culprits are known
 
     def plan(self, tests: list[str], good: str | None, bad: str, lookback: int
              ) -> tuple[list[str], str, str]:
@@ -119,6 +121,7 @@ class Finder:
             findings.update((f.nodeid, f) for f in answer.findings)
             notes += answer.notes
             probed = answer.probed
+        findings = isolate_findings(ctx, findings, plan.bad, self.isolate)
         notes += ctx.evidence.other_failures()
         return bisect_result(plan.good, plan.bad, candidates,
                              [findings[t] for t in tests if t in findings], notes,
@@ -139,6 +142,7 @@ def find_break(
     confidence: float = 0.99,
     max_probes: int | None = None,
     probes: ExecutorOptions | None = None,
+    isolate: IsolateOptions | None = None,
 ) -> BisectResult:
     """The whole find-break, as the CLI, the nightly and the plugin's auto-bisect run it.
     `probes` says where and how probes run (`executors.factory`: local by default, checked
@@ -166,7 +170,8 @@ def find_break(
         executor = stack.enter_context(build_executor(repo, options, place, settings,
                                                       progress.note))
         finder = Finder(repo, store, executor, progress=progress, confidence=confidence,
-                        max_probes=max_probes, jobs=options.jobs)
+                        max_probes=max_probes, jobs=options.jobs,
+                        isolate=(isolate or IsolateOptions()).settle(settings))
         if options.whole_files:  # the files' tests, from a probe of them at the bad end
             tests = finder.probe_files(repo.resolve(bad), place.test_paths())
         names, good_sha, bad_sha = finder.plan(tests, good, bad, settings.lookback)

@@ -37,6 +37,8 @@ class Trigger(enum.StrEnum):
     PROBE = "probe"
     NIGHTLY = "nightly"
     IMPORT = "import"
+    # a commit with a patch applied: an isolation probe or a revert check (Run.patch_key)
+    ISOLATE = "isolate"
 
 
 @dataclass(frozen=True, slots=True)
@@ -105,6 +107,9 @@ class Run:
     exit_status: int | None
     results: tuple[TestResult, ...] = field(default=())
     id: int | None = None
+    # the hash of a patch applied on top of the commit (an isolation probe); None for a run of
+    # the commit itself, the only kind that is evidence about the commit
+    patch_key: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -144,6 +149,48 @@ class Grid:
 
 
 @dataclass(frozen=True, slots=True)
+class Hunk:
+    """One unit of a culprit's change as reports show it: git's line numbers in the parent
+    (old) and the culprit (new), and the hunk's text (a whole-file unit: its diff section)."""
+
+    file: str
+    old_start: int
+    old_lines: int
+    new_start: int
+    new_lines: int
+    text: str
+
+
+@dataclass(frozen=True, slots=True)
+class Isolation:
+    """Which hunks of a culprit's change make the test fail (`--isolate`, docs/adr/0021).
+
+    `hunks` is the set found (all of the change when not isolated); `minimal` when every one is
+    needed; `note` says why there is no answer or why it is not minimal (budget, no probe)."""
+
+    parent: str
+    hunks: tuple[Hunk, ...]
+    total_hunks: int
+    probes: int  # subsets probed (a stored one reused counts: it answered a question)
+    minimal: bool
+    unresolved: int  # probes whose subset did not apply, import or fail the same way
+    note: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class RevertCheck:
+    """The tests at the bad end with the guilty hunks (or the whole culprit) reverted:
+    `verified` when they passed; `patch` the file written (applies with `git apply` at
+    `at`); `detail` what happened otherwise (a conflict, still failing)."""
+
+    verified: bool
+    at: str
+    hunks: int
+    patch: str | None = None
+    detail: str = ""
+
+
+@dataclass(frozen=True, slots=True)
 class Finding:
     """What a bisection concluded for one test."""
 
@@ -166,6 +213,8 @@ class Finding:
     # that line: the commit the first-parent search stopped at, where the break entered it.
     merge: CommitInfo | None = None
     traceback: str | None = None  # the failure's traceback at the culprit (TestResult's)
+    isolation: Isolation | None = None  # --isolate: the culprit's guilty hunks
+    revert: RevertCheck | None = None  # --verify-revert: the tests with them reverted
 
 
 @dataclass(frozen=True, slots=True)

@@ -38,6 +38,7 @@ from .queries import (
     tracked_window,
 )
 from .reports.history import interesting_tests, iso, skipped_everywhere
+from .reports.isolation import isolation_json, revert_json
 from .reports.links import Links, links_from
 from .reports.nightly_model import (
     Bisection,
@@ -73,6 +74,9 @@ class NightlyOptions:
     confidence: float = 0.99
     grid_commits: int = 30
     history_db: str | None = None
+    # --isolate, --verify-revert, --isolate-max-probes (bisection.isolate.IsolateOptions);
+    # the nightly isolates a culprit of more than isolate-min-hunks hunks by default
+    isolation: Any = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -381,9 +385,18 @@ def _bisect(repo_path: Path, new: list[Regression], head: str, lookback: int,
         return find_break(
             repo_path, tests=[r.nodeid for r in new], bad=head, lookback=lookback,
             history_db=url, confidence=options.confidence, progress=progress, probes=probes,
+            isolate=_isolation(options),
         ), None
     except BisectorError as exc:  # still regressions to report, without a culprit
         return None, f"bisection failed: {exc.one_line()}"
+
+
+def _isolation(options: NightlyOptions) -> Any:
+    """The night's isolation: on by default, its revert patch beside the reports."""
+    from .bisection.isolate import IsolateOptions
+
+    return replace(options.isolation or IsolateOptions(), default=True,
+                   revert_dir=options.report_dir)
 
 
 def _stats(repo: Repository, store: HistoryStore) -> dict[str, Any] | None:
@@ -563,7 +576,8 @@ def _regression_groups(night: Night, broken: list[Finding]) -> list[RegressionGr
             owners=tuple(findings[0].owners) if sha else (),
             tests=_test_entries(night, findings),
             probes=_probes(probes, probe_results, [f.nodeid for f in findings]),
-            bisection=bisection)
+            bisection=bisection, isolation=isolation_json(findings[0].isolation),
+            revert=revert_json(findings[0].revert))
         for sha, findings in sorted(by_culprit.items(), key=lambda kv: kv[0] is None)
     ]
 
@@ -599,7 +613,8 @@ def _probes(probes: list[dict[str, Any]], results: dict[int, dict[str, tuple[str
 
 
 PURPOSES = (("check", "check"), ("confirm", "confirm"), ("merged branch", "merge"),
-            ("flake-aware", "flaky"), ("bisect", "bisect"))
+            ("flake-aware", "flaky"), ("bisect", "bisect"), ("isolate", "isolate"),
+            ("verify the revert", "revert"))
 
 
 def purpose_of(reason: str) -> str:

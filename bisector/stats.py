@@ -226,7 +226,8 @@ def _trend(store: HistoryStore, line: list[CommitInfo], tracked: set[str],
             continue
         # the latest whole run: a probe runs only the tests being bisected, so a commit only
         # probes ran at says nothing of how many tests failed there
-        run = next((r for r in store.runs(sha=c.sha) if not r.dirty and r.trigger != "probe"),
+        run = next((r for r in store.runs(sha=c.sha) if not r.dirty and r.trigger != "probe"
+                    and r.patch_key is None),
                    None)
         if run is None:
             continue

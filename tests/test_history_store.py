@@ -3,6 +3,7 @@ from __future__ import annotations
 import multiprocessing
 import os
 import sqlite3
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -12,7 +13,15 @@ from bisector.errors import BisectError, StoreError
 from bisector.history import HistoryStore, Pruned, display_url, journal, migrations, schema
 from bisector.history.engine import me
 from bisector.history.transfer import copy_history
-from bisector.model import TRACEBACK_MAX, CommitInfo, Environment, Outcome, Run, TestResult
+from bisector.model import (
+    TRACEBACK_MAX,
+    CommitInfo,
+    Environment,
+    Outcome,
+    Run,
+    TestResult,
+    Trigger,
+)
 
 from .conftest import commit, run_cli
 from .store_helpers import TRACEBACK, dump, make_run, varied_history
@@ -82,7 +91,7 @@ def test_newer_schema_is_refused(tmp_path: Path) -> None:
     HistoryStore.open(url).close()
     with sqlite3.connect(tmp_path / "h.db") as conn:
         conn.execute("update bisector_meta set value='7'")
-    with pytest.raises(StoreError, match=r"newer bisector \(schema v7; this one reads up to v5\)"):
+    with pytest.raises(StoreError, match=r"newer bisector \(schema v7; this one reads up to v6\)"):
         HistoryStore.open(url)
 
 
@@ -204,7 +213,7 @@ def test_a_v3_store_gets_the_nightly_ledger_and_keeps_its_history(tmp_path: Path
         conn.execute("drop table nightlies")
         conn.execute("update bisector_meta set value = '3'")
     with HistoryStore.open(url) as s:
-        assert s.schema_version() == schema.SCHEMA_VERSION == 5
+        assert s.schema_version() == schema.SCHEMA_VERSION == 6
         assert s.outcome_counts(1) == {"passed": 3}
         s.record_nightly(branch="main", sha="a" * 40, run_id=1, started_at=1.0, finished_at=2.0,
                          status="clean", exit_code=0, ledger={"reported": []})
@@ -502,7 +511,7 @@ def test_a_v4_store_gets_tracebacks_and_keeps_its_history(tmp_path: Path) -> Non
         conn.execute("alter table results drop column traceback")
         conn.execute("update bisector_meta set value = '4'")
     with HistoryStore.open(url) as s:
-        assert s.schema_version() == schema.SCHEMA_VERSION == 5
+        assert s.schema_version() == schema.SCHEMA_VERSION == 6
         assert s.outcome_counts(old) == {"passed": 3}
         assert {r.traceback for r in s.results_at(["a" * 40])} == {None}
         new = s.record_run(make_run("b" * 40, results=(_failing("t.py::bad", TRACEBACK),)))
@@ -519,3 +528,55 @@ def test_a_copy_carries_the_tracebacks(tmp_path: Path) -> None:
         carried = [r.traceback for r in b.results_at([f"{i:040x}" for i in range(4)])
                    if r.nodeid == "t.py::test_flaky" and r.outcome == "failed"]
     assert carried == [TRACEBACK, TRACEBACK]  # the failures on commits 1 and 3
+
+
+# -- patched runs (schema v6): isolation probes are never the commit's own results ----------
+
+
+def test_a_patched_run_is_kept_apart_from_its_commits_results(store: HistoryStore) -> None:
+    """An isolation probe is stored at the parent P with its patch's key: reads of the
+    commit (history, regressions, find-break's planning) never see it; only `patched=True`."""
+    sha = "a" * 40
+    failed = _failing("t.py::test_bad", TRACEBACK)
+    own = store.record_run(make_run(sha, results=(TestResult("t.py::test_bad", Outcome.PASSED),)))
+    patched = store.record_run(replace(make_run(sha, results=(failed,)), patch_key="k" * 20,
+                                       trigger=Trigger.ISOLATE))
+    assert {r.run_id for r in store.results_at([sha])} == {own}
+    rows = store.results_at([sha], patched=True)
+    assert {(r.run_id, r.patch_key, r.outcome) for r in rows} == {(patched, "k" * 20, "failed")}
+    assert store.tracked_shas() == {sha}
+    assert store.latest_clean_run(sha).id == own
+    assert sorted(r.patch_key or "" for r in store.runs(sha=sha)) == ["", "k" * 20]
+    assert [d[0] for d in store.durations([sha])] == ["t.py::test_bad"]
+    assert store.durations([sha])[0][3] == 1  # the patched run's duration is not counted
+
+
+def test_only_patched_runs_make_a_commit_tracked_never(store: HistoryStore) -> None:
+    sha = "b" * 40
+    store.record_run(replace(make_run(sha), patch_key="k" * 20, trigger=Trigger.ISOLATE))
+    assert store.tracked_shas() == set() and store.results_at([sha]) == []
+    assert store.latest_clean_run(sha) is None
+
+
+def test_a_v5_store_gets_patch_keys_and_keeps_its_history(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path / 'h.db'}"
+    with HistoryStore.open(url) as s:
+        old = s.record_run(make_run())
+    with sqlite3.connect(tmp_path / "h.db") as conn:  # make it what a v5 bisector wrote
+        conn.execute("alter table runs drop column patch_key")
+        conn.execute("update bisector_meta set value = '5'")
+    with HistoryStore.open(url) as s:
+        assert s.schema_version() == schema.SCHEMA_VERSION == 6
+        assert s.outcome_counts(old) == {"passed": 3}
+        assert {r.run_id for r in s.results_at(["a" * 40])} == {old}  # old runs are the commit's
+        s.record_run(replace(make_run(), patch_key="p" * 20, trigger=Trigger.ISOLATE))
+        assert {r.run_id for r in s.results_at(["a" * 40])} == {old}
+
+
+def test_a_copy_carries_the_patch_keys(tmp_path: Path) -> None:
+    with HistoryStore.open(f"sqlite:///{tmp_path / 'a.db'}") as a, \
+            HistoryStore.open(f"sqlite:///{tmp_path / 'b.db'}") as b:
+        a.record_run(replace(make_run(), patch_key="p" * 20, trigger=Trigger.ISOLATE))
+        copy_history(a, b)
+        assert {r.patch_key for r in b.results_at(["a" * 40], patched=True)} == {"p" * 20}
+        assert b.results_at(["a" * 40]) == []

@@ -108,7 +108,11 @@ def test_three_nights(repo: Path, tmp_path: Path, capsys: pytest.CaptureFixture[
     assert "assert 0 == -5" in test["after"]["message"]
     assert group["probes"] and all(p["outcomes"] for p in group["probes"])
     # purpose is the documented word, detail the probe line's words with what was left
-    assert {p["purpose"] for p in group["probes"]} <= {"check", "bisect", "confirm"}
+    assert {p["purpose"] for p in group["probes"]} <= {"check", "bisect", "confirm", "revert"}
+    # a one-hunk change is not isolated (isolate-min-hunks); its revert is verified at HEAD
+    assert group["isolation"]["note"].startswith("the change is a single hunk")
+    assert group["revert"]["verified"] is True
+    assert group["revert"]["patch"] == str(tmp_path / "n2" / f"revert-{culprit[:10]}.patch")
     assert all(re.fullmatch(r"bisect, \d+ of \d+ candidates left", p["detail"])
                for p in group["probes"] if p["purpose"] == "bisect")
     assert any("CODEOWNERS line 3" in n for n in data["notes"])  # named, the rest still used

@@ -66,6 +66,17 @@ class Evidence:
                 return Verdict.UNTESTABLE
         return verdict
 
+    def patched_verdict(self, test: str, result: TestResult) -> Verdict:
+        """The same rule for a patched tree (an isolation probe): a failure of another kind
+        than the one bisected is unresolved, not this failure. Not noted as a failure at a
+        commit: the tree is no commit of the history."""
+        verdict = verdict_of(result)
+        reference = self._reference.get(test)
+        kind = exception_type(result.message)
+        if verdict is Verdict.BAD and reference and kind and kind != reference:
+            return Verdict.UNTESTABLE
+        return verdict
+
     def failed(self, test: str, result: TestResult, sha: str) -> bool | None:
         """The flake-aware search's reading of a result: failed, passed, or None (untestable)."""
         verdict = self.verdict(test, result, sha)

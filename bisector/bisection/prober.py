@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass, field, replace
 
-from ..executors import Executor, Probe, ProbeOutcome
+from ..executors import PATCH_REFUSED, Executor, Patch, Probe, ProbeOutcome
 from ..gitrepo import Repository
 from ..history import HistoryStore
 from ..model import Outcome, Run, TestResult, Trigger
@@ -28,6 +28,15 @@ class ProbeRequest:
     tests: tuple[str, ...]
     why: str
     left: int | None = None
+    # an isolation probe: `patch` applied in the probe's checkout at `at` (sha when None);
+    # stored at `sha` under the patch's key, never read as the commit's own results
+    patch: Patch | None = None
+    at: str | None = None
+
+    @property
+    def place(self) -> tuple[str, str | None]:
+        """Where the results belong: the commit, and the patch on it (None: the commit)."""
+        return self.sha, None if self.patch is None else self.patch.key
 
     @classmethod
     def of(cls, sha: str, tests: Iterable[str], why: str, left: int | None = None
@@ -60,6 +69,8 @@ class Prober:
     # probes recorded before the journal existed (the --test-file probe), to put in it then
     _unjournaled: list[tuple[int, str, str]] = field(default_factory=list)
     _loaded: set[str] = field(default_factory=set)
+    # results of patched trees, (commit, patch key) -> test -> latest: never Evidence
+    patched: dict[tuple[str, str], dict[str, TestResult]] = field(default_factory=dict)
 
     def attach(self, journal_id: int) -> None:
         """The bisection's journal row exists: the probes recorded before it go in first."""
@@ -82,7 +93,34 @@ class Prober:
             if row.outcome == Outcome.UNTESTABLE:
                 continue  # a timeout or a broken setup back then may not be one now: run again
             self.evidence.add(TestResult(row.nodeid, Outcome(row.outcome), 0.0, row.signature,
-                                         row.message, row.reruns, "call"), row.sha)
+                                         row.message, row.reruns, "call", row.traceback),
+                              row.sha)
+
+    def load_patched(self, sha: str, tests: Iterable[str]) -> None:
+        """Stored results of patched trees on `sha` (isolation probes of an earlier run), so
+        a rerun or a resumed isolation runs none of them again. A patch that did not apply
+        will not apply now either; other untestable results (a timeout) are run again."""
+        ids = self.store.tests()
+        wanted = [ids[t] for t in tests if t in ids]
+        if not wanted:
+            return
+        rows = self.store.results_at([sha], env_key=self.env_key, test_ids=wanted,
+                                     patched=True)
+        rows.sort(key=lambda r: (r.started_at, r.run_id))
+        for row in rows:
+            if row.outcome == Outcome.UNTESTABLE and not (row.message or "").startswith(
+                    PATCH_REFUSED):
+                continue
+            self.patched.setdefault((sha, str(row.patch_key)), {})[row.nodeid] = TestResult(
+                row.nodeid, Outcome(row.outcome), 0.0, row.signature, row.message,
+                row.reruns, "call", row.traceback)
+
+    def known(self, request: ProbeRequest, test: str) -> TestResult | None:
+        """The latest result known for a test where a request would run it."""
+        sha, key = request.place
+        if key is None:
+            return self.evidence.latest(test, sha)
+        return self.patched.get((sha, key), {}).get(test)
 
     def run(self, requests: list[ProbeRequest]) -> list[dict[str, TestResult]]:
         """One round: these probes at once, then recorded in order.
@@ -101,7 +139,8 @@ class Prober:
                                len(request.tests), request.left)
             self.progress.probe_started(start)
             starts.append(start)
-        probes = [Probe(request.sha, request.tests) for request in requests]
+        probes = [Probe(request.at or request.sha, request.tests, patch=request.patch)
+                  for request in requests]
         if len(probes) > 1:
             outcomes = self.executor.run_round(probes)
         else:
@@ -109,7 +148,7 @@ class Prober:
         self.tally.rounds += 1
         for start, outcome in zip(starts, outcomes, strict=True):
             self._done(start, outcome)
-        return [self.record(request.sha, request.why, outcome)
+        return [self.record(request.sha, request.why, outcome, request.place[1])
                 for request, outcome in zip(requests, outcomes, strict=True)]
 
     def known_or_run(self, requests: list[ProbeRequest]) -> list[dict[str, TestResult]]:
@@ -118,8 +157,7 @@ class Prober:
         wanted: list[ProbeRequest] = []
         slots: list[int] = []
         for slot, request in enumerate(requests):
-            out = {t: r for t in request.tests
-                   if (r := self.evidence.latest(t, request.sha)) is not None}
+            out = {t: r for t in request.tests if (r := self.known(request, t)) is not None}
             missing = [t for t in request.tests if t not in out]
             if out and not missing:
                 self.tally.reused += 1
@@ -132,15 +170,18 @@ class Prober:
                 found[slot].update(results)
         return found
 
-    def record(self, sha: str, why: str, outcome: ProbeOutcome) -> dict[str, TestResult]:
-        """A probe's outcome as a stored run (and in the journal), and as evidence."""
+    def record(self, sha: str, why: str, outcome: ProbeOutcome, patch_key: str | None = None
+               ) -> dict[str, TestResult]:
+        """A probe's outcome as a stored run (and in the journal), and as evidence; a patched
+        tree's as a run of trigger `isolate` under its patch key, kept apart from evidence."""
         self.tally.runs += 1
         kept = tuple(r for r in outcome.results.values() if not self._held_back(r))
         run = Run(
             sha=sha, dirty=False, branch=None, environment=outcome.environment,
-            trigger=Trigger.PROBE, host=outcome.host or _host(), started_at=outcome.started_at,
+            trigger=Trigger.PROBE if patch_key is None else Trigger.ISOLATE,
+            host=outcome.host or _host(), started_at=outcome.started_at,
             finished_at=outcome.finished_at, exit_status=outcome.exit_status,
-            results=kept,
+            results=kept, patch_key=patch_key,
         )
         if kept or not outcome.results:  # a run of held-back ids only is not stored
             run_id = self.store.record_run(run, commits=self.repo.commits([sha]).values())
@@ -148,6 +189,9 @@ class Prober:
                 self.store.add_probe(self.journal_id, run_id, sha, why)
             else:
                 self._unjournaled.append((run_id, sha, why))
+        if patch_key is not None:
+            self.patched.setdefault((sha, patch_key), {}).update(outcome.results)
+            return outcome.results
         for result in outcome.results.values():
             self.evidence.add(result, sha)
         return outcome.results

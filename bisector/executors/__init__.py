@@ -14,6 +14,22 @@ from ..errors import ExecutorError
 from ..model import Environment, Outcome, TestResult
 from ..nodeids import refusal, shown
 
+# How a probe whose patch did not apply is worded (its results' message starts so)
+PATCH_REFUSED = "the patch does not apply"
+
+
+@dataclass(frozen=True, slots=True)
+class Patch:
+    """A change applied with `git apply` in the probe's own checkout, after it moved to the
+    commit (never in the user's checkout): some hunks of a culprit on its parent, or their
+    revert at the bad end. `key` names the resulting tree in the store (Run.patch_key);
+    `zero_context` for hunks cut with no context (`--unidiff-zero`), `reverse` for `-R`."""
+
+    text: str
+    key: str
+    reverse: bool = False
+    zero_context: bool = True
+
 
 @dataclass(frozen=True, slots=True)
 class Probe:
@@ -23,6 +39,8 @@ class Probe:
     # is a result, keyed by the node id its JUnit XML gives. A probe learns a file's node ids
     # this way, whatever the project's options do to pytest's terminal output.
     whole_files: bool = False
+    # applied after the checkout; one that does not apply makes every test untestable
+    patch: Patch | None = None
 
 
 @dataclass(frozen=True, slots=True)

@@ -11,10 +11,11 @@ import hashlib
 import threading
 import time
 from collections.abc import Mapping
+from pathlib import Path
 from typing import Self
 
 from ..model import Environment, TestResult
-from . import Probe, ProbeAborted, ProbeOutcome, fill_untestable, unreported
+from . import PATCH_REFUSED, Probe, ProbeAborted, ProbeOutcome, fill_untestable, unreported
 
 # Characters of a probe's output an untestable result keeps as its traceback: the end of the
 # output is where pytest, pip or a setup command says what went wrong.
@@ -59,6 +60,19 @@ def finish(probe: Probe, results: dict[str, TestResult], environment: Environmen
     fill_untestable(results, unreported(probe, results), problem, phase=phase,
                     traceback=output_tail(log, root))
     return ProbeOutcome(probe, results, environment, started, time.time(), status, problem, log)
+
+
+def apply_probe_patch(tree: Path, probe: Probe) -> str | None:
+    """Apply the probe's patch in its checkout (freshly moved to probe.sha): None when it
+    applied (or there is none), else the reason the probe is untestable. A patch that does
+    not apply is an unresolved subset for the isolation, never a failure of the tests."""
+    if probe.patch is None:
+        return None
+    from ..hunks import apply_patch
+
+    applied = apply_patch(tree, probe.patch.text, reverse=probe.patch.reverse,
+                          zero_context=probe.patch.zero_context)
+    return None if applied.ok else f"{PATCH_REFUSED}: {applied.detail}"
 
 
 class AbortMark:

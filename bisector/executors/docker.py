@@ -44,7 +44,7 @@ from . import (
     pytest_reason,
     runnable,
 )
-from .base import AbortMark, BaseExecutor, experiment_key, finish
+from .base import AbortMark, BaseExecutor, apply_probe_patch, experiment_key, finish
 from .factory import WHOLE_FILES_HINT, WHOLE_FILES_REFUSED
 from .worktree import Worktree, new_session, started
 
@@ -551,10 +551,11 @@ class DockerExecutor(BaseExecutor):
         self.check_aborted()
         tree = self.worktree.checkout(probe.sha)
         self.check_aborted()
-        if self.worktree.problem is not None:  # a submodule it needs is not to be had
+        problem = self.worktree.problem or apply_probe_patch(tree, probe)
+        if problem is not None:  # a submodule it needs is missing, or its patch does not apply
             env_info = container_environment(self.suite, self.suite.image or "", "", tree,
                                              self.fingerprint_extra)
-            return finish(probe, {}, env_info, began, None, self.worktree.problem)
+            return finish(probe, {}, env_info, began, None, problem)
         outcome = self._containers(tree, nodeids, self._context_id(probe.sha))
         env_info = container_environment(self.suite, outcome.image_ref, outcome.image_id, tree,
                                          self.fingerprint_extra)

@@ -39,7 +39,7 @@ from . import (
     pytest_reason,
     runnable,
 )
-from .base import BaseExecutor, experiment_key, finish
+from .base import BaseExecutor, apply_probe_patch, experiment_key, finish
 from .worktree import RECORD, TMP, VENV, Worktree, new_session
 
 # Seconds to wait for a probe's output once its processes are ended: only a process that
@@ -231,8 +231,9 @@ class LocalExecutor(BaseExecutor):
         ids, refused = checked_ids(probe.nodeids)
         self._checkout(probe.sha)
         env_info = environment.current(self.tree, extra=self.fingerprint_extra)
-        if self.worktree.problem is not None:  # a submodule it needs is not to be had
-            return finish(probe, {}, env_info, started, None, self.worktree.problem)
+        problem = self.worktree.problem or apply_probe_patch(self.tree, probe)
+        if problem is not None:  # a submodule it needs is missing, or its patch does not apply
+            return finish(probe, {}, env_info, started, None, problem, phase="setup")
         python = self._probe_python()
         if self.setup:
             status, log, problem = self._execute(self.setup, shell=True)

@@ -59,8 +59,18 @@ def _v5_tracebacks(conn: sa.Connection) -> None:
         conn.execute(sa.text(f"ALTER TABLE {schema.results.name} ADD COLUMN traceback {kind}"))
 
 
+def _v6_patch_keys(conn: sa.Connection) -> None:
+    """Runs of a commit with a patch applied (isolation probes) carry the patch's key; every
+    run stored before has none: it is a run of its commit itself."""
+    have = {c["name"] for c in sa.inspect(conn).get_columns(schema.runs.name)}
+    if "patch_key" not in have:
+        kind = schema.runs.c.patch_key.type.compile(dialect=conn.dialect)
+        conn.execute(sa.text(f"ALTER TABLE {schema.runs.name} ADD COLUMN patch_key {kind}"))
+
+
 # version -> step from version-1; version 1 is the initial schema, created from `schema`.
-STEPS: dict[int, Step] = {2: _v2_journal, 3: _v3_claims, 4: _v4_nightlies, 5: _v5_tracebacks}
+STEPS: dict[int, Step] = {2: _v2_journal, 3: _v3_claims, 4: _v4_nightlies, 5: _v5_tracebacks,
+                       6: _v6_patch_keys}
 
 _MANAGED = {"runs", "tests", "results", "commits"}
 

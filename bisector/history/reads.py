@@ -28,6 +28,7 @@ class ResultRow(NamedTuple):
     # pytest's long representation of a failure, or an untestable probe's output tail (at
     # most TRACEBACK_MAX characters); None when there was none or it was not asked for
     traceback: str | None = None
+    patch_key: str | None = None  # the patch applied on top of sha (isolation probes only)
 
 
 class RunRow(NamedTuple):
@@ -41,6 +42,7 @@ class RunRow(NamedTuple):
     started_at: float
     finished_at: float
     exit_status: int | None
+    patch_key: str | None = None
 
 
 def tests(db: Database) -> dict[str, int]:
@@ -53,7 +55,7 @@ def runs(db: Database, *, sha: str | None = None, limit: int | None = None) -> l
     r = schema.runs
     query = sa.select(
         r.c.id, r.c.sha, r.c.dirty, r.c.branch, r.c.env_key, r.c.fingerprint, r.c.trigger,
-        r.c.started_at, r.c.finished_at, r.c.exit_status,
+        r.c.started_at, r.c.finished_at, r.c.exit_status, r.c.patch_key,
     ).order_by(r.c.started_at.desc(), r.c.id.desc())
     if sha is not None:
         query = query.where(r.c.sha == sha)
@@ -72,7 +74,7 @@ def run_shas(db: Database) -> set[str]:
 
 def latest_clean_run(db: Database, sha: str) -> RunRow | None:
     for run in runs(db, sha=sha):
-        if not run.dirty:
+        if not run.dirty and run.patch_key is None:
             return run
     return None
 
@@ -91,37 +93,41 @@ def outcome_counts(db: Database, run_id: int) -> dict[str, int]:
 def tracked_shas(db: Database, *, env_key: str | None = None) -> set[str]:
     """Commits with at least one clean run (in this environment, if given)."""
     r = schema.runs
-    query = sa.select(r.c.sha).where(r.c.dirty.is_(False)).distinct()
+    query = sa.select(r.c.sha).where(r.c.dirty.is_(False), r.c.patch_key.is_(None)).distinct()
     if env_key is not None:
         query = query.where(r.c.env_key == env_key)
     with db.read() as conn:
         return set(conn.execute(query).scalars())
 
 
-def _results_query(env_key: str | None, with_tracebacks: bool) -> Any:
+def _results_query(env_key: str | None, with_tracebacks: bool, patched: bool) -> Any:
+    """Results of clean runs; of the commits themselves, or (`patched`) only of the runs with
+    a patch applied: one never stands in for the other."""
     r, res, t = schema.runs, schema.results, schema.tests
     columns = [r.c.sha, r.c.id, r.c.started_at, t.c.id, t.c.nodeid, res.c.outcome,
-               res.c.reruns, res.c.signature, res.c.message, r.c.env_key]
-    if with_tracebacks:
-        columns.append(res.c.traceback)
+               res.c.reruns, res.c.signature, res.c.message, r.c.env_key,
+               res.c.traceback if with_tracebacks else sa.null().label("traceback"),
+               r.c.patch_key]
     query = (
         sa.select(*columns)
         .select_from(res.join(r, r.c.id == res.c.run_id).join(t, t.c.id == res.c.test_id))
-        .where(r.c.dirty.is_(False))
+        .where(r.c.dirty.is_(False),
+               r.c.patch_key.is_not(None) if patched else r.c.patch_key.is_(None))
     )
     return query if env_key is None else query.where(r.c.env_key == env_key)
 
 
 def results_at(db: Database, shas: Iterable[str], *, env_key: str | None = None,
                test_ids: Iterable[int] | None = None,
-               tracebacks: bool = True) -> list[ResultRow]:
-    """Results of clean runs on these commits; dirty runs are never evidence.
+               tracebacks: bool = True, patched: bool = False) -> list[ResultRow]:
+    """Results of clean runs on these commits; dirty runs are never evidence, and the runs
+    with a patch applied (isolation probes) are read only when `patched` (and then only they).
 
     `tracebacks=False` leaves the stored tracebacks unread (each row's is None), for a
     caller that scans many commits and shows none of them.
     """
     r, t = schema.runs, schema.tests
-    base = _results_query(env_key, tracebacks)
+    base = _results_query(env_key, tracebacks, patched)
     wanted_tests = None if test_ids is None else sorted(set(test_ids))
     out: list[ResultRow] = []
     with db.read() as conn:
@@ -169,7 +175,8 @@ def durations(db: Database, shas: Iterable[str], *, limit: int | None = None
         sa.select(t.c.nodeid, sa.func.sum(res.c.duration), sa.func.max(res.c.duration),
                   sa.func.count())
         .select_from(res.join(r, r.c.id == res.c.run_id).join(t, t.c.id == res.c.test_id))
-        .where(r.c.dirty.is_(False), res.c.outcome.not_in(["skipped", "untestable"]))
+        .where(r.c.dirty.is_(False), r.c.patch_key.is_(None),
+               res.c.outcome.not_in(["skipped", "untestable"]))
         .group_by(t.c.nodeid)
     )
     totals: dict[str, list[float]] = {}

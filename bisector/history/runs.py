@@ -174,7 +174,7 @@ def _run_values(run: Run) -> dict[str, Any]:
         "fingerprint": env.fingerprint, "python": env.python, "platform": env.platform,
         "deps_hash": env.deps_hash, "trigger": str(run.trigger), "host": run.host,
         "started_at": run.started_at, "finished_at": run.finished_at,
-        "exit_status": run.exit_status,
+        "exit_status": run.exit_status, "patch_key": run.patch_key,
     }
 
 

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import sqlalchemy as sa
 
-SCHEMA_VERSION = 5
+SCHEMA_VERSION = 6
 
 metadata = sa.MetaData()
 
@@ -49,6 +49,10 @@ runs = sa.Table(
     sa.Column("started_at", sa.Float, nullable=False),
     sa.Column("finished_at", sa.Float, nullable=False),
     sa.Column("exit_status", sa.Integer),
+    # v6: a run of the commit with a patch applied (an isolation probe: some of a culprit's
+    # hunks on its parent, or a revert at the bad end), named by the patch's hash. NULL for a
+    # run of the commit itself: only those are evidence about the commit (see docs/adr/0021).
+    sa.Column("patch_key", sa.String(32)),
     sa.Index("ix_runs_sha_env", "sha", "env_key"),
 )
 

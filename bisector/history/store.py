@@ -180,11 +180,12 @@ class HistoryStore:
 
     def results_at(self, shas: Iterable[str], *, env_key: str | None = None,
                    test_ids: Iterable[int] | None = None,
-                   tracebacks: bool = True) -> list[ResultRow]:
+                   tracebacks: bool = True, patched: bool = False) -> list[ResultRow]:
         """Results of clean runs on these commits (dirty runs are never evidence), each with
-        its traceback unless `tracebacks=False`."""
+        its traceback unless `tracebacks=False`; with `patched`, only those of the runs with
+        a patch applied (isolation probes, each row's `patch_key` says which)."""
         return reads.results_at(self.db, shas, env_key=env_key, test_ids=test_ids,
-                                tracebacks=tracebacks)
+                                tracebacks=tracebacks, patched=patched)
 
     def run_results(self, run_id: int) -> dict[str, tuple[str, str | None]]:
         return reads.run_results(self.db, run_id)

@@ -10,6 +10,8 @@ from rich.text import Text
 
 from ..model import BisectResult, CommitInfo, Finding
 from .history import commit_json
+from .isolation import isolation_json, revert_json, terminal_lines
+from .isolation import markdown as isolation_markdown
 from .links import Links
 from .markdown import cell, code, details, fence_for
 
@@ -88,6 +90,8 @@ def to_json(result: BisectResult, links: Links | None = None) -> dict[str, Any]:
                 "owners": list(findings[0].owners) if sha else [],
                 "links": {"commit": links.commit_url(sha), "diff": links.diff_url(sha)},
                 "tests": [_test_json(f, sha) for f in findings],
+                "isolation": isolation_json(findings[0].isolation),
+                "revert": revert_json(findings[0].revert),
             }
             for sha, findings in _groups(result)
         ],
@@ -122,6 +126,8 @@ def _culprit_markdown(findings: list[Finding], links: Links) -> list[str]:
         confirmed = "yes" if f.confirmed else "NO: " + cell(f.note, None)
         lines.append(f"| {code(f.nodeid)} | {cell(f.message, None)} | `{f.signature}` | "
                      f"{_confidence(f)} | {confirmed} |")
+    lines += isolation_markdown(isolation_json(findings[0].isolation),
+                                revert_json(findings[0].revert))
     for f in findings:
         if f.traceback:
             lines += ["", *details(f"Traceback of {f.nodeid} at {c.sha[:10]}", f.traceback)]
@@ -172,6 +178,7 @@ def summary_lines(result: BisectResult) -> list[str]:
             state = "confirmed" if f.confirmed else f.note
             lines.append(f"  {f.nodeid}: {f.message or ''} ({state})")
             lines.append(f"    confidence {_confidence(f)}")
+        lines += _isolation_lines(findings[0])
     lines += [f"note: {n}" for n in result.notes]
     lines.append(f"{result.candidates} candidates, {result.probes_run} probes run"
                  f"{_rounds(result)}, {result.probes_reused} reused, {result.seconds:.1f} s")
@@ -204,11 +211,17 @@ def render(result: BisectResult, console: Console) -> None:
             mark = ("confirmed", "green") if f.confirmed else (f.note or "", "yellow")
             line(f"  test    {f.nodeid}: {f.message or ''} (", mark, ")")
             line(f"          confidence {_confidence(f)}")
+        for text in _isolation_lines(findings[0]):
+            line(text, style="red" if "NOT verified" in text else "")
     for note in result.notes:
         line(f"note: {note}", style="dim")
     line(f"{result.candidates} candidates, {result.probes_run} probes run"
          f"{_rounds(result)}, {result.probes_reused} reused from history, "
          f"{result.seconds:.1f} s", style="dim")
+
+
+def _isolation_lines(f: Finding) -> list[str]:
+    return terminal_lines(isolation_json(f.isolation), revert_json(f.revert))
 
 
 def _rounds(result: BisectResult) -> str:

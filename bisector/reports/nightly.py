@@ -12,6 +12,8 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
+from .isolation import markdown as isolation_markdown
+from .isolation import terminal_lines
 from .markdown import cell as _cell
 from .markdown import code, details
 from .nightly_model import (
@@ -133,6 +135,7 @@ def _group(report: NightlyReport, g: RegressionGroup) -> list[str]:
         if t.after and t.after.traceback:
             lines += ["", *details(f"Traceback of {t.test} at {(t.after.sha or '')[:10]}",
                                    t.after.traceback)]
+    lines += isolation_markdown(g.isolation, g.revert)
     if g.probes:
         steps = [f"`{p.short}` {_cell(p.detail or p.purpose)}: "
                  + "/".join(sorted(set(p.outcomes.values()))) for p in g.probes]
@@ -243,4 +246,5 @@ def _group_summary(g: RegressionGroup) -> list[str]:
             out.append(f"    merged by {g.merge.short} {g.merge.subject}")
         if g.owners:
             out.append(f"    owners {', '.join(g.owners)}")
+        out += ["  " + line for line in terminal_lines(g.isolation, g.revert)]
     return out + [f"    {t.test}" for t in g.tests]

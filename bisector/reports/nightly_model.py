@@ -40,6 +40,11 @@ def _list(data: Any, key: str) -> list[Any]:
     return list(value) if isinstance(value, Sequence) and not isinstance(value, str) else []
 
 
+def _dict(data: Any, key: str) -> Json | None:
+    value = _get(data, key)
+    return value if isinstance(value, dict) else None
+
+
 def _strs(data: Any, key: str) -> tuple[str, ...]:
     return tuple(str(v) for v in _list(data, key))
 
@@ -196,6 +201,9 @@ class RegressionGroup:
     probes: tuple[Probe, ...] = ()
     bisection: Bisection | None = None
     reason: str | None = None
+    # --isolate / --verify-revert: find-break's JSON of them (reports/isolation.py), as is
+    isolation: Json | None = None
+    revert: Json | None = None
 
     @classmethod
     def from_json(cls, data: Any) -> RegressionGroup:
@@ -205,7 +213,8 @@ class RegressionGroup:
                    files=_strs(data, "files"), owners=_strs(data, "owners"),
                    probes=tuple(Probe.from_json(p) for p in _list(data, "probes")),
                    bisection=Bisection.from_json(_get(data, "bisection")),
-                   reason=_get(data, "reason"))
+                   reason=_get(data, "reason"), isolation=_dict(data, "isolation"),
+                   revert=_dict(data, "revert"))
 
     def to_json(self) -> Json:
         out: Json = {"culprit": _ref_json(self.culprit)}
@@ -217,6 +226,10 @@ class RegressionGroup:
                    bisection=self.bisection.to_json() if self.bisection else None)
         if self.reason is not None:
             out["reason"] = self.reason
+        if self.isolation is not None:
+            out["isolation"] = self.isolation
+        if self.revert is not None:
+            out["revert"] = self.revert
         return out
 
 

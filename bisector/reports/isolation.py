@@ -1,0 +1,100 @@
+"""A culprit's guilty hunks (`--isolate`) and its revert check (`--verify-revert`), for the
+JSON, Markdown and terminal reports; the keys are those of issue 17 / docs/adr/0021."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from ..model import Hunk, Isolation, RevertCheck
+from .markdown import cell, code, fence_for
+
+
+def hunk_json(h: Hunk) -> dict[str, Any]:
+    return {"file": h.file, "old_start": h.old_start, "old_lines": h.old_lines,
+            "new_start": h.new_start, "new_lines": h.new_lines, "text": h.text}
+
+
+def isolation_json(iso: Isolation | None) -> dict[str, Any] | None:
+    if iso is None:
+        return None
+    return {"hunks": [hunk_json(h) for h in iso.hunks], "total_hunks": iso.total_hunks,
+            "probes": iso.probes, "minimal": iso.minimal, "unresolved": iso.unresolved,
+            "parent": iso.parent, "note": iso.note or None}
+
+
+def revert_json(check: RevertCheck | None) -> dict[str, Any] | None:
+    if check is None:
+        return None
+    return {"verified": check.verified, "at": check.at, "patch": check.patch,
+            "detail": check.detail or None, "hunks": check.hunks}
+
+
+def _count(n: int) -> str:
+    return f"{n} hunk" if n == 1 else f"{n} hunks"
+
+
+Json = dict[str, Any]
+
+
+def isolation_line(iso: Json) -> str:
+    """One line: how many hunks of how many, whether minimal, at what cost, and where."""
+    note, hunks = iso.get("note") or "", iso.get("hunks") or []
+    if not iso.get("probes") and note:
+        return f"not isolated: {note}"
+    where = ", ".join(f"{h['file']}:{h['new_start']}" for h in hunks[:6])
+    more = f" and {len(hunks) - 6} more" if len(hunks) > 6 else ""
+    state = "minimal" if iso.get("minimal") else "not minimal"
+    text = (f"{_count(len(hunks))} of {iso.get('total_hunks')} ({state}, {iso.get('probes')} "
+            f"probes, {iso.get('unresolved')} unresolved): {where}{more}")
+    return f"{text}; {note}" if note else text
+
+
+def revert_line(check: Json) -> str:
+    if check.get("verified"):
+        return (f"verified: reverting these {_count(check.get('hunks') or 0)} at "
+                f"{str(check.get('at'))[:10]} makes the tests pass; patch {check.get('patch')}")
+    return f"NOT verified: {check.get('detail')}"
+
+
+def diff_text(hunks: list[Json]) -> str:
+    """The hunks as one diff: each file's header once, then its hunks (a whole-file unit's
+    text is its own section, header included)."""
+    out: list[str] = []
+    last = None
+    for h in hunks:
+        if h["text"].startswith("diff --git "):
+            out.append(h["text"])
+            last = None
+            continue
+        if h["file"] != last:
+            out.append(f"--- a/{h['file']}\n+++ b/{h['file']}\n")
+            last = h["file"]
+        out.append(h["text"])
+    return "".join(out)
+
+
+def terminal_lines(iso: Json | None, check: Json | None) -> list[str]:
+    """The culprit's guilty hunks and its revert check, one line each, when asked for."""
+    lines = []
+    if iso is not None:
+        lines.append(f"  hunks   {isolation_line(iso)}")
+    if check is not None:
+        lines.append(f"  revert  {revert_line(check)}")
+    return lines
+
+
+def markdown(iso: Json | None, check: Json | None) -> list[str]:
+    """The culprit's hunks section: a line of what was found and a diff block of them, then
+    the revert check."""
+    lines: list[str] = []
+    if iso is not None:
+        lines += ["", f"**Guilty hunks**: {cell(isolation_line(iso), None)}"]
+        if iso.get("hunks") and iso.get("probes"):
+            body = diff_text(iso["hunks"]).rstrip("\n").splitlines()
+            fence = fence_for(body)
+            lines += ["", f"{fence}diff", *body, fence]
+    if check is not None:
+        where = check.get("patch")
+        patch = f" ({code('git apply ' + str(where))})" if where else ""
+        lines += ["", f"**Revert**: {cell(revert_line(check), None)}{patch}"]
+    return lines

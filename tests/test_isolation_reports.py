@@ -1,0 +1,61 @@
+"""The guilty hunks and the revert check in find-break's and the nightly's reports."""
+
+from __future__ import annotations
+
+import copy
+import json
+from pathlib import Path
+from typing import Any
+
+from bisector.reports.html import render_html
+from bisector.reports.isolation import markdown, terminal_lines
+from bisector.reports.nightly import summary_lines, to_markdown
+from bisector.reports.nightly_model import as_report
+
+FIXTURE = Path(__file__).parent / "fixtures" / "nightly" / "report.json"
+HUNK = {"file": "pkg/<m>.py", "old_start": 18, "old_lines": 1, "new_start": 18, "new_lines": 1,
+        "text": "@@ -18 +18 @@ def f4():\n-    return 4\n+    return 104\n"}
+ISOLATION = {"hunks": [HUNK], "total_hunks": 9, "probes": 5, "minimal": True, "unresolved": 0,
+             "parent": "a" * 40, "note": None}
+REVERT = {"verified": True, "at": "b" * 40, "patch": "/r/revert-cccccccccc.patch",
+          "detail": None, "hunks": 1}
+
+
+def _night() -> dict[str, Any]:
+    data = json.loads(FIXTURE.read_text())
+    group = next(g for g in data["regressions"] if g["culprit"])
+    group.update(isolation=copy.deepcopy(ISOLATION), revert=copy.deepcopy(REVERT))
+    return data
+
+
+def test_markdown_shows_the_hunks_as_a_diff_and_the_revert() -> None:
+    lines = markdown(ISOLATION, REVERT)
+    text = "\n".join(lines)
+    assert "**Guilty hunks**: 1 hunk of 9 (minimal, 5 probes, 0 unresolved): pkg/<m>.py:18" \
+        in text
+    assert "```diff\n--- a/pkg/<m>.py\n+++ b/pkg/<m>.py\n@@ -18 +18 @@ def f4():" in text
+    assert "**Revert**: verified: reverting these 1 hunk at bbbbbbbbbb" in text
+    assert "`git apply /r/revert-cccccccccc.patch`" in text
+
+
+def test_a_change_not_isolated_and_a_revert_that_conflicts_are_said() -> None:
+    single = {**ISOLATION, "probes": 0, "note": "the change is a single hunk"}
+    failed = {**REVERT, "verified": False, "patch": None, "detail": "the revert conflicts"}
+    assert terminal_lines(single, failed) == [
+        "  hunks   not isolated: the change is a single hunk",
+        "  revert  NOT verified: the revert conflicts"]
+    assert "```diff" not in "\n".join(markdown(single, failed))
+
+
+def test_the_nightly_carries_them_in_json_markdown_summary_and_html() -> None:
+    data = _night()
+    report = as_report(data)
+    again = next(g for g in report.to_json()["regressions"] if g["culprit"])
+    assert again["isolation"] == ISOLATION and again["revert"] == REVERT
+    assert "```diff" in to_markdown(data) and "**Revert**: verified" in to_markdown(data)
+    assert any("hunks   1 hunk of 9" in line for line in summary_lines(data))
+    html = render_html(data)
+    assert '<details class="hunk guilty" open>' in html
+    assert '<span class="add">+    return 104</span>' in html
+    assert "pkg/&lt;m&gt;.py:18" in html and "<m>" not in html  # data is escaped
+    assert 'class="revert verified"' in html
