@@ -158,7 +158,7 @@ def test_the_cli_with_jobs_2_writes_the_hunks_and_the_revert_beside_the_reports(
                    cwd=repo)
     assert proc.returncode == 0, proc.stderr
     assert "hunks   1 hunk of 9 (minimal" in proc.stdout and "pkg1.py:18" in proc.stdout
-    assert "revert  verified: reverting these 1 hunk" in proc.stdout
+    assert "revert  verified: reverting this hunk at" in proc.stdout
     data = json.loads((out / "r.json").read_text())
     [group] = data["culprits"]
     iso, revert = group["isolation"], group["revert"]

@@ -34,7 +34,7 @@ def test_markdown_shows_the_hunks_as_a_diff_and_the_revert() -> None:
     assert "**Guilty hunks**: 1 hunk of 9 (minimal, 5 probes, 0 unresolved): pkg/<m>.py:18" \
         in text
     assert "```diff\n--- a/pkg/<m>.py\n+++ b/pkg/<m>.py\n@@ -18 +18 @@ def f4():" in text
-    assert "**Revert**: verified: reverting these 1 hunk at bbbbbbbbbb" in text
+    assert "**Revert**: verified: reverting this hunk at bbbbbbbbbb" in text
     assert "`git apply /r/revert-cccccccccc.patch`" in text
 
 
@@ -59,3 +59,13 @@ def test_the_nightly_carries_them_in_json_markdown_summary_and_html() -> None:
     assert '<span class="add">+    return 104</span>' in html
     assert "pkg/&lt;m&gt;.py:18" in html and "<m>" not in html  # data is escaped
     assert 'class="revert verified"' in html
+
+
+def test_the_revert_line_counts_its_hunks_in_plain_words() -> None:
+    """One hunk is "this hunk", not "these 1 hunk" (seen on more-itertools)."""
+    from bisector.reports.isolation import revert_line
+
+    one = revert_line({"verified": True, "at": "a" * 40, "hunks": 1, "patch": "p.patch"})
+    three = revert_line({"verified": True, "at": "a" * 40, "hunks": 3, "patch": "p.patch"})
+    assert one.startswith("verified: reverting this hunk at aaaaaaaaaa")
+    assert three.startswith("verified: reverting these 3 hunks at aaaaaaaaaa")

@@ -51,7 +51,9 @@ def isolation_line(iso: Json) -> str:
 
 def revert_line(check: Json) -> str:
     if check.get("verified"):
-        return (f"verified: reverting these {_count(check.get('hunks') or 0)} at "
+        n = check.get("hunks") or 0
+        what = "this hunk" if n == 1 else f"these {_count(n)}"
+        return (f"verified: reverting {what} at "
                 f"{str(check.get('at'))[:10]} makes the tests pass; patch {check.get('patch')}")
     return f"NOT verified: {check.get('detail')}"
 
