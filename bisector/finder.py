@@ -35,6 +35,7 @@ from .queries import open_store
 from .search import max_probes as plain_probes
 
 if TYPE_CHECKING:
+    from .config import Settings
     from .executors.factory import ExecutorOptions
 
 __all__ = ["END_RUNS", "RATE_WINDOW", "Finder", "find_break", "verdict_of"]
@@ -159,13 +160,7 @@ def find_break(
         for rev in (bad, good):  # bad revisions fail before a store is created
             if rev is not None:
                 repo.resolve(rev)
-        try:  # without --good the range comes from the history: it must exist to plan from
-            store, settings = stack.enter_context(open_store(repo, history_db, lookback,
-                                                             create=good is not None))
-        except MissingStore as err:
-            raise BisectError(f"nothing to bisect: {err.message}",
-                              hint="record history with pytest --track-history, or name the "
-                                   "tests and give --good REV") from None
+        store, settings = _history(stack, repo, history_db, lookback, good)
         place = layout(repo, repo_path, options.test_files)
         executor = stack.enter_context(build_executor(repo, options, place, settings,
                                                       progress.note))
@@ -180,3 +175,16 @@ def find_break(
             max_untestable = 2 * plain_probes(span) + 4
         finder.max_untestable = max_untestable
         return finder.run(names, good_sha, bad_sha, first_parent=first_parent)
+
+
+def _history(stack: contextlib.ExitStack, repo: Repository, history_db: str | None,
+             lookback: int | None, good: str | None) -> tuple[HistoryStore, Settings]:
+    """The store and settings, open for the rest of `stack`; without --good the range comes
+    from the history, so it must exist to plan from (and is not created)."""
+    try:
+        return stack.enter_context(open_store(repo, history_db, lookback,
+                                              create=good is not None))
+    except MissingStore as err:
+        raise BisectError(f"nothing to bisect: {err.message}",
+                          hint="record history with pytest --track-history, or name the "
+                               "tests and give --good REV") from None
