@@ -26,12 +26,19 @@ class Split:
     notes: tuple[str, ...]
 
 
+# A range this short has its commits' details read in one `git log` up front (a probe's record
+# needs them; one call per probe was most of the git time); a longer one reads them per probe.
+PREFETCH_MAX = 4096
+
+
 def rate_line(repo: Repository, good_sha: str, bad_sha: str) -> tuple[list[str], list[str]]:
     """The first-parent line through the range (the candidates, oldest first), and the same
     line with up to RATE_WINDOW commits before the good end, whose runs say how flaky a test
     is."""
     line_range = repo.range(good_sha, bad_sha, first_parent=True)
     before = list(reversed(repo.first_parent(good_sha, limit=RATE_WINDOW)))
+    if len(line_range) <= PREFETCH_MAX:  # every probe records its commit's details: one call
+        repo.commits([good_sha, *line_range])
     return line_range, before + line_range
 
 
