@@ -19,6 +19,7 @@ import textwrap
 import time
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -28,7 +29,15 @@ from bisector.config import redact
 from bisector.errors import StoreError
 from bisector.history import HistoryStore, migrations, schema
 from bisector.history.runs import bulk_insert
-from bisector.model import TRACEBACK_MAX, CommitInfo, Environment, Outcome, Run, TestResult
+from bisector.model import (
+    TRACEBACK_MAX,
+    CommitInfo,
+    Environment,
+    Outcome,
+    Run,
+    TestResult,
+    Trigger,
+)
 
 from ..conftest import commit, git, run_cli, run_pytest
 from ..store_helpers import TRACEBACK, dump, make_run, varied_history
@@ -267,16 +276,35 @@ def test_a_v4_postgres_store_gets_tracebacks_in_place(pg_url: str) -> None:
     engine = sa.create_engine(pg_url)
     with engine.begin() as conn:  # what a v4 bisector created on PostgreSQL
         conn.execute(sa.text("ALTER TABLE results DROP COLUMN traceback"))
+        conn.execute(sa.text("ALTER TABLE runs DROP COLUMN patch_key"))
         conn.execute(schema.meta.update().values(value="4"))
     engine.dispose()
     with HistoryStore.open(pg_url) as store:
-        assert store.schema_version() == schema.SCHEMA_VERSION == 5
+        assert store.schema_version() == schema.SCHEMA_VERSION == 6
         assert store.outcome_counts(old) == {"passed": 3}
         new = store.record_run(make_run("b" * 40, results=(
             TestResult("t.py::bad", Outcome.FAILED, traceback=TRACEBACK),)))
         assert store.results_of(new)["t.py::bad"].traceback == TRACEBACK
         assert {r.traceback for r in store.results_at(["a" * 40])} == {None}
 
+
+
+@pytest.mark.postgres
+def test_a_v5_postgres_store_gets_patch_keys_in_place(pg_url: str) -> None:
+    """Runs stored before isolation probes existed stay their commit's own results."""
+    with HistoryStore.open(pg_url) as store:
+        old = store.record_run(make_run())
+    engine = sa.create_engine(pg_url)
+    with engine.begin() as conn:  # what a v5 bisector created on PostgreSQL
+        conn.execute(sa.text("ALTER TABLE runs DROP COLUMN patch_key"))
+        conn.execute(schema.meta.update().values(value="5"))
+    engine.dispose()
+    with HistoryStore.open(pg_url) as store:
+        assert store.schema_version() == schema.SCHEMA_VERSION == 6
+        assert {r.run_id for r in store.results_at(["a" * 40])} == {old}
+        store.record_run(replace(make_run(), patch_key="p" * 20, trigger=Trigger.ISOLATE))
+        assert {r.run_id for r in store.results_at(["a" * 40])} == {old}
+        assert {r.patch_key for r in store.results_at(["a" * 40], patched=True)} == {"p" * 20}
 
 # -- many writers -----------------------------------------------------------------------------
 
@@ -452,6 +480,7 @@ def _no_secret(proc: subprocess.CompletedProcess[str]) -> None:
 
 LOOK_AT_THE_RECORDER = """\
 import os
+from dataclasses import replace
 from pathlib import Path
 
 
