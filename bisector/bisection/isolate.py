@@ -30,6 +30,10 @@ from .drive import drive
 from .prober import ProbeRequest
 
 REPORTS = Path(".bisector") / "reports"
+# the text of the change's other hunks a report keeps (the HTML folds them): past this many
+# characters a hunk keeps its header fields and loses its text, so a 30k-line change does not
+# make a 30k-line report
+SHOWN_MAX = 512_000
 
 
 @dataclass(frozen=True, slots=True)
@@ -91,9 +95,21 @@ def isolate_findings(ctx: Context, findings: dict[str, Finding], bad_sha: str,
     return out
 
 
-def _hunk(unit: hunks.Unit) -> Hunk:
+def _hunk(unit: hunks.Unit, text: bool = True) -> Hunk:
     return Hunk(unit.file, unit.old_start, unit.old_lines, unit.new_start, unit.new_lines,
-                unit.text)
+                unit.text if text else "", unit.id)
+
+
+def _others(units: Sequence[hunks.Unit], guilty: frozenset[int]) -> tuple[Hunk, ...]:
+    """The hunks not found guilty, in diff order, for the report's whole diff: their text
+    while the change's text stays under SHOWN_MAX (the guilty hunks' counted first)."""
+    shown = sum(len(u.text) for u in units if u.id in guilty)
+    out = []
+    for u in units:
+        if u.id not in guilty:
+            shown += len(u.text)
+            out.append(_hunk(u, text=shown <= SHOWN_MAX))
+    return tuple(out)
 
 
 def _isolate(ctx: Context, culprit: CommitInfo, tests: list[str], traceback: str | None,
@@ -118,7 +134,8 @@ def _isolate(ctx: Context, culprit: CommitInfo, tests: list[str], traceback: str
     chosen = [u for u in units if u.id in result.hunks]
     return units, result.hunks, Isolation(parent, tuple(map(_hunk, chosen)), len(units),
                                           result.probes, result.minimal, result.unresolved,
-                                          note=result.reason)
+                                          note=result.reason,
+                                          others=_others(units, result.hunks))
 
 
 def search_hunks(ctx: Context, culprit: CommitInfo, units: Sequence[hunks.Unit],
