@@ -61,3 +61,8 @@ def test_a_nights_culprit_of_nine_hunks_in_html_and_step_summary(
     assert f'<details class="tb at-culprit" open><summary>the failure at <code class="sha">' \
            f'{culprit[:10]}</code>' in html
     assert "assert f4() == 4" in html[html.index("tb at-culprit"):]
+
+    md = (reports / "nightly.md").read_text()  # what the action appends to the step summary
+    assert "```diff\n--- a/pkg1.py\n+++ b/pkg1.py\n@@ -18 +18 @@" in md
+    assert "+    return 104" in md and "+    return 109" not in md
+    assert "**Revert**: verified: reverting this hunk at" in md

@@ -10,7 +10,13 @@ from pathlib import Path
 from typing import Any
 
 from bisector.reports.html import render_html
-from bisector.reports.isolation import change_blocks, diff_lines, markdown, terminal_lines
+from bisector.reports.isolation import (
+    DIFF_LINES_MAX,
+    change_blocks,
+    diff_lines,
+    markdown,
+    terminal_lines,
+)
 from bisector.reports.nightly import summary_lines, to_markdown
 from bisector.reports.nightly_model import as_report
 
@@ -107,3 +113,14 @@ def test_an_older_report_without_other_hunks_still_renders_its_guilty_hunks() ->
     assert change_blocks(ISOLATION) == [{"guilty": True, "hunks": [HUNK]}]
     unsearched = {**ISOLATION, "probes": 0, "hunks": [HUNK, HUNK]}
     assert change_blocks(unsearched) == [{"guilty": False, "hunks": [HUNK, HUNK]}]
+
+
+def test_the_step_summarys_diff_block_is_capped_and_says_what_it_left_out() -> None:
+    big = {**HUNK, "text": "@@ -0,0 +1,1000 @@\n" + "".join(f"+x{i} = {i}\n" for i in range(1000)),
+           "new_lines": 1000}
+    two = {**REVERT, "hunks": 2}
+    text = "\n".join(markdown({**ISOLATION, "hunks": [big]}, two))
+    block = text[text.index("```diff\n"):text.index("\n```\n")]
+    assert len(block.splitlines()) == 1 + DIFF_LINES_MAX
+    assert f"({1003 - DIFF_LINES_MAX} more lines of these hunks are not shown here" in text
+    assert "reverting these 2 hunks at bbbbbbbbbb" in text

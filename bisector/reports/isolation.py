@@ -36,6 +36,7 @@ def _count(n: int) -> str:
 
 
 Json = dict[str, Any]
+DIFF_LINES_MAX = 400  # of the guilty hunks' diff in the Markdown (the step summary)
 
 
 def isolation_line(iso: Json) -> str:
@@ -116,6 +117,19 @@ def terminal_lines(iso: Json | None, check: Json | None) -> list[str]:
     return lines
 
 
+def _diff_block(body: list[str]) -> list[str]:
+    """A fenced diff block, its first DIFF_LINES_MAX lines: GitHub refuses a step summary over
+    1 MiB, and a guilty set can be a whole new file of thousands of lines."""
+    left_out = len(body) - DIFF_LINES_MAX
+    body = body[:DIFF_LINES_MAX]
+    fence = fence_for(body)
+    lines = ["", f"{fence}diff", *body, fence]
+    if left_out > 0:
+        lines += ["", f"({left_out} more lines of these hunks are not shown here: the JSON "
+                      "report holds them whole)"]
+    return lines
+
+
 def markdown(iso: Json | None, check: Json | None) -> list[str]:
     """The culprit's hunks section: a line of what was found and a diff block of them, then
     the revert check."""
@@ -123,9 +137,7 @@ def markdown(iso: Json | None, check: Json | None) -> list[str]:
     if iso is not None:
         lines += ["", f"**Guilty hunks**: {cell(isolation_line(iso), None)}"]
         if iso.get("hunks") and iso.get("probes"):
-            body = diff_text(iso["hunks"]).rstrip("\n").splitlines()
-            fence = fence_for(body)
-            lines += ["", f"{fence}diff", *body, fence]
+            lines += _diff_block(diff_text(iso["hunks"]).rstrip("\n").splitlines())
     if check is not None:
         where = check.get("patch")
         patch = f" ({code('git apply ' + str(where))})" if where else ""
