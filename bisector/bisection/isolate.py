@@ -205,9 +205,12 @@ def verify_revert(ctx: Context, culprit: CommitInfo, units: Sequence[hunks.Unit]
 
 
 def _revert_failures(ctx: Context, request: ProbeRequest, repeats: int) -> str:
-    """"" when every test passed with the revert; else what the last attempt said of the
-    first test that did not pass (an untestable run is not repeated: it is no flake)."""
-    said = ""
+    """"" when every test passed with the revert in one of `repeats` runs (a flaky test's
+    failure is run again: `repeats_for` its rate); else what went wrong, plainly: the test
+    that failed in every run, how often, and its message (an untestable run is not repeated:
+    it is no flake)."""
+    always: set[str] = set(request.tests)
+    seen: dict[str, TestResult] = {}
     for attempt in range(repeats):
         runs = ctx.prober.known_or_run if attempt == 0 else ctx.prober.run
         [results] = runs([request])
@@ -218,8 +221,18 @@ def _revert_failures(ctx: Context, request: ProbeRequest, repeats: int) -> str:
         r = results.get(bad[0])
         if r is None or r.outcome is Outcome.UNTESTABLE:
             return f"{bad[0]} could not be run ({r.message if r else 'no result'})"
-        said = f"{bad[0]} still {r.outcome}" + (f" ({r.message})" if r.message else "")
-    return said
+        always &= set(bad)
+        seen.update((t, results[t]) for t in bad)
+    each = f" in each of {repeats} runs" if repeats > 1 else ""
+    named = [t for t in request.tests if t in always]
+    if named:
+        return _still(named[0], seen[named[0]], each)
+    return f"some test failed{each} (the last: {_still(bad[0], seen[bad[0]])})"
+
+
+def _still(test: str, result: TestResult, runs: str = "") -> str:
+    message = f" ({result.message})" if result.message else ""
+    return f"{test} still {result.outcome}{runs}{message}"
 
 
 def _revert_at(ctx: Context, bad_sha: str, patch: str) -> hunks.Reverted:
