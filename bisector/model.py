@@ -151,7 +151,9 @@ class Grid:
 @dataclass(frozen=True, slots=True)
 class Hunk:
     """One unit of a culprit's change as reports show it: git's line numbers in the parent
-    (old) and the culprit (new), and the hunk's text (a whole-file unit: its diff section)."""
+    (old) and the culprit (new), and the hunk's text (a whole-file unit: its diff section).
+    `index` is its place in the change (git's diff order), so that a report can lay the guilty
+    hunks out among the others; -1 where unknown."""
 
     file: str
     old_start: int
@@ -159,6 +161,7 @@ class Hunk:
     new_start: int
     new_lines: int
     text: str
+    index: int = -1
 
 
 @dataclass(frozen=True, slots=True)
@@ -166,7 +169,10 @@ class Isolation:
     """Which hunks of a culprit's change make the test fail (`--isolate`, docs/adr/0021).
 
     `hunks` is the set found (all of the change when not isolated); `minimal` when every one is
-    needed; `note` says why there is no answer or why it is not minimal (budget, no probe)."""
+    needed; `note` says why there is no answer or why it is not minimal (budget, no probe).
+    `others` is the rest of the change, in diff order, for a report that shows the whole diff
+    with the guilty hunks highlighted and the others folded (their text left out, "", once
+    the change's text passes `bisection.isolate.SHOWN_MAX`)."""
 
     parent: str
     hunks: tuple[Hunk, ...]
@@ -175,6 +181,7 @@ class Isolation:
     minimal: bool
     unresolved: int  # probes whose subset did not apply, import or fail the same way
     note: str = ""
+    others: tuple[Hunk, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)

@@ -30,6 +30,10 @@ from .drive import drive
 from .prober import ProbeRequest
 
 REPORTS = Path(".bisector") / "reports"
+# the text of the change's other hunks a report keeps (the HTML folds them): past this many
+# characters a hunk keeps its header fields and loses its text, so a 30k-line change does not
+# make a 30k-line report
+SHOWN_MAX = 512_000
 
 
 @dataclass(frozen=True, slots=True)
@@ -91,9 +95,21 @@ def isolate_findings(ctx: Context, findings: dict[str, Finding], bad_sha: str,
     return out
 
 
-def _hunk(unit: hunks.Unit) -> Hunk:
+def _hunk(unit: hunks.Unit, text: bool = True) -> Hunk:
     return Hunk(unit.file, unit.old_start, unit.old_lines, unit.new_start, unit.new_lines,
-                unit.text)
+                unit.text if text else "", unit.id)
+
+
+def _others(units: Sequence[hunks.Unit], guilty: frozenset[int]) -> tuple[Hunk, ...]:
+    """The hunks not found guilty, in diff order, for the report's whole diff: their text
+    while the change's text stays under SHOWN_MAX (the guilty hunks' counted first)."""
+    shown = sum(len(u.text) for u in units if u.id in guilty)
+    out = []
+    for u in units:
+        if u.id not in guilty:
+            shown += len(u.text)
+            out.append(_hunk(u, text=shown <= SHOWN_MAX))
+    return tuple(out)
 
 
 def _isolate(ctx: Context, culprit: CommitInfo, tests: list[str], traceback: str | None,
@@ -118,7 +134,8 @@ def _isolate(ctx: Context, culprit: CommitInfo, tests: list[str], traceback: str
     chosen = [u for u in units if u.id in result.hunks]
     return units, result.hunks, Isolation(parent, tuple(map(_hunk, chosen)), len(units),
                                           result.probes, result.minimal, result.unresolved,
-                                          note=result.reason)
+                                          note=result.reason,
+                                          others=_others(units, result.hunks))
 
 
 def search_hunks(ctx: Context, culprit: CommitInfo, units: Sequence[hunks.Unit],
@@ -188,9 +205,12 @@ def verify_revert(ctx: Context, culprit: CommitInfo, units: Sequence[hunks.Unit]
 
 
 def _revert_failures(ctx: Context, request: ProbeRequest, repeats: int) -> str:
-    """"" when every test passed with the revert; else what the last attempt said of the
-    first test that did not pass (an untestable run is not repeated: it is no flake)."""
-    said = ""
+    """"" when every test passed with the revert in one of `repeats` runs (a flaky test's
+    failure is run again: `repeats_for` its rate); else what went wrong, plainly: the test
+    that failed in every run, how often, and its message (an untestable run is not repeated:
+    it is no flake)."""
+    always: set[str] = set(request.tests)
+    seen: dict[str, TestResult] = {}
     for attempt in range(repeats):
         runs = ctx.prober.known_or_run if attempt == 0 else ctx.prober.run
         [results] = runs([request])
@@ -201,8 +221,18 @@ def _revert_failures(ctx: Context, request: ProbeRequest, repeats: int) -> str:
         r = results.get(bad[0])
         if r is None or r.outcome is Outcome.UNTESTABLE:
             return f"{bad[0]} could not be run ({r.message if r else 'no result'})"
-        said = f"{bad[0]} still {r.outcome}" + (f" ({r.message})" if r.message else "")
-    return said
+        always &= set(bad)
+        seen.update((t, results[t]) for t in bad)
+    each = f" in each of {repeats} runs" if repeats > 1 else ""
+    named = [t for t in request.tests if t in always]
+    if named:
+        return _still(named[0], seen[named[0]], each)
+    return f"some test failed{each} (the last: {_still(bad[0], seen[bad[0]])})"
+
+
+def _still(test: str, result: TestResult, runs: str = "") -> str:
+    message = f" ({result.message})" if result.message else ""
+    return f"{test} still {result.outcome}{runs}{message}"
 
 
 def _revert_at(ctx: Context, bad_sha: str, patch: str) -> hunks.Reverted:

@@ -19,6 +19,7 @@ import jinja2
 from markupsafe import Markup
 
 from .history import FLAKY, GLYPHS, NOT_RUN, cell_kind
+from .isolation import change_blocks, diff_lines
 from .nightly_model import Grid, GridCommit, NightlyReport, as_report
 from .svg import trend_svg
 
@@ -83,6 +84,8 @@ def render_html(data: NightlyReport | Mapping[str, Any]) -> str:
         trend=Markup(trend_svg(stats.get("trend") or [])) if stats else None,
         outcome_glyph=outcome_glyph,
         links=report.links,
+        change_blocks=change_blocks,
+        diff_lines=diff_lines,
     )
 
 

@@ -11,7 +11,8 @@ from .markdown import cell, code, fence_for
 
 def hunk_json(h: Hunk) -> dict[str, Any]:
     return {"file": h.file, "old_start": h.old_start, "old_lines": h.old_lines,
-            "new_start": h.new_start, "new_lines": h.new_lines, "text": h.text}
+            "new_start": h.new_start, "new_lines": h.new_lines, "text": h.text,
+            "index": h.index}
 
 
 def isolation_json(iso: Isolation | None) -> dict[str, Any] | None:
@@ -19,7 +20,8 @@ def isolation_json(iso: Isolation | None) -> dict[str, Any] | None:
         return None
     return {"hunks": [hunk_json(h) for h in iso.hunks], "total_hunks": iso.total_hunks,
             "probes": iso.probes, "minimal": iso.minimal, "unresolved": iso.unresolved,
-            "parent": iso.parent, "note": iso.note or None}
+            "parent": iso.parent, "note": iso.note or None,
+            "other_hunks": [hunk_json(h) for h in iso.others]}
 
 
 def revert_json(check: RevertCheck | None) -> dict[str, Any] | None:
@@ -34,6 +36,7 @@ def _count(n: int) -> str:
 
 
 Json = dict[str, Any]
+DIFF_LINES_MAX = 400  # of the guilty hunks' diff in the Markdown (the step summary)
 
 
 def isolation_line(iso: Json) -> str:
@@ -75,6 +78,35 @@ def diff_text(hunks: list[Json]) -> str:
     return "".join(out)
 
 
+def change_blocks(iso: Json) -> list[dict[str, Any]]:
+    """The culprit's whole change for the HTML page, in diff order: each guilty hunk a block of
+    its own (`guilty`), each run of other hunks between them one block to fold. A change that
+    was not searched (no probe) is one folded block; a report from before `index` and
+    `other_hunks` keeps the guilty hunks alone, in their order."""
+    searched = bool(iso.get("probes"))
+    tagged = [(h, searched) for h in iso.get("hunks") or []]
+    tagged += [(h, False) for h in iso.get("other_hunks") or []]
+    tagged.sort(key=lambda pair: pair[0].get("index", -1))
+    blocks: list[dict[str, Any]] = []
+    for h, guilty in tagged:
+        if guilty or not blocks or blocks[-1]["guilty"]:
+            blocks.append({"guilty": guilty, "hunks": [h]})
+        else:
+            blocks[-1]["hunks"].append(h)
+    return blocks
+
+
+def diff_lines(text: str) -> list[tuple[str, str]]:
+    """A hunk's lines with the CSS class each is drawn with (add, del, ctx); a whole-file
+    unit's header (`--- a/x`, `+++ b/x`, up to its first `@@`) is context, not a change."""
+    out, body = [], False
+    for line in text.splitlines():
+        body = body or line.startswith("@@")
+        kind = "add" if line[:1] == "+" else "del" if line[:1] == "-" else "ctx"
+        out.append((kind if body else "ctx", line))
+    return out
+
+
 def terminal_lines(iso: Json | None, check: Json | None) -> list[str]:
     """The culprit's guilty hunks and its revert check, one line each, when asked for."""
     lines = []
@@ -85,6 +117,19 @@ def terminal_lines(iso: Json | None, check: Json | None) -> list[str]:
     return lines
 
 
+def _diff_block(body: list[str]) -> list[str]:
+    """A fenced diff block, its first DIFF_LINES_MAX lines: GitHub refuses a step summary over
+    1 MiB, and a guilty set can be a whole new file of thousands of lines."""
+    left_out = len(body) - DIFF_LINES_MAX
+    body = body[:DIFF_LINES_MAX]
+    fence = fence_for(body)
+    lines = ["", f"{fence}diff", *body, fence]
+    if left_out > 0:
+        lines += ["", f"({left_out} more lines of these hunks are not shown here: the JSON "
+                      "report holds them whole)"]
+    return lines
+
+
 def markdown(iso: Json | None, check: Json | None) -> list[str]:
     """The culprit's hunks section: a line of what was found and a diff block of them, then
     the revert check."""
@@ -92,9 +137,7 @@ def markdown(iso: Json | None, check: Json | None) -> list[str]:
     if iso is not None:
         lines += ["", f"**Guilty hunks**: {cell(isolation_line(iso), None)}"]
         if iso.get("hunks") and iso.get("probes"):
-            body = diff_text(iso["hunks"]).rstrip("\n").splitlines()
-            fence = fence_for(body)
-            lines += ["", f"{fence}diff", *body, fence]
+            lines += _diff_block(diff_text(iso["hunks"]).rstrip("\n").splitlines())
     if check is not None:
         where = check.get("patch")
         patch = f" ({code('git apply ' + str(where))})" if where else ""
