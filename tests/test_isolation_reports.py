@@ -67,6 +67,7 @@ def test_the_nightly_carries_them_in_json_markdown_summary_and_html() -> None:
     assert '<span class="add">+    return 104</span>' in html
     assert "pkg/&lt;m&gt;.py:18" in html and "<m>" not in html  # data is escaped
     assert 'class="revert verified"' in html
+    assert "reverting this hunk makes the tests pass" in html
 
 
 def test_the_revert_line_counts_its_hunks_in_plain_words() -> None:
