@@ -56,6 +56,14 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         "that fails now and passed within the lookback window.",
     )
     group.addoption(
+        "--auto-bisect-isolate",
+        action="store_true",
+        default=None,
+        dest="auto_bisect_isolate",
+        help="with --auto-bisect: narrow each culprit to the hunks that break the tests and "
+        "check their revert (bisector's --isolate; or [tool.bisector] isolate = true).",
+    )
+    group.addoption(
         "--container",
         metavar="SUITE",
         default=None,
@@ -459,6 +467,7 @@ class HistoryRecorder:
         if self.answer.get("dirty"):
             tr.write_line("bisector: auto-bisect skipped: the working tree is dirty", yellow=True)
             return
+        from .bisection.isolate import IsolateOptions
         from .errors import BisectorError
         from .finder import find_break
         from .progress import Lines
@@ -469,6 +478,8 @@ class HistoryRecorder:
             result = find_break(
                 self.config.invocation_params.dir, tests=failing, bad=self.answer["sha"],
                 history_db=self.history_db, progress=Lines(lambda m: tr.write_line(f"  {m}")),
+                # not given: [tool.bisector] isolate decides, as for find-break
+                isolate=IsolateOptions(isolate=self.config.getoption("auto_bisect_isolate")),
             )
         except BisectorError as exc:
             tr.write_line(f"bisector: no bisection: {self._redact(exc.one_line())}")

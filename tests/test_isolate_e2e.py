@@ -188,3 +188,27 @@ def test_a_bad_isolate_setting_is_one_line_and_exit_2(repo: Path) -> None:
     assert proc.returncode == 2
     assert "isolate-min-hunks must be a whole number >= 1, not 0" in proc.stderr
     assert "Traceback" not in proc.stderr
+
+
+@pytest.mark.parametrize("how", ["flag", "pyproject"])
+def test_auto_bisect_isolates_the_culprits_hunks(repo: Path, how: str,
+                                                 monkeypatch: pytest.MonkeyPatch) -> None:
+    """`pytest --auto-bisect --auto-bisect-isolate`, or `[tool.bisector] isolate = true`:
+    the session's summary names the guilty hunk and the verified revert."""
+    from .conftest import run_pytest
+
+    monkeypatch.delenv("PYTEST_DISABLE_PLUGIN_AUTOLOAD")  # the session needs bisector's plugin
+
+    config = {"pyproject.toml": "[tool.bisector]\nisolate = true\n"} if how == "pyproject" else {}
+    good = commit(repo, {**{f"pkg{j}.py": module({}) for j in range(3)},
+                         "test_x.py": TEST_F4, **config}, "start")
+    run_pytest(repo, "--track-history", "-p", "no:cacheprovider")
+    commit(repo, SCATTERED, "the big change")
+    commit(repo, {"notes.txt": "1\n"}, "a note")
+    flag = ["--auto-bisect-isolate"] if how == "flag" else []
+    proc = run_pytest(repo, "--track-history", "--auto-bisect", *flag, "-p", "no:cacheprovider")
+    assert proc.returncode == 1, proc.stdout  # the session's own status
+    assert good  # the tracked pass the auto-bisection starts from
+    assert "hunks   1 hunk of 9 (minimal" in proc.stdout and "pkg1.py:18" in proc.stdout
+    assert "revert  verified: reverting this hunk at" in proc.stdout
+    assert git(repo, "worktree", "list", "--porcelain").count("worktree ") == 1
