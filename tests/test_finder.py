@@ -948,3 +948,24 @@ PINNED: dict[str, Any] = {
          'findings': [['test_one', 'culprit', 'c6', ['c6'], True,
                        'culprit c6 with confidence 0.965', 0.965, None]]},
 }
+
+
+def test_a_stored_collection_error_stays_untestable_on_a_rerun(repo: Path,
+                                                              store: HistoryStore) -> None:
+    """A collection error read back from the store is untestable, as it was when it ran: the
+    store kept its phase, and reading it as "call" made a rerun call it bad (the same
+    exception type as the failure) and name another culprit."""
+    labels = line(repo, 12)
+    base = fails_from(8)
+
+    def rule(label: str, test: str) -> Outcome | TestResult:
+        if label in ("c5", "c6"):
+            return TestResult(test, Outcome.ERROR, 0.0, "sig-AssertionError",
+                              "AssertionError: conftest", phase="collect")
+        return base(label, test)
+
+    first, _ = bisect(repo, store, labels, rule)
+    again, fake = bisect(repo, store, labels, rule)
+    assert first["findings"][0][2] == "c8"
+    assert again["findings"] == first["findings"]
+    assert again["counts"][0] == 0 and fake.probes == []  # all of it from the store

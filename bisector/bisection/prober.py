@@ -93,7 +93,7 @@ class Prober:
             if row.outcome == Outcome.UNTESTABLE:
                 continue  # a timeout or a broken setup back then may not be one now: run again
             self.evidence.add(TestResult(row.nodeid, Outcome(row.outcome), 0.0, row.signature,
-                                         row.message, row.reruns, "call", row.traceback),
+                                         row.message, row.reruns, row.phase, row.traceback),
                               row.sha)
 
     def load_patched(self, sha: str, tests: Iterable[str]) -> None:
@@ -113,7 +113,7 @@ class Prober:
                 continue
             self.patched.setdefault((sha, str(row.patch_key)), {})[row.nodeid] = TestResult(
                 row.nodeid, Outcome(row.outcome), 0.0, row.signature, row.message,
-                row.reruns, "call", row.traceback)
+                row.reruns, row.phase, row.traceback)
 
     def known(self, request: ProbeRequest, test: str) -> TestResult | None:
         """The latest result known for a test where a request would run it."""

@@ -29,6 +29,7 @@ class ResultRow(NamedTuple):
     # most TRACEBACK_MAX characters); None when there was none or it was not asked for
     traceback: str | None = None
     patch_key: str | None = None  # the patch applied on top of sha (isolation probes only)
+    phase: str = "call"  # where it ended: "collect" makes a failure untestable, not bad
 
 
 class RunRow(NamedTuple):
@@ -107,7 +108,7 @@ def _results_query(env_key: str | None, with_tracebacks: bool, patched: bool) ->
     columns = [r.c.sha, r.c.id, r.c.started_at, t.c.id, t.c.nodeid, res.c.outcome,
                res.c.reruns, res.c.signature, res.c.message, r.c.env_key,
                res.c.traceback if with_tracebacks else sa.null().label("traceback"),
-               r.c.patch_key]
+               r.c.patch_key, res.c.phase]
     query = (
         sa.select(*columns)
         .select_from(res.join(r, r.c.id == res.c.run_id).join(t, t.c.id == res.c.test_id))
