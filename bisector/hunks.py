@@ -41,7 +41,12 @@ _HEADER = re.compile(r"^@@ -(\d+)(?:,(\d+))? \+(\d+)(?:,(\d+))? @@")
 _OBJECT_NAME = re.compile(r"^[0-9a-fA-F]{4,64}$")
 _DIFF_OPTIONS = ("--no-color", "--no-ext-diff", "--no-textconv", "--binary", "--full-index",
                  "-U0", "-M", "--src-prefix=a/", "--dst-prefix=b/", "--no-relative",
-                 "--ignore-submodules=none")
+                 "--ignore-submodules=none",
+                 # the units are git's hunks whatever the user's diff.* settings say: another
+                 # interHunkContext glues hunks, another algorithm cuts them (and the subsets'
+                 # store keys) differently from one machine or run to the next
+                 "--inter-hunk-context=0", "--diff-algorithm=myers", "--indent-heuristic",
+                 "-O/dev/null")
 _APPLY_OPTIONS = ("--whitespace=nowarn", "--unidiff-zero")
 
 

@@ -306,3 +306,17 @@ def test_a_candidate_is_built_with_the_smaller_patch(change: tuple[Path, str, st
     everything = frozenset(u.id for u in units)
     assert hunks.realize(units, {0}) == ("forward", frozenset({0}))
     assert hunks.realize(units, everything - {0}) == ("reverse", frozenset({0}))
+
+
+def test_hunk_shaping_diff_settings_do_not_change_the_units(repo: Path) -> None:
+    """diff.interHunkContext glued two hunks into one (a change then "cannot be isolated"),
+    and diff.algorithm or diff.orderFile would cut and number them otherwise."""
+    parent = commit(repo, {"a.py": LINES, "b.py": LINES}, "P")
+    culprit = commit(repo, {"a.py": edited(LINES), "b.py": LINES.replace("line9", "LINE9")}, "C")
+    plain = hunks.split(repo, parent, culprit)
+    (repo / "order").write_text("b.py\na.py\n")
+    for key, value in (("diff.interHunkContext", "10"), ("diff.algorithm", "patience"),
+                       ("diff.indentHeuristic", "false"), ("diff.orderFile", "order")):
+        git(repo, "config", key, value)
+    assert hunks.split(repo, parent, culprit) == plain
+    assert len([u for u in plain if u.file == "a.py"]) > 1
