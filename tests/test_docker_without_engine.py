@@ -101,3 +101,26 @@ def test_a_reused_pid_does_not_keep_a_dead_bisectors_containers() -> None:
     assert _orphaned({**me, LABEL_STARTED: "1"}, host)  # same pid, another process: reused
     # another host's container whose pid, here, started at another time: not ours to judge
     assert not _orphaned({**me, LABEL_HOST: "elsewhere", LABEL_STARTED: "1"}, "elsewhere-not")
+
+
+def test_a_patched_probe_has_its_own_image_key(repo: Path) -> None:
+    """An isolation probe's image is built from the patched tree: keyed by the commit's
+    context alone, it reused the unpatched image (a hunk in the requirements or Dockerfile
+    was invisible) or left a patched image under the commit's key."""
+    from types import SimpleNamespace
+
+    from bisector.executors import Patch
+    from bisector.executors.docker import DockerExecutor
+    from bisector.gitrepo import Repository
+
+    sha = commit(repo, {"Dockerfile": "FROM scratch\n", "req.txt": "a\n"})
+    executor = object.__new__(DockerExecutor)
+    with Repository(repo) as git_repo:
+        executor.repo = git_repo
+        executor.suite = SimpleNamespace(dockerfile="Dockerfile", context=".")
+        executor.fingerprint_extra = ""
+        plain = executor._context_id(sha)
+        one = executor._context_id(sha, Patch("diff", "k1"))
+        other = executor._context_id(sha, Patch("diff", "k2"))
+        reverted = executor._context_id(sha, Patch("diff", "k1", reverse=True))
+    assert plain is not None and len({plain, one, other, reverted}) == 4

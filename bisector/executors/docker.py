@@ -37,6 +37,7 @@ from ..nodeids import as_argument
 from ..pids import pid_alive
 from ..suites import RESULTS_DIR, SCRATCH_DIR, SOURCE_DIR, Service, Suite
 from . import (
+    Patch,
     Probe,
     ProbeOutcome,
     checked_ids,
@@ -533,15 +534,19 @@ class DockerExecutor(BaseExecutor):
         finally:
             self.worktree.close()
 
-    def _context_id(self, sha: str) -> str | None:
+    def _context_id(self, sha: str, patch: Patch | None = None) -> str | None:
+        """The image's cache key: the commit's context and Dockerfile, and the patch applied
+        on top (a hunk may change what the image is built from: its image is its own)."""
         if self.suite.dockerfile is None:
             return None
         try:
-            return context_key(self.repo.tree_id(sha, self.suite.context),
-                               self.repo.tree_id(sha, self.suite.dockerfile),
-                               self.fingerprint_extra)
+            key = context_key(self.repo.tree_id(sha, self.suite.context),
+                              self.repo.tree_id(sha, self.suite.dockerfile),
+                              self.fingerprint_extra)
         except Exception:  # no context directory at this commit: the build says so
             return None
+        return key if patch is None else environment.digest(key, "patch", patch.key,
+                                                            str(patch.reverse))
 
     def run(self, probe: Probe) -> ProbeOutcome:
         if probe.whole_files:  # a Dask worker's probe may come from any client
@@ -556,7 +561,7 @@ class DockerExecutor(BaseExecutor):
             env_info = container_environment(self.suite, self.suite.image or "", "", tree,
                                              self.fingerprint_extra)
             return finish(probe, {}, env_info, began, None, problem)
-        outcome = self._containers(tree, nodeids, self._context_id(probe.sha))
+        outcome = self._containers(tree, nodeids, self._context_id(probe.sha, probe.patch))
         env_info = container_environment(self.suite, outcome.image_ref, outcome.image_id, tree,
                                          self.fingerprint_extra)
         results = parse_results(self.suite, outcome, nodeids)
