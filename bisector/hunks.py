@@ -286,13 +286,22 @@ def not_isolable(units: Sequence[Unit]) -> str | None:
     return None
 
 
+def patch_key(patch: str) -> str:
+    """A patched tree's key in the store (Run.patch_key): the hash of the patch's text."""
+    import hashlib
+
+    return hashlib.sha256(patch.encode("utf-8", "surrogateescape")).hexdigest()[:20]
+
+
 def subset_key(units: Sequence[Unit], subset: Iterable[int]) -> str:
     """A stable name for "P with these units applied", for the probe's key in the store: the
     hash of the forward patch, so it is the same whatever the units are numbered."""
-    import hashlib
+    return patch_key(patch_for(units, subset))
 
-    return hashlib.sha256(patch_for(units, subset).encode("utf-8", "surrogateescape")
-                          ).hexdigest()[:20]
+
+def counted(n: int) -> str:
+    """`1 hunk`, `3 hunks`: how reports and messages count units."""
+    return f"{n} hunk" if n == 1 else f"{n} hunks"
 
 
 # -- applying, in a probe's worktree ---------------------------------------------------------

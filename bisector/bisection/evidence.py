@@ -58,22 +58,23 @@ class Evidence:
         """verdict_of, where a failure of another kind than the one bisected is untestable:
         it is evidence of another problem at that commit, not of this culprit."""
         verdict = verdict_of(result)
-        if verdict is Verdict.BAD:
-            reference = self._reference.get(test)
-            kind = exception_type(result.message)
-            if reference and kind and kind != reference:
-                self._other.setdefault((test, sha), result.message or kind)
-                return Verdict.UNTESTABLE
+        if verdict is Verdict.BAD and (kind := self._another_kind(test, result)):
+            self._other.setdefault((test, sha), result.message or kind)
+            return Verdict.UNTESTABLE
         return verdict
+
+    def _another_kind(self, test: str, result: TestResult) -> str | None:
+        """The exception type of a failure of another kind than the one bisected, else None."""
+        reference = self._reference.get(test)
+        kind = exception_type(result.message)
+        return kind if reference and kind and kind != reference else None
 
     def patched_verdict(self, test: str, result: TestResult) -> Verdict:
         """The same rule for a patched tree (an isolation probe): a failure of another kind
         than the one bisected is unresolved, not this failure. Not noted as a failure at a
         commit: the tree is no commit of the history."""
         verdict = verdict_of(result)
-        reference = self._reference.get(test)
-        kind = exception_type(result.message)
-        if verdict is Verdict.BAD and reference and kind and kind != reference:
+        if verdict is Verdict.BAD and self._another_kind(test, result):
             return Verdict.UNTESTABLE
         return verdict
 

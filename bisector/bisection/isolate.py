@@ -13,7 +13,6 @@ isolating); when they pass, `revert-<short>.patch` is written. docs/adr/0021 has
 
 from __future__ import annotations
 
-import hashlib
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -188,15 +187,16 @@ def verify_revert(ctx: Context, culprit: CommitInfo, units: Sequence[hunks.Unit]
         return RevertCheck(False, bad_sha, 0, detail="nothing to revert: the change is empty")
     reverted = _revert_at(ctx, bad_sha, patch)
     if not reverted.ok:
-        return RevertCheck(False, bad_sha, n, detail=f"the revert of {_count(n)} conflicts at "
-                                                     f"{bad_sha[:10]}: {reverted.detail}")
-    key = hashlib.sha256(reverted.patch.encode("utf-8", "surrogateescape")).hexdigest()[:20]
-    request = ProbeRequest(bad_sha, tuple(tests), f"verify the revert of {_count(n)}",
-                           patch=Patch(reverted.patch, key, zero_context=False))
+        return RevertCheck(False, bad_sha, n, detail=f"the revert of {hunks.counted(n)} "
+                                                     f"conflicts at {bad_sha[:10]}: "
+                                                     f"{reverted.detail}")
+    request = ProbeRequest(bad_sha, tuple(tests), f"verify the revert of {hunks.counted(n)}",
+                           patch=Patch(reverted.patch, hunks.patch_key(reverted.patch),
+                                       zero_context=False))
     ctx.prober.load_patched(bad_sha, tests)
     failing = _revert_failures(ctx, request, repeats_for(rate))
     if failing:
-        return RevertCheck(False, bad_sha, n, detail=f"with {_count(n)} reverted at "
+        return RevertCheck(False, bad_sha, n, detail=f"with {hunks.counted(n)} reverted at "
                                                      f"{bad_sha[:10]}, {failing}")
     where = options.revert_dir or ctx.repo.main_root / REPORTS
     where.mkdir(parents=True, exist_ok=True)
@@ -243,7 +243,3 @@ def _revert_at(ctx: Context, bad_sha: str, patch: str) -> hunks.Reverted:
         return hunks.revert_at(tree.checkout(bad_sha), patch)
     finally:
         tree.close()
-
-
-def _count(n: int) -> str:
-    return f"{n} hunk" if n == 1 else f"{n} hunks"

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from ..hunks import counted
 from ..model import Hunk, Isolation, RevertCheck
 from .markdown import cell, code, fence_for
 
@@ -31,10 +32,6 @@ def revert_json(check: RevertCheck | None) -> dict[str, Any] | None:
             "detail": check.detail or None, "hunks": check.hunks}
 
 
-def _count(n: int) -> str:
-    return f"{n} hunk" if n == 1 else f"{n} hunks"
-
-
 Json = dict[str, Any]
 DIFF_LINES_MAX = 400  # of the guilty hunks' diff in the Markdown (the step summary)
 
@@ -47,7 +44,7 @@ def isolation_line(iso: Json) -> str:
     where = ", ".join(f"{h['file']}:{h['new_start']}" for h in hunks[:6])
     more = f" and {len(hunks) - 6} more" if len(hunks) > 6 else ""
     state = "minimal" if iso.get("minimal") else "not minimal"
-    text = (f"{_count(len(hunks))} of {iso.get('total_hunks')} ({state}, {iso.get('probes')} "
+    text = (f"{counted(len(hunks))} of {iso.get('total_hunks')} ({state}, {iso.get('probes')} "
             f"probes, {iso.get('unresolved')} unresolved): {where}{more}")
     return f"{text}; {note}" if note else text
 
@@ -55,7 +52,7 @@ def isolation_line(iso: Json) -> str:
 def revert_line(check: Json) -> str:
     if check.get("verified"):
         n = check.get("hunks") or 0
-        what = "this hunk" if n == 1 else f"these {_count(n)}"
+        what = "this hunk" if n == 1 else f"these {counted(n)}"
         return (f"verified: reverting {what} at "
                 f"{str(check.get('at'))[:10]} makes the tests pass; patch {check.get('patch')}")
     return f"NOT verified: {check.get('detail')}"
