@@ -9,7 +9,6 @@ from __future__ import annotations
 import inspect
 import os
 import subprocess
-import sys
 import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -23,6 +22,8 @@ from hypothesis import HealthCheck, assume, example, given, settings
 from hypothesis import strategies as st
 
 from bisector.executors.inifile import Setup, config_names, determine, pytest_options
+
+from .conftest import run_pytest
 
 DIRS = ("", "a", "b", "a/c", "a/c/d", "b/e")
 CONTENTS = {
@@ -151,10 +152,9 @@ def test_nothing_above_the_top_counts(case: tuple[dict[str, str], str, list[str]
 # -- what the options do to a real pytest ------------------------------------------------------
 
 
-def run_pytest(cwd: Path, *args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider",
-                           "-p", "no:randomly", *args], cwd=cwd, capture_output=True, text=True,
-                          timeout=120)
+def pytest_in(cwd: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    """conftest's run_pytest, quiet and without the cache a probe never writes."""
+    return run_pytest(cwd, "-q", "-p", "no:cacheprovider", *args)
 
 
 @pytest.fixture
@@ -177,13 +177,13 @@ def test_without_config_the_worktree_is_the_rootdir(nested: Path, tmp_path: Path
     args = ["tests/test_a.py::test_a"]
     setup = determine(nested, nested, args)
     assert setup == Setup(nested, None) and setup.confcutdir == nested
-    assert run_pytest(nested, *args).returncode != 0  # what a probe got before
+    assert pytest_in(nested, *args).returncode != 0  # what a probe got before
     scratch = tmp_path / "scratch"
     scratch.mkdir()
     options = pytest_options(setup, scratch)
     assert options == ["-c", str(scratch / "pytest.ini"), f"--rootdir={nested}",
                        f"--confcutdir={nested}"]
-    proc = run_pytest(nested, *options, *args)
+    proc = pytest_in(nested, *options, *args)
     assert proc.returncode == 0, proc.stdout + proc.stderr
     assert "1 passed" in proc.stdout
 
@@ -198,7 +198,7 @@ def test_the_commits_own_config_is_named(nested: Path, tmp_path: Path) -> None:
     options = pytest_options(setup, tmp_path)
     assert options == ["-c", str(nested / "tox.ini"), f"--rootdir={nested}"]
     assert not list(tmp_path.glob("*.ini"))
-    proc = run_pytest(nested / "tests", "-s", *options, "test_a.py")
+    proc = pytest_in(nested / "tests", "-s", *options, "test_a.py")
     assert proc.returncode == 0, proc.stdout + proc.stderr
     assert f"inifile {nested / 'tox.ini'}" in proc.stdout
     assert f"rootdir {nested}" in proc.stdout

@@ -91,8 +91,7 @@ def test_two_hunks_that_fail_only_together(repo: Path) -> None:
     changed = {"pkg0.py": module({1: "101", 3: "'on'", 8: "108"}),
                "pkg1.py": module({2: "102", 5: "105"}),
                "pkg2.py": module({0: "100", 6: "'on'", 9: "109"})}
-    _, _, _ = history(repo, test, changed, after=0)
-    good = git(repo, "rev-parse", "HEAD~1")
+    good, _, _ = history(repo, test, changed, after=0)
     _, finding = isolate(repo, good)
     assert hunk_files(finding) == [("pkg0.py", 14), ("pkg2.py", 26)]
     assert finding.isolation is not None and finding.isolation.minimal

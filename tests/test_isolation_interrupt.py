@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 
 from .conftest import git, query
-from .test_cleanup import _gone, _running, reap  # noqa: F401 (a fixture)
+from .test_cleanup import _gone, reap  # noqa: F401 (a fixture)
 from .test_isolate_e2e import NODE, SCATTERED, history
 
 pytestmark = pytest.mark.skipif(not Path("/proc/self/stat").exists(), reason="needs /proc")
@@ -104,4 +104,3 @@ def test_ctrl_c_mid_isolation_leaves_nothing_and_the_rerun_reuses_its_probes(
     keys = [key for _, key in _isolate_runs(db)]
     for _, key in stored:  # no subset answered before the interrupt ran again
         assert keys.count(key) == 1, key
-    assert not any(_running(p) for p in [sleeper])
