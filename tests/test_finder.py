@@ -150,7 +150,10 @@ def imported(repo: Path, steps: list[Step], branches: dict[str, str]) -> dict[st
         stream.append("")
     stream += [f"reset refs/heads/{branch}\nfrom :{marks[label]}\n"
                for label, branch in branches.items()]
-    subprocess.run(["git", "fast-import", "--quiet"], cwd=repo, check=True,
+    # one pack, not a directory per loose object: each test copies the repository and pytest
+    # deletes it later, so its file count is most of that time
+    subprocess.run(["git", "-c", "fastimport.unpackLimit=0", "fast-import", "--quiet"],
+                   cwd=repo, check=True,
                    input="\n".join(stream) + "\n", text=True)
     shas = dict(zip(marks, git(repo, "rev-parse", *(f"refs/tags/{label}" for label in marks)
                                    ).split(), strict=True))

@@ -472,6 +472,25 @@ def test_a_lost_claim_stops_probes_and_the_finish(tmp_path: Path) -> None:
         ("abandoned", me()[0], None), ("running", "elsewhere", None)]
 
 
+def test_a_probe_is_its_run_and_its_journal_line_in_one_transaction(tmp_path: Path) -> None:
+    """record_probe writes what record_run then add_probe wrote, and a lost claim still
+    keeps the run (a result is a result) while journaling nothing for the loser."""
+    url = f"sqlite:///{tmp_path / 'h.db'}"
+    commits = [CommitInfo("a" * 40, (), "A", "a@x", 1, "one"),
+               CommitInfo("b" * 40, (), "B", "b@x", 2, "two")]
+    with HistoryStore.open(url) as s:
+        bid, _ = s.start_bisection("k", "g", "b", ["t"], "first-parent", 1.0)
+        first = s.record_probe(make_run(), commits[:1], bid, "check bad end")
+        assert s.probes_of(bid) == [{"sha": "a" * 40, "purpose": "check bad end",
+                                     "run_id": first, "started_at": 1.0, "finished_at": 2.0}]
+        assert s.outcome_counts(first) == {"passed": 3}
+        _taken_over(tmp_path / "h.db")
+        with pytest.raises(BisectError, match=f"lost the claim on bisection {bid}"):
+            s.record_probe(make_run("b" * 40), commits[1:], bid, "midpoint")
+        assert sorted(r.sha for r in s.runs()) == ["a" * 40, "b" * 40]
+        assert [p["sha"] for p in s.probes_of(bid)] == ["a" * 40]
+
+
 # -- tracebacks (schema v5) -------------------------------------------------------------------
 
 

@@ -184,11 +184,11 @@ class Prober:
             results=kept, patch_key=patch_key,
         )
         if kept or not outcome.results:  # a run of held-back ids only is not stored
-            run_id = self.store.record_run(run, commits=self.repo.commits([sha]).values())
+            commits = self.repo.commits([sha]).values()
             if self.journal_id is not None:
-                self.store.add_probe(self.journal_id, run_id, sha, why)
+                self.store.record_probe(run, commits, self.journal_id, why)
             else:
-                self._unjournaled.append((run_id, sha, why))
+                self._unjournaled.append((self.store.record_run(run, commits), sha, why))
         if patch_key is not None:
             self.patched.setdefault((sha, patch_key), {}).update(outcome.results)
             return outcome.results

@@ -258,21 +258,10 @@ class Journal:
     def add_probe(self, bisection_id: int, run_id: int, sha: str, purpose: str) -> None:
         """Journal a probe of a bisection this process holds (and refresh its heartbeat);
         a `BisectError` when another process has taken it over meanwhile."""
-        b = schema.bisections
-        host, pid = me()
         with self.db.write() as conn:
-            # FOR UPDATE (PostgreSQL): a takeover's compare-and-swap waits for this commit
-            owned = conn.execute(sa.select(b.c.id).where(
-                b.c.id == bisection_id, b.c.status == "running",
-                b.c.owner_host == host, b.c.owner_pid == pid,
-            ).with_for_update()).first()
-            if owned is None:
-                raise lost_claim(bisection_id)
-            conn.execute(schema.probes.insert().values(
-                bisection_id=bisection_id, run_id=run_id, sha=sha, purpose=purpose))
-            conn.execute(b.update().where(
-                b.c.id == bisection_id, b.c.heartbeat.is_not(None),
-            ).values(heartbeat=time.time()))
+            owned = journal_probe(conn, bisection_id, run_id, sha, purpose)
+        if not owned:
+            raise lost_claim(bisection_id)
 
     def finish_bisection(self, bisection_id: int, status: str, result: Any,
                          finished_at: float) -> None:
@@ -321,3 +310,28 @@ class Journal:
         )
         with self.db.read() as conn:
             return [dict(row._mapping) for row in conn.execute(query)]
+
+
+_B = schema.bisections
+_OWNED = sa.select(_B.c.id).where(
+    _B.c.id == sa.bindparam("bid"), _B.c.status == "running",
+    _B.c.owner_host == sa.bindparam("host"), _B.c.owner_pid == sa.bindparam("pid"),
+).with_for_update()  # PostgreSQL: a takeover's compare-and-swap waits for this commit
+_HEARTBEAT = _B.update().where(
+    _B.c.id == sa.bindparam("bid"), _B.c.heartbeat.is_not(None),
+).values(heartbeat=sa.bindparam("now"))
+
+
+def journal_probe(conn: sa.Connection, bisection_id: int, run_id: int, sha: str,
+                  purpose: str) -> bool:
+    """`Journal.add_probe` inside the caller's write transaction: False, with nothing
+    journaled, when another process has taken the bisection over (the caller raises
+    `lost_claim` once its transaction, which may hold the probe's run, is committed).
+    Its statements are built once: a bisection journals hundreds of probes."""
+    host, pid = me()
+    if conn.execute(_OWNED, {"bid": bisection_id, "host": host, "pid": pid}).first() is None:
+        return False
+    conn.execute(schema.probes.insert(), {
+        "bisection_id": bisection_id, "run_id": run_id, "sha": sha, "purpose": purpose})
+    conn.execute(_HEARTBEAT, {"bid": bisection_id, "now": time.time()})
+    return True

@@ -45,14 +45,24 @@ def commit_row(c: CommitInfo) -> dict[str, Any]:
     }
 
 
+# Statements built once: building a Core expression costs as much as running it on SQLite,
+# and a bisection writes hundreds of small runs (SQLAlchemy caches their compiled form).
+_IGNORING: dict[tuple[str, str], Any] = {}
+_TEST_IDS = sa.select(schema.tests.c.nodeid, schema.tests.c.id).where(
+    schema.tests.c.nodeid.in_(sa.bindparam("names", expanding=True)))
+
+
 def _insert_ignore(conn: sa.Connection, table: sa.Table) -> Any:
-    if conn.dialect.name == "sqlite":
-        from sqlalchemy.dialects.sqlite import insert
-    elif conn.dialect.name == "postgresql":
-        from sqlalchemy.dialects.postgresql import insert
-    else:
-        return None
-    return insert(table).on_conflict_do_nothing()
+    key = (conn.dialect.name, table.name)
+    if key not in _IGNORING:
+        if conn.dialect.name == "sqlite":
+            from sqlalchemy.dialects.sqlite import insert
+        elif conn.dialect.name == "postgresql":
+            from sqlalchemy.dialects.postgresql import insert
+        else:
+            return None
+        _IGNORING[key] = insert(table).on_conflict_do_nothing()
+    return _IGNORING[key]
 
 
 def put_missing(conn: sa.Connection, table: sa.Table, key: str, rows: list[dict]) -> None:
@@ -91,8 +101,7 @@ def test_ids(
 
     def lookup(names: Sequence[str]) -> None:
         for chunk in chunks(names):
-            query = sa.select(t.c.nodeid, t.c.id).where(t.c.nodeid.in_(chunk))
-            ids.update(conn.execute(query).all())
+            ids.update(conn.execute(_TEST_IDS, {"names": list(chunk)}).all())
 
     lookup(nodeids)
     missing = [n for n in nodeids if n not in ids]
@@ -102,6 +111,26 @@ def test_ids(
         )
         lookup(missing)
     return ids
+
+
+# (dialect class, paramstyle, table, columns) -> (INSERT's text, the row's order in it, or
+# None when it is the columns' own): compiling is most of a small run's write, and a
+# bisection writes hundreds of small runs.
+_INSERTS: dict[tuple[Any, ...], tuple[str, list[int] | None]] = {}
+
+
+def _compiled_insert(conn: sa.Connection, table: sa.Table, columns: Sequence[str]
+                     ) -> tuple[str, list[int] | None]:
+    key = (type(conn.dialect), conn.dialect.paramstyle, table.name, tuple(columns))
+    if key not in _INSERTS:
+        compiled = table.insert().compile(dialect=conn.dialect, column_keys=list(columns))
+        where = None
+        if conn.dialect.positional:
+            where = [list(columns).index(k) for k in compiled.positiontup or []]
+            if where == list(range(len(columns))):
+                where = None
+        _INSERTS[key] = (compiled.string, where)
+    return _INSERTS[key]
 
 
 def bulk_insert(conn: sa.Connection, table: sa.Table, columns: Sequence[str],
@@ -117,16 +146,15 @@ def bulk_insert(conn: sa.Connection, table: sa.Table, columns: Sequence[str],
     if conn.dialect.name == "postgresql" and conn.dialect.driver == "psycopg":
         _copy_rows(conn, table, columns, rows)
         return
-    compiled = table.insert().compile(dialect=conn.dialect, column_keys=list(columns))
+    text, where = _compiled_insert(conn, table, columns)
     params: list[Any]
-    if conn.dialect.positional:
-        where = [list(columns).index(k) for k in compiled.positiontup or []]
-        params = rows if where == list(range(len(columns))) else [
-            tuple(row[i] for i in where) for row in rows
-        ]
-    else:
+    if not conn.dialect.positional:
         params = [dict(zip(columns, row, strict=True)) for row in rows]
-    conn.exec_driver_sql(compiled.string, params)
+    elif where is None:
+        params = rows
+    else:
+        params = [tuple(row[i] for i in where) for row in rows]
+    conn.exec_driver_sql(text, params)
 
 
 def _copy_rows(conn: sa.Connection, table: sa.Table, columns: Sequence[str],
@@ -160,11 +188,13 @@ def record_run(db: Database, run: Run, commits: Iterable[CommitInfo] = (), *,
 
     `known_tests` (from `tests()`, read ahead of time) saves looking the ids up again.
     """
-    seen: dict[str, TestResult] = {}
-    for result in run.results:  # one row per test; a repeated nodeid keeps its last result
-        seen[result.nodeid] = result
     commit_rows = [commit_row(c) for c in commits]
-    return db.retrying(lambda: _record_run(db, run, commit_rows, seen, known_tests))
+
+    def work() -> int:
+        with db.write() as conn:
+            return write_run(conn, run, commit_rows, known_tests)
+
+    return db.retrying(work)
 
 
 def _run_values(run: Run) -> dict[str, Any]:
@@ -178,17 +208,20 @@ def _run_values(run: Run) -> dict[str, Any]:
     }
 
 
-def _record_run(db: Database, run: Run, commit_rows: list[dict[str, Any]],
-                seen: dict[str, TestResult], known_tests: dict[str, int] | None) -> int:
-    with db.write() as conn:
-        put_missing(conn, schema.commits, "sha", commit_rows)
-        run_id = conn.execute(
-            schema.runs.insert().values(**_run_values(run))).inserted_primary_key[0]
-        ids = test_ids(conn, list(seen), known_tests)
-        rows = [
-            (run_id, ids[r.nodeid], str(r.outcome), r.duration, r.signature, r.message,
-             r.reruns, r.phase, None if r.traceback is None else cap_traceback(r.traceback))
-            for r in seen.values()
-        ]
-        bulk_insert(conn, schema.results, RESULT_COLUMNS, rows)
+def write_run(conn: sa.Connection, run: Run, commit_rows: list[dict[str, Any]],
+              known_tests: dict[str, int] | None = None) -> int:
+    """A run, its results and its commits' rows, inside the caller's write transaction
+    (a probe's run and its journal line are one transaction): the run's id."""
+    seen: dict[str, TestResult] = {}
+    for result in run.results:  # one row per test; a repeated nodeid keeps its last result
+        seen[result.nodeid] = result
+    put_missing(conn, schema.commits, "sha", commit_rows)
+    run_id = conn.execute(schema.runs.insert(), _run_values(run)).inserted_primary_key[0]
+    ids = test_ids(conn, list(seen), known_tests)
+    rows = [
+        (run_id, ids[r.nodeid], str(r.outcome), r.duration, r.signature, r.message,
+         r.reruns, r.phase, None if r.traceback is None else cap_traceback(r.traceback))
+        for r in seen.values()
+    ]
+    bulk_insert(conn, schema.results, RESULT_COLUMNS, rows)
     return int(run_id)

@@ -23,7 +23,7 @@ from ..model import CommitInfo, Run, TestResult
 from . import ledger as nightly_ledger
 from . import reads, runs
 from .engine import NO_STORE_HINT, Database, MissingStore, display_url
-from .journal import CLAIM_STALE_S, OPEN_STATUSES, Journal
+from .journal import CLAIM_STALE_S, OPEN_STATUSES, Journal, journal_probe, lost_claim
 from .prune import Pruned, prune
 from .reads import ResultRow, RunRow
 
@@ -126,6 +126,23 @@ class HistoryStore:
 
     def add_probe(self, bisection_id: int, run_id: int, sha: str, purpose: str) -> None:
         self.journal.add_probe(bisection_id, run_id, sha, purpose)
+
+    def record_probe(self, run: Run, commits: Iterable[CommitInfo], bisection_id: int,
+                     purpose: str) -> int:
+        """`record_run` and `add_probe` as one transaction (a bisection writes hundreds of
+        small runs, and a transaction is most of the cost of each): the run's id. A lost claim
+        is a `BisectError` after the run is stored, as it is with the two calls."""
+        commit_rows = [runs.commit_row(c) for c in commits]
+
+        def work() -> tuple[int, bool]:
+            with self.db.write() as conn:
+                run_id = runs.write_run(conn, run, commit_rows)
+                return run_id, journal_probe(conn, bisection_id, run_id, run.sha, purpose)
+
+        run_id, owned = self.db.retrying(work)
+        if not owned:
+            raise lost_claim(bisection_id)
+        return run_id
 
     def finish_bisection(self, bisection_id: int, status: str, result: Any,
                          finished_at: float) -> None:
