@@ -9,6 +9,7 @@ with one `git rev-list`/`git log` call and parsed here, never walked object by o
 from __future__ import annotations
 
 import os
+import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -22,6 +23,7 @@ if TYPE_CHECKING:
 EXCLUDE_PATTERN = ".bisector/"
 _FIELD = "\x1f"
 _RECORD = "\x1e"
+_FULL_SHA = re.compile(r"[0-9a-f]{40}")
 _LOG_FORMAT = _FIELD.join(["%H", "%P", "%an", "%ae", "%ct", "%s"]) + _RECORD
 
 
@@ -254,14 +256,19 @@ class Repository:
     def first_parent(
         self, rev: str = "HEAD", *, limit: int | None = None, skip: int = 0
     ) -> list[str]:
-        """Shas along the first-parent line from `rev`, newest first, with one rev-list call."""
-        sha = self.resolve(rev)
+        """Shas along the first-parent line from `rev`, newest first, with one rev-list call
+        (a full sha is its own name: rev-list refuses one that is not a commit here)."""
+        sha = rev if _FULL_SHA.fullmatch(rev) else self.resolve(rev)
         args = ["rev-list", "--first-parent"]
         if limit is not None:
             args.append(f"--max-count={int(limit)}")
         if skip:
             args.append(f"--skip={int(skip)}")
-        out = self._git(*args, sha)
+        try:
+            out = self._git(*args, sha)
+        except GitError:
+            self.resolve(rev)  # an unknown sha is said as any unknown revision is
+            raise
         return out.split()
 
     def commits(self, shas: list[str]) -> dict[str, CommitInfo]:
@@ -432,7 +439,13 @@ class Repository:
         """The commit's CODEOWNERS file, from the first place GitHub looks that has one."""
         from .owners import LOCATIONS
 
-        return next((text for path in LOCATIONS if (text := self.show(sha, path))), None)
+        # one ls-tree says which of the places exist (most repositories have none), instead
+        # of a `git show` per place: a bisection asks at every finding
+        out = self._git("ls-tree", "-z", "--name-only", sha, "--", *LOCATIONS,
+                        strip_newline_in_stdout=False)
+        present = set(out.split("\0"))
+        return next((text for path in LOCATIONS
+                     if path in present and (text := self.show(sha, path))), None)
 
     def is_shallow(self) -> bool:
         return self._git("rev-parse", "--is-shallow-repository") == "true"

@@ -97,6 +97,25 @@ def test_first_parent_skips_merged_branches_and_pages(repo: Path) -> None:
         assert infos[side].author_name == "Test Author"
 
 
+def test_first_parent_of_a_full_sha_and_of_an_unknown_one(repo: Path) -> None:
+    base = commit(repo, {"a": "1"}, "base")
+    head = commit(repo, {"a": "2"}, "next")
+    with Repository(repo) as r:
+        assert r.first_parent(head) == [head, base]
+        with pytest.raises(GitError, match="unknown revision 'a{40}'"):
+            r.first_parent("a" * 40)
+
+
+def test_codeowners_from_the_first_place_github_looks(repo: Path) -> None:
+    none = commit(repo, {"a": "1", "docs/x.md": "x"})
+    docs = commit(repo, {"docs/CODEOWNERS": "* @docs\n"})
+    root = commit(repo, {"CODEOWNERS": "* @root\n"})
+    both = commit(repo, {".github/CODEOWNERS": "* @github\n"})
+    with Repository(repo) as r:
+        assert [r.codeowners(sha) for sha in (none, docs, root, both)] == [
+            None, "* @docs", "* @root", "* @github"]
+
+
 def test_ensure_excluded_is_idempotent(repo: Path) -> None:
     commit(repo, {"a": "1"})
     with Repository(repo) as r:
