@@ -102,7 +102,7 @@ def test_first_parent_of_a_full_sha_and_of_an_unknown_one(repo: Path) -> None:
     head = commit(repo, {"a": "2"}, "next")
     with Repository(repo) as r:
         assert r.first_parent(head) == [head, base]
-        with pytest.raises(GitError, match="unknown revision 'a{40}'"):
+        with pytest.raises(GitError, match=r"unknown revision 'a{40}'"):
             r.first_parent("a" * 40)
 
 
