@@ -605,6 +605,7 @@ def test_a_process_that_lost_its_claim_stops(store_url: str) -> None:
         second = store.record_run(make_run("b" * 40))
         bid, _ = store.start_bisection("k", "g", "b", ["t"], "first-parent", 1.0)
         store.add_probe(bid, first, "a" * 40, "check good end")
+        store.record_probe(make_run("d" * 40, started=2.0), [], bid, "check bad end")
         b = schema.bisections
         with store.db.write() as conn:  # the takeover, as another process's claim does it
             conn.execute(b.update().where(b.c.id == bid).values(status="abandoned"))
@@ -612,6 +613,7 @@ def test_a_process_that_lost_its_claim_stops(store_url: str) -> None:
                 key="k", good="g", bad="b", tests="[]", mode="first-parent", status="running",
                 started_at=2.0, owner_host="elsewhere", owner_pid=1, heartbeat=time.time()))
         for call in (lambda: store.add_probe(bid, second, "b" * 40, "midpoint"),
+                     lambda: store.record_probe(make_run("c" * 40), [], bid, "midpoint"),
                      lambda: store.finish_bisection(bid, "done", {}, 3.0)):
             with pytest.raises(BisectError) as info:
                 call()
@@ -619,3 +621,6 @@ def test_a_process_that_lost_its_claim_stops(store_url: str) -> None:
                 f"lost the claim on bisection {bid} (resumed by another process)")
         assert [(x["status"], x["result"]) for x in store.bisections()] == [
             ("abandoned", None), ("running", None)]
+        # the run is kept (as record_run then add_probe kept it); the journal has no line
+        assert sorted(r.sha[0] for r in store.runs()) == ["a", "b", "c", "d"]
+        assert [p["sha"] for p in store.probes_of(bid)] == ["a" * 40, "d" * 40]
