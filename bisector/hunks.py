@@ -432,7 +432,10 @@ def traceback_lines(traceback: str) -> list[tuple[str, int]]:
 
 
 def _touches(unit: Unit, path: str) -> bool:
-    return path == unit.file or path.endswith("/" + unit.file)
+    """A frame's path names the unit's file: the same, an absolute path ending in it, or a path
+    relative to a pytest rootdir below the repository's root (`pkg/a.py` for `sub/pkg/a.py`)."""
+    return (path == unit.file or path.endswith("/" + unit.file)
+            or (not path.startswith("/") and unit.file.endswith("/" + path)))
 
 
 def priority(units: Sequence[Unit], traceback: str | None) -> list[int]:

@@ -258,6 +258,21 @@ def test_hunks_on_the_failures_lines_go_first(repo: Path) -> None:
     assert hunks.priority(units, None) == []
 
 
+def test_a_traceback_relative_to_a_rootdir_below_the_repository_points_at_hunks(
+        repo: Path) -> None:
+    """pytest writes paths relative to its rootdir: a project in `sub/` says `pkg/a.py:12`
+    for the repository's `sub/pkg/a.py`."""
+    parent = commit(repo, {"sub/pkg/a.py": LINES, "sub/pkg/b.py": "1\n2\n3\n"}, "P")
+    culprit = commit(repo, {"sub/pkg/a.py": edited(LINES), "sub/pkg/b.py": "1\n2\n3\n4\n"},
+                     "C")
+    units = hunks.split(repo, parent, culprit)
+    order = hunks.priority(units, "pkg/a.py:12: AssertionError\n")
+    assert order[0] == next(u.id for u in units
+                            if u.file == "sub/pkg/a.py" and u.new_start == 12)
+    by_id = {u.id: u for u in units}
+    assert {by_id[i].file for i in order} == {"sub/pkg/a.py"}
+
+
 def test_quoted_paths_are_unquoted() -> None:
     assert hunks.unquote('"a/quote\\"d.txt"') == 'a/quote"d.txt'
     assert hunks.unquote('"sp\\303\\251c.txt"') == "spéc.txt"
