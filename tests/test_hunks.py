@@ -16,7 +16,7 @@ from bisector.hunks import Unit
 from .conftest import commit, git
 
 LINES = "".join(f"line{i}\n" for i in range(1, 21))
-ODD_NAMES = ("-dash name.txt", 'quote"d.txt', "spé cial.txt")
+ODD_NAMES = ("-dash name.txt", 'quote"d.txt', "spé cial.txt", 'ß "日本"\\.txt')
 
 
 def edited(text: str) -> str:
@@ -277,6 +277,9 @@ def test_quoted_paths_are_unquoted() -> None:
     assert hunks.unquote('"a/quote\\"d.txt"') == 'a/quote"d.txt'
     assert hunks.unquote('"sp\\303\\251c.txt"') == "spéc.txt"
     assert hunks.unquote("plain name.txt") == "plain name.txt"
+    # core.quotepath=off: a non-ASCII name is raw UTF-8 inside the quotes
+    assert hunks.unquote('"a/日\\"x.py"') == 'a/日"x.py'
+    assert hunks.unquote('"a/é\\tx\\\\y"') == "a/é\tx\\y"
 
 
 def test_changes_that_cannot_be_isolated_say_why(repo: Path) -> None:
