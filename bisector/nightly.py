@@ -609,6 +609,7 @@ def _probes(probes: list[dict[str, Any]], results: dict[int, dict[str, tuple[str
         detail=p["purpose"], started_at=iso(p["started_at"]),
         seconds=round(p["finished_at"] - p["started_at"], 3),
         outcomes={t: results[p["run_id"]][t][0] for t in tests if t in results[p["run_id"]]},
+        patch_key=p.get("patch_key"),
     ) for p in probes if any(t in results[p["run_id"]] for t in tests))
 
 

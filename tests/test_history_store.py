@@ -482,7 +482,8 @@ def test_a_probe_is_its_run_and_its_journal_line_in_one_transaction(tmp_path: Pa
         bid, _ = s.start_bisection("k", "g", "b", ["t"], "first-parent", 1.0)
         first = s.record_probe(make_run(), commits[:1], bid, "check bad end")
         assert s.probes_of(bid) == [{"sha": "a" * 40, "purpose": "check bad end",
-                                     "run_id": first, "started_at": 1.0, "finished_at": 2.0}]
+                                     "run_id": first, "started_at": 1.0, "finished_at": 2.0,
+                                     "patch_key": None}]
         assert s.outcome_counts(first) == {"passed": 3}
         _taken_over(tmp_path / "h.db")
         with pytest.raises(BisectError, match=f"lost the claim on bisection {bid}"):

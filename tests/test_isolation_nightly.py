@@ -48,6 +48,9 @@ def test_a_nights_culprit_of_nine_hunks_in_html_and_step_summary(
     others = iso["other_hunks"]
     assert len(others) == 8 and all(h["text"].startswith("@@ ") for h in others)
     assert sorted(h["index"] for h in iso["hunks"] + others) == list(range(9))
+    # a patched tree's probe says which patch it applied; a commit's own probe says none
+    keyed = {p["purpose"]: bool(p["patch_key"]) for p in group["probes"]}
+    assert keyed["isolate"] and keyed["revert"] and not keyed["bisect"], keyed
 
     html = (reports / "nightly.html").read_text()
     change = html[html.index('<div class="change">'):html.index('<details class="tb at-culprit"')]

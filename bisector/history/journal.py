@@ -300,10 +300,12 @@ class Journal:
                 sa.select(b).where(b.c.status.in_(OPEN_STATUSES)).order_by(b.c.id))]
 
     def probes_of(self, bisection_id: int) -> list[dict[str, Any]]:
-        """A bisection's probes in the order they ran: sha, purpose, run id and times."""
+        """A bisection's probes in the order they ran: sha, purpose, run id, times and the
+        key of the patch a probe of a patched tree applied (None for the commit's own tree)."""
         p, r = schema.probes, schema.runs
         query = (
-            sa.select(p.c.sha, p.c.purpose, p.c.run_id, r.c.started_at, r.c.finished_at)
+            sa.select(p.c.sha, p.c.purpose, p.c.run_id, r.c.started_at, r.c.finished_at,
+                      r.c.patch_key)
             .join(r, r.c.id == p.c.run_id)
             .where(p.c.bisection_id == bisection_id)
             .order_by(r.c.started_at, p.c.run_id)

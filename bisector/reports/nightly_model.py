@@ -152,18 +152,21 @@ class Probe:
     started_at: str | None = None
     seconds: float | None = None
     outcomes: Mapping[str, str] = field(default_factory=dict)  # test -> outcome
+    # an isolation or revert probe's patch (the subset's store key): the tree was the commit's
+    # with that patch applied, not the commit's own; None for every other probe
+    patch_key: str | None = None
 
     @classmethod
     def from_json(cls, data: Any) -> Probe:
         sha = str(_get(data, "sha", ""))
         return cls(sha, str(_get(data, "short") or sha[:10]), str(_get(data, "purpose", "other")),
                    _get(data, "detail"), _get(data, "started_at"), _get(data, "seconds"),
-                   dict(_get(data, "outcomes", {})))
+                   dict(_get(data, "outcomes", {})), _get(data, "patch_key"))
 
     def to_json(self) -> Json:
         return {"sha": self.sha, "short": self.short, "purpose": self.purpose,
                 "detail": self.detail, "started_at": self.started_at, "seconds": self.seconds,
-                "outcomes": dict(self.outcomes)}
+                "outcomes": dict(self.outcomes), "patch_key": self.patch_key}
 
 
 @dataclass(frozen=True, slots=True)
