@@ -130,6 +130,9 @@ class Repository:
         # CommitInfo by full sha: a commit's metadata never changes, and a bisection asks for
         # the same commits again (each probe's run is stored with its commit)
         self._infos: dict[str, CommitInfo] = {}
+        # good..bad between two full shas never changes: the finder lists a range twice (the
+        # flakiness window, then the search)
+        self._ranges: dict[tuple[str, str, bool], list[str]] = {}
         try:
             self._repo: git.Repo = git.Repo(self._path, search_parent_directories=True)
         except (git.InvalidGitRepositoryError, git.NoSuchPathError):
@@ -302,10 +305,16 @@ class Repository:
 
     def range(self, good: str, bad: str, *, first_parent: bool = True) -> list[str]:
         """Commits after `good` up to and including `bad`, oldest first (resolved shas only)."""
-        args = ["rev-list", "--reverse"]
-        if first_parent:
-            args.append("--first-parent")
-        return self._git(*args, bad, f"^{good}", "--").split()
+        key = (good, bad, first_parent)
+        if key not in self._ranges:
+            args = ["rev-list", "--reverse"]
+            if first_parent:
+                args.append("--first-parent")
+            shas = self._git(*args, bad, f"^{good}", "--").split()
+            if not (_FULL_SHA.fullmatch(good) and _FULL_SHA.fullmatch(bad)):
+                return shas  # a name may move: only a range of two shas is kept
+            self._ranges[key] = shas
+        return list(self._ranges[key])
 
     def graph(self, good: str, bad: str) -> tuple[list[str], dict[str, tuple[str, ...]]]:
         """Commits in good..bad in topological order (parents first), with their parents."""

@@ -140,7 +140,10 @@ def imported(repo: Path, steps: list[Step], branches: dict[str, str]) -> dict[st
     stream = []
     for label, files, parents, message in steps:
         text = message + "\n"
-        stream += [f"commit refs/tags/{label}", f"mark :{marks[label]}", f"author {who}",
+        # every commit says its parents (a root starts from a reset branch): the branch heads
+        # are set by the resets at the end
+        stream += [] if parents else ["reset refs/heads/main"]
+        stream += ["commit refs/heads/main", f"mark :{marks[label]}", f"author {who}",
                    f"committer {who}", f"data {len(text.encode())}", text.rstrip("\n")]
         stream += [f"from :{marks[parents[0]]}"] if parents else []
         stream += [f"merge :{marks[p]}" for p in parents[1:]]
@@ -151,15 +154,15 @@ def imported(repo: Path, steps: list[Step], branches: dict[str, str]) -> dict[st
     stream += [f"reset refs/heads/{branch}\nfrom :{marks[label]}\n"
                for label, branch in branches.items()]
     # one pack, not a directory per loose object: each test copies the repository and pytest
-    # deletes it later, so its file count is most of that time
-    subprocess.run(["git", "-c", "fastimport.unpackLimit=0", "fast-import", "--quiet"],
-                   cwd=repo, check=True,
+    # deletes it later, so its file count is most of that time; the marks file names the shas
+    marks_file = repo / ".git" / "marks"
+    subprocess.run(["git", "-c", "fastimport.unpackLimit=0", "fast-import", "--quiet",
+                    f"--export-marks={marks_file}"], cwd=repo, check=True,
                    input="\n".join(stream) + "\n", text=True)
-    shas = dict(zip(marks, git(repo, "rev-parse", *(f"refs/tags/{label}" for label in marks)
-                                   ).split(), strict=True))
-    git(repo, "tag", "-d", *marks)
+    by_mark = dict(line.split() for line in marks_file.read_text().splitlines())
+    marks_file.unlink()
     git(repo, "reset", "-q", "--hard", "main")
-    return shas
+    return {label: by_mark[f":{mark}"] for label, mark in marks.items()}
 
 
 def line(repo: Path, n: int) -> dict[str, str]:

@@ -106,6 +106,17 @@ def test_first_parent_of_a_full_sha_and_of_an_unknown_one(repo: Path) -> None:
             r.first_parent("a" * 40)
 
 
+def test_a_range_of_two_shas_is_listed_once_and_a_named_one_each_time(repo: Path) -> None:
+    base = commit(repo, {"a": "1"}, "base")
+    one = commit(repo, {"a": "2"}, "one")
+    with Repository(repo) as r:
+        listed = r.range(base, one)
+        listed.append("mine")  # the caller's copy
+        two = commit(repo, {"a": "3"}, "two")
+        assert r.range(base, one) == [one]
+        assert r.range(base, "main") == [one, two]  # a branch name moves: listed again
+
+
 def test_codeowners_from_the_first_place_github_looks(repo: Path) -> None:
     none = commit(repo, {"a": "1", "docs/x.md": "x"})
     docs = commit(repo, {"docs/CODEOWNERS": "* @docs\n"})

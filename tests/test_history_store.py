@@ -480,7 +480,9 @@ def test_a_probe_is_its_run_and_its_journal_line_in_one_transaction(tmp_path: Pa
                CommitInfo("b" * 40, (), "B", "b@x", 2, "two")]
     with HistoryStore.open(url) as s:
         bid, _ = s.start_bisection("k", "g", "b", ["t"], "first-parent", 1.0)
-        first = s.record_probe(make_run(), commits[:1], bid, "check bad end")
+        known: dict[str, int] = {}
+        first = s.record_probe(make_run(), commits[:1], bid, "check bad end", known_tests=known)
+        assert known == s.tests() and len(known) == 3  # the ids, for the next probe
         assert s.probes_of(bid) == [{"sha": "a" * 40, "purpose": "check bad end",
                                      "run_id": first, "started_at": 1.0, "finished_at": 2.0,
                                      "patch_key": None}]

@@ -69,6 +69,9 @@ class Prober:
     # probes recorded before the journal existed (the --test-file probe), to put in it then
     _unjournaled: list[tuple[int, str, str]] = field(default_factory=list)
     _loaded: set[str] = field(default_factory=set)
+    # what this prober has stored: commit rows and test ids need no looking up again
+    _stored_commits: set[str] = field(default_factory=set)
+    _test_ids: dict[str, int] = field(default_factory=dict)
     # results of patched trees, (commit, patch key) -> test -> latest: never Evidence
     patched: dict[tuple[str, str], dict[str, TestResult]] = field(default_factory=dict)
 
@@ -184,11 +187,13 @@ class Prober:
             results=kept, patch_key=patch_key,
         )
         if kept or not outcome.results:  # a run of held-back ids only is not stored
-            commits = self.repo.commits([sha]).values()
+            commits = () if sha in self._stored_commits else self.repo.commits([sha]).values()
             if self.journal_id is not None:
-                self.store.record_probe(run, commits, self.journal_id, why)
+                self.store.record_probe(run, commits, self.journal_id, why,
+                                        known_tests=self._test_ids)
             else:
                 self._unjournaled.append((self.store.record_run(run, commits), sha, why))
+            self._stored_commits.add(sha)
         if patch_key is not None:
             self.patched.setdefault((sha, patch_key), {}).update(outcome.results)
             return outcome.results

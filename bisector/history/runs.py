@@ -209,15 +209,19 @@ def _run_values(run: Run) -> dict[str, Any]:
 
 
 def write_run(conn: sa.Connection, run: Run, commit_rows: list[dict[str, Any]],
-              known_tests: dict[str, int] | None = None) -> int:
+              known_tests: dict[str, int] | None = None,
+              ids_out: dict[str, int] | None = None) -> int:
     """A run, its results and its commits' rows, inside the caller's write transaction
-    (a probe's run and its journal line are one transaction): the run's id."""
+    (a probe's run and its journal line are one transaction): the run's id. `ids_out` gets
+    the results' test ids, for the caller to keep once the transaction has committed."""
     seen: dict[str, TestResult] = {}
     for result in run.results:  # one row per test; a repeated nodeid keeps its last result
         seen[result.nodeid] = result
     put_missing(conn, schema.commits, "sha", commit_rows)
     run_id = conn.execute(schema.runs.insert(), _run_values(run)).inserted_primary_key[0]
     ids = test_ids(conn, list(seen), known_tests)
+    if ids_out is not None:
+        ids_out.update(ids)
     rows = [
         (run_id, ids[r.nodeid], str(r.outcome), r.duration, r.signature, r.message,
          r.reruns, r.phase, None if r.traceback is None else cap_traceback(r.traceback))

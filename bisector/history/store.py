@@ -128,18 +128,25 @@ class HistoryStore:
         self.journal.add_probe(bisection_id, run_id, sha, purpose)
 
     def record_probe(self, run: Run, commits: Iterable[CommitInfo], bisection_id: int,
-                     purpose: str) -> int:
+                     purpose: str, *, known_tests: dict[str, int] | None = None) -> int:
         """`record_run` and `add_probe` as one transaction (a bisection writes hundreds of
         small runs, and a transaction is most of the cost of each): the run's id. A lost claim
-        is a `BisectError` after the run is stored, as it is with the two calls."""
+        is a `BisectError` after the run is stored, as it is with the two calls.
+
+        `known_tests` (nodeid -> id) saves looking the ids up; the ids this run's results got
+        are added to it once they are committed (a retried transaction's are not yet real)."""
         commit_rows = [runs.commit_row(c) for c in commits]
+        ids: dict[str, int] = {}
 
         def work() -> tuple[int, bool]:
+            ids.clear()
             with self.db.write() as conn:
-                run_id = runs.write_run(conn, run, commit_rows)
+                run_id = runs.write_run(conn, run, commit_rows, known_tests, ids)
                 return run_id, journal_probe(conn, bisection_id, run_id, run.sha, purpose)
 
         run_id, owned = self.db.retrying(work)
+        if known_tests is not None:
+            known_tests.update(ids)
         if not owned:
             raise lost_claim(bisection_id)
         return run_id
