@@ -14,7 +14,7 @@ import time
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from .bisection.conclude import bisect_result, concluded
+from .bisection.conclude import bisect_result, concluded, steady_tests
 from .bisection.context import Context
 from .bisection.deterministic import search_live
 from .bisection.ends import END_RUNS, RATE_WINDOW, check_ends, rate_line
@@ -104,6 +104,7 @@ class Finder:
         tests = list(plan.tests)
         line_range, line = rate_line(self.repo, plan.good, plan.bad)
         self.prober.load_known(line, tests)
+        ctx.steady = steady_tests(ctx, tests, line)
         self.prober.unseen = set(tests) - set(self.store.tests())
         self.progress.plan("check ends", len(line_range), 2)
         split = check_ends(ctx, tests, plan.good, plan.bad, line)

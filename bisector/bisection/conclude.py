@@ -19,13 +19,27 @@ from ..owners import Rule, culprit_owners, parse
 from ..search import Verdict
 from .bisect_log import Trails, replayable, start_line
 from .context import Context
-from .evidence import verdict_of
+from .evidence import Evidence, verdict_of
 from .prober import ProbeRequest, Tally
 
 # Runs that must agree at the culprit (failing as bisected) and at its parent (passing)
 # before a culprit is confirmed: the search's run and one more. Where the store or this
 # bisection already holds that many agreeing runs, none is made again (ADR 0022).
 CONFIRM_RUNS = 2
+# A test with no steady history may be flaky without anyone knowing: one false failure on a
+# good commit leads the search to it, and one more run there fails again as often as the test
+# flakes (1 in 5 for a test flaking 20 % of the time). Its culprit needs two more failing runs
+# (1 in 25). A test whose stored history holds STEADY_RUNS clean runs needs CONFIRM_RUNS.
+CONFIRM_RUNS_COLD = 3
+STEADY_RUNS = 20
+
+
+def steady_tests(ctx: Context, tests: Iterable[str], line: list[str]) -> frozenset[str]:
+    """The tests whose runs on the rate line (history, before this bisection ran anything)
+    number STEADY_RUNS or more, none of them flaky."""
+    return frozenset(t for t in tests
+                     if (e := ctx.evidence.estimate(t, line)).runs >= STEADY_RUNS
+                     and not e.flaky)
 
 
 def confirm(ctx: Context, tests: list[str], suspects: dict[str, tuple[str, ...]],
@@ -40,7 +54,7 @@ def confirm(ctx: Context, tests: list[str], suspects: dict[str, tuple[str, ...]]
     infos = ctx.repo.commits(sorted({*by_culprit, *merges}))
     confirmations: dict[str, tuple[TestResult, TestResult]] = {}
     if by_culprit:
-        ctx.progress.plan("confirm culprits", 0, 2 * len(by_culprit))
+        ctx.progress.plan("confirm culprits", 0, CONFIRM_RUNS_COLD * len(by_culprit))
     for sha, group in sorted(by_culprit.items()):
         parent = infos[sha].parents[0]
         confirmations.update(_confirmation_runs(ctx, sha, parent, group))
@@ -56,26 +70,55 @@ def confirm(ctx: Context, tests: list[str], suspects: dict[str, tuple[str, ...]]
 
 def _confirmation_runs(ctx: Context, sha: str, parent: str, group: list[str]
                        ) -> dict[str, tuple[TestResult, TestResult]]:
-    """Per test, the (culprit, parent) runs its confirmation reads: one more run of each
-    commit that does not yet have CONFIRM_RUNS agreeing runs, both in one round (`--jobs` 2
-    or more runs them at once), else the latest stored run (a warm rerun runs nothing)."""
+    """Per test, the (culprit, parent) runs its confirmation reads. Rounds of one more run of
+    each commit short of its agreeing runs (CONFIRM_RUNS at the parent; at the culprit, as
+    many as `_culprit_runs` says), culprit and parent in one round (`--jobs` 2 or more runs
+    them at once), until each has them or a run disagrees; stored runs count (a warm rerun
+    runs nothing). What is read: a disagreeing run where there is one, else the latest."""
     ev = ctx.evidence
-    requests = []
-    for commit, verdict, why in ((sha, Verdict.BAD, "confirm culprit"),
-                                 (parent, Verdict.GOOD, "confirm parent")):
-        wanted = [t for t in group if ev.agreeing(t, commit, verdict) < CONFIRM_RUNS]
-        if wanted:
-            requests.append(ProbeRequest.of(commit, wanted, why))
-        if len(wanted) < len(group):
-            ctx.prober.tally.reused += 1
-    ran = dict(zip([r.sha for r in requests], ctx.prober.run(requests), strict=True))
+    need = {t: _culprit_runs(ctx, t) for t in group}
+    for first in (True, *([False] * (CONFIRM_RUNS_COLD - 1))):
+        requests = []
+        for commit, verdict, why in ((sha, Verdict.BAD, "confirm culprit"),
+                                     (parent, Verdict.GOOD, "confirm parent")):
+            wanted = [t for t in group if not _disagreed(ev, t, sha, parent) and ev.short_of(
+                t, commit, verdict, need[t] if commit == sha else CONFIRM_RUNS)]
+            if wanted:
+                requests.append(ProbeRequest.of(commit, wanted, why))
+            if first and len(wanted) < len(group):
+                ctx.prober.tally.reused += 1
+        if not requests:
+            break
+        ctx.prober.run(_with_spare_slots(ctx, requests, sha, need))
     out: dict[str, tuple[TestResult, TestResult]] = {}
     for t in group:
-        again = ran[sha][t] if t in ran.get(sha, {}) else ev.last_failure(t, sha)
-        before = ran[parent][t] if t in ran.get(parent, {}) else ev.latest(t, parent)
-        if again is not None and before is not None:  # agreeing() counted the stored ones
+        again = ev.disagreeing(t, sha, Verdict.BAD) or ev.last_failure(t, sha)
+        before = ev.disagreeing(t, parent, Verdict.GOOD) or ev.latest(t, parent)
+        if again is not None and before is not None:
             out[t] = (again, before)
     return out
+
+
+def _with_spare_slots(ctx: Context, requests: list[ProbeRequest], sha: str,
+                      need: dict[str, int]) -> list[ProbeRequest]:
+    """The round, with the culprit's further runs in it where `--jobs` leaves slots free (one
+    at a time, a run that disagrees spares the next)."""
+    spare = ctx.jobs - len(requests)
+    culprit = next((r for r in requests if r.sha == sha), None)
+    if spare <= 0 or culprit is None:
+        return requests
+    more = max(need[t] - ctx.evidence.agreeing(t, sha, Verdict.BAD) for t in culprit.tests)
+    return requests + [culprit] * min(spare, more - 1)
+
+
+def _culprit_runs(ctx: Context, t: str) -> int:
+    return CONFIRM_RUNS if t in ctx.steady else CONFIRM_RUNS_COLD
+
+
+def _disagreed(ev: Evidence, t: str, sha: str, parent: str) -> bool:
+    """A run at the culprit that passed, or at the parent that failed: no more runs."""
+    return (ev.disagreeing(t, sha, Verdict.BAD) is not None
+            or ev.disagreeing(t, parent, Verdict.GOOD) is not None)
 
 
 def _bracketed(ctx: Context, t: str, suspects: tuple[str, ...], merge: CommitInfo | None

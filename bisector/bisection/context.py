@@ -22,6 +22,9 @@ class Context:
     max_probes: int | None = None
     progress: Progress = field(default_factory=Silent)
     trails: Trails = field(default_factory=Trails)
+    # tests whose stored history, before this bisection ran anything, shows them steady
+    # (conclude.STEADY_RUNS clean runs): their culprits need fewer confirming runs
+    steady: frozenset[str] = frozenset()
 
     @property
     def evidence(self) -> Evidence:

@@ -105,6 +105,21 @@ class Evidence:
                     if v is not Verdict.UNTESTABLE]
         return set(verdicts) == {verdict} and len(verdicts) < below
 
+    def short_of(self, test: str, sha: str, verdict: Verdict, need: int) -> bool:
+        """Another run is wanted: every testable run at sha gave `verdict` (or there is none)
+        and fewer than `need` did. A commit whose runs disagree wants none: it is not
+        confirmed, however many more agree."""
+        verdicts = [v for v in (self.verdict(test, r, sha)
+                                for r in self._seen.get((test, sha), []))
+                    if v is not Verdict.UNTESTABLE]
+        return set(verdicts) <= {verdict} and len(verdicts) < need
+
+    def disagreeing(self, test: str, sha: str, verdict: Verdict) -> TestResult | None:
+        """The latest testable run at sha that did not give `verdict`, if any."""
+        other = [r for r in self._seen.get((test, sha), [])
+                 if self.verdict(test, r, sha) not in (verdict, Verdict.UNTESTABLE)]
+        return other[-1] if other else None
+
     def agreeing(self, test: str, sha: str, verdict: Verdict) -> int:
         """How many runs of the test at sha gave `verdict`, or 0 when any testable run there
         gave another: a commit with disagreeing runs is not settled, however many agree."""
