@@ -117,31 +117,16 @@ def _object(name: str) -> str:
     return name
 
 
-_C_ESCAPES = {ord(k): ord(v) for k, v in
-              {"a": "\a", "b": "\b", "f": "\f", "n": "\n", "r": "\r", "t": "\t",
-               "v": "\v"}.items()}
-
-
 def unquote(path: str) -> str:
     """A path as git printed it in a patch header: C-quoted ("a/sp\\303\\251c") or bare."""
     if not (len(path) >= 2 and path.startswith('"') and path.endswith('"')):
         return path
+    from git.diff import decode_path  # GitPython's C-unquoting (3.2+), on bytes
+
     # git quotes the path's bytes; with core.quotepath=off the UTF-8 of a non-ASCII name is
     # left as it is, so the escapes are undone on bytes, never on decoded text
-    raw = path[1:-1].encode("utf-8", "surrogateescape")
-    out = bytearray()
-    i = 0
-    while i < len(raw):
-        if raw[i] != 0x5C or i + 1 == len(raw):  # not a backslash
-            out.append(raw[i])
-            i += 1
-        elif raw[i + 1 : i + 4].isdigit() and len(raw[i + 1 : i + 4]) == 3:  # \ooo
-            out.append(int(raw[i + 1 : i + 4], 8) & 0xFF)
-            i += 4
-        else:
-            out.append(_C_ESCAPES.get(raw[i + 1], raw[i + 1]))
-            i += 2
-    return out.decode("utf-8", "surrogateescape")
+    raw = decode_path(path.encode("utf-8", "surrogateescape"), has_ab_prefix=False)
+    return raw.decode("utf-8", "surrogateescape") if raw is not None else path
 
 
 def _strip_prefix(path: str) -> str:

@@ -77,7 +77,7 @@ def _confirmation_runs(ctx: Context, sha: str, parent: str, group: list[str]
     runs nothing). What is read: a disagreeing run where there is one, else the latest."""
     ev = ctx.evidence
     need = {t: _culprit_runs(ctx, t) for t in group}
-    for first in (True, *([False] * (CONFIRM_RUNS_COLD - 1))):
+    for round_no in range(CONFIRM_RUNS_COLD):  # a round at most per run a commit may need
         requests = []
         for commit, verdict, why in ((sha, Verdict.BAD, "confirm culprit"),
                                      (parent, Verdict.GOOD, "confirm parent")):
@@ -85,7 +85,7 @@ def _confirmation_runs(ctx: Context, sha: str, parent: str, group: list[str]
                 t, commit, verdict, need[t] if commit == sha else CONFIRM_RUNS)]
             if wanted:
                 requests.append(ProbeRequest.of(commit, wanted, why))
-            if first and len(wanted) < len(group):
+            if round_no == 0 and len(wanted) < len(group):
                 ctx.prober.tally.reused += 1
         if not requests:
             break

@@ -98,34 +98,32 @@ class Evidence:
         est = self.estimate(test, before)
         return Learnt().known(est.false_fails, est.good_runs - est.false_fails)
 
+    def _testable(self, test: str, sha: str) -> list[tuple[TestResult, Verdict]]:
+        """The runs of the test at sha that tell something, with their verdicts, in order."""
+        return [(r, v) for r in self._seen.get((test, sha), [])
+                if (v := self.verdict(test, r, sha)) is not Verdict.UNTESTABLE]
+
     def only(self, test: str, sha: str, verdict: Verdict, below: int) -> bool:
         """Every testable run of the test at sha gave `verdict`, and fewer than `below` did."""
-        verdicts = [v for v in (self.verdict(test, r, sha)
-                                for r in self._seen.get((test, sha), []))
-                    if v is not Verdict.UNTESTABLE]
+        verdicts = [v for _, v in self._testable(test, sha)]
         return set(verdicts) == {verdict} and len(verdicts) < below
 
     def short_of(self, test: str, sha: str, verdict: Verdict, need: int) -> bool:
         """Another run is wanted: every testable run at sha gave `verdict` (or there is none)
         and fewer than `need` did. A commit whose runs disagree wants none: it is not
         confirmed, however many more agree."""
-        verdicts = [v for v in (self.verdict(test, r, sha)
-                                for r in self._seen.get((test, sha), []))
-                    if v is not Verdict.UNTESTABLE]
+        verdicts = [v for _, v in self._testable(test, sha)]
         return set(verdicts) <= {verdict} and len(verdicts) < need
 
     def disagreeing(self, test: str, sha: str, verdict: Verdict) -> TestResult | None:
         """The latest testable run at sha that did not give `verdict`, if any."""
-        other = [r for r in self._seen.get((test, sha), [])
-                 if self.verdict(test, r, sha) not in (verdict, Verdict.UNTESTABLE)]
+        other = [r for r, v in self._testable(test, sha) if v is not verdict]
         return other[-1] if other else None
 
     def agreeing(self, test: str, sha: str, verdict: Verdict) -> int:
         """How many runs of the test at sha gave `verdict`, or 0 when any testable run there
         gave another: a commit with disagreeing runs is not settled, however many agree."""
-        verdicts = [v for v in (self.verdict(test, r, sha)
-                                for r in self._seen.get((test, sha), []))
-                    if v is not Verdict.UNTESTABLE]
+        verdicts = [v for _, v in self._testable(test, sha)]
         return len(verdicts) if set(verdicts) == {verdict} else 0
 
     def settled(self, tests: list[str], shas: dict[str, int], bad_sha: str
