@@ -90,9 +90,15 @@ def build_installable(repo: Path, commits: int, culprit: int, modules: int = 12)
 
 
 def parent_env_venv(path: Path, python: str) -> Path:
-    """A venv of `python` that sees that interpreter's site-packages behind its own, as
-    bisector's probe venv does (a .pth): pip installs into it, pytest comes from behind."""
-    subprocess.run([python, "-m", "venv", str(path)], check=True, capture_output=True)
+    """A venv of `python` made as bisector's probe venv is: it sees that interpreter's
+    site-packages behind its own (a .pth), pytest comes from behind, and `pip` is a shim that
+    runs that interpreter's pip into this venv. So both tools install with the same pip (a
+    venv's own, from ensurepip, is an older and slower pip than an upgraded environment's)."""
+    from bisector.executors.local import write_pip_shims
+
+    subprocess.run([python, "-m", "venv", "--without-pip", str(path)], check=True,
+                   capture_output=True)
+    write_pip_shims(path)
     parents = subprocess.run(
         [python, "-c", "import site, sys; print('\\n'.join([*site.getsitepackages(), "
          "site.getusersitepackages()]))"],

@@ -385,6 +385,54 @@ def test_contradicting_good_end_is_run_again(repo: Path, store: HistoryStore) ->
     assert got == PINNED["recheck_good"]
 
 
+def test_three_false_failures_at_a_cold_good_end_are_not_a_refusal(
+        repo: Path, store: HistoryStore) -> None:
+    """No history: the good end fails its first three runs (f = 0.2 does that in 0.8 % of
+    bisections). Before, the third failure was a refusal ("already fails at good"); now the
+    fourth run passes, and that disagreement sends the test to the flake-aware search."""
+    labels = line(repo, 9)
+    got, _ = bisect(repo, store, labels, fails_from(5),
+                    schedule={("c0", T1): [Outcome.FAILED] * 3})
+    assert got["probes"][:5] == ["c8 test_one", "c0 test_one", "c0 test_one", "c0 test_one",
+                                 "c0 test_one"]
+    assert not got["notes"]
+    assert got["findings"][0][:3] == ["test_one", "culprit", "c5"]
+
+
+def refused(repo: Path, store: HistoryStore, labels: dict[str, str], rule: Rule, match: str,
+            *, good: str = "c0", jobs: int = 1) -> FakeExecutor:
+    """A bisection that must end in BisectError; the fake, for what it ran."""
+    fake = FakeExecutor({sha: label for label, sha in labels.items()}, rule)
+    with Repository(repo) as git_repo:
+        finder = make_finder(git_repo, store, fake, jobs=jobs, max_untestable=20)
+        with pytest.raises(BisectError, match=match):
+            finder.run([T1], labels[good], labels[list(labels)[-1]])
+    return fake
+
+
+def test_a_good_end_failing_five_cold_runs_is_refused(repo: Path, store: HistoryStore
+                                                      ) -> None:
+    fake = refused(repo, store, line(repo, 9), fails_from(0), "already fails at good")
+    assert [label for label, _ in fake.probes] == ["c8"] + ["c0"] * 5
+
+
+def test_a_steady_history_refuses_a_failing_good_end_after_three_runs(
+        repo: Path, store: HistoryStore) -> None:
+    labels = line(repo, 9)
+    seed(store, repo, labels, {"c1": "p" * 20})
+    fake = refused(repo, store, labels, fails_from(0), "already fails at good", good="c2")
+    assert [label for label, _ in fake.probes] == ["c8"] + ["c2"] * 3
+
+
+def test_cold_good_end_reruns_share_a_round_with_jobs(repo: Path, store: HistoryStore
+                                                      ) -> None:
+    fake = refused(repo, store, line(repo, 9), fails_from(0), "already fails at good",
+                   jobs=3)
+    assert [label for label, _ in fake.probes] == ["c8"] + ["c0"] * 5
+    # the ends, then three of the four re-runs at once, then the last alone (not a round)
+    assert fake.rounds == [2, 3]
+
+
 def test_contradicting_bad_end_is_run_again(repo: Path, store: HistoryStore) -> None:
     labels = line(repo, 9)
     got, _ = bisect(repo, store, labels, fails_from(5),
@@ -834,10 +882,10 @@ PINNED: dict[str, Any] = {
                       ['test_two', 'culprit', 'c2', ['c2'], True, '', 1.0, None]]},
     'fails_at_good':
         {'probes': ['c5 test_one,test_two', 'c0 test_one,test_two', 'c0 test_one', 'c0 test_one',
-                    'c2 test_two', 'c3 test_two', 'c3 test_two', 'c2 test_two',
-                    'c3 test_two'],
+                    'c0 test_one', 'c0 test_one', 'c2 test_two', 'c3 test_two', 'c3 test_two',
+                    'c2 test_two', 'c3 test_two'],
          'rounds': [],
-         'counts': [9, 0, 9, 5],
+         'counts': [11, 0, 11, 5],
          'log': ["git bisect start '--first-parent' 'c5' 'c0'",
                  '# the verdicts of test_m.py::test_two', '# good: [c2] c2', 'git bisect good c2',
                  '# bad: [c3] c3', 'git bisect bad c3', '# good: [c2] c2', 'git bisect good c2',
