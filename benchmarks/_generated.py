@@ -41,9 +41,15 @@ def build_linear(repo: Path, commits: int, files_at: Callable[[int], dict[str, s
 
 
 def probe_script(path: Path, counter: Path, command: str) -> Path:
-    """A `git bisect run`-style script that counts its runs in `counter`, then runs command."""
+    """A `git bisect run`-style script that counts its runs in `counter`, then runs command.
+
+    Without bytecode: a tool that checks commits out in one checkout can rewrite a module
+    within the second its .pyc was written, at the same size (`return 1` -> `return 2`), and
+    Python then imports the stale .pyc; git bayesect ran 700 runs without converging on that.
+    (bisector's probes run with PYTHONDONTWRITEBYTECODE=1 for the same reason.)"""
     counter.write_text("")
-    path.write_text(f"#!/bin/sh\necho x >> {counter}\nexec {command}\n")
+    path.write_text(f"#!/bin/sh\necho x >> {counter}\nexport PYTHONDONTWRITEBYTECODE=1\n"
+                    f"exec {command}\n")
     path.chmod(0o755)
     return path
 

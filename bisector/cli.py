@@ -120,6 +120,31 @@ def _pytest_args(ctx: click.Context, param: click.Parameter, value: tuple[str, .
     return check_pytest_args(value)
 
 
+class Jobs(click.ParamType):
+    """--jobs: a count of 1 or more, or `auto` (this machine's cores, capped; `auto_jobs`)."""
+
+    name = "jobs"
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None
+                ) -> int:
+        from .executors.factory import auto_jobs
+
+        if isinstance(value, int):
+            return value
+        text = str(value).strip()
+        if text == "auto":
+            return auto_jobs()
+        if text.isdigit() and int(text) >= 1:
+            return int(text)
+        self.fail(f"{text!r} is neither a count of 1 or more nor auto", param, ctx)
+
+
+JOBS_HELP = ("Probes run at once, each in its own worktree or container: the search proposes "
+             "that many commits per round, and a commit's confirming runs share one. auto "
+             "(the default) is this machine's cores, at most 4; --jobs 1 runs one probe at a "
+             "time, in the order of `git bisect`. Env BISECTOR_JOBS.")
+
+
 PYTEST_ARG_HELP = (
     "An option for every probe's pytest, one per --pytest-arg (repeat it), e.g. "
     "--pytest-arg=-p --pytest-arg=no:randomly, --pytest-arg=--noconftest, "
@@ -300,9 +325,8 @@ def stats(commits: int | None, days: float | None, as_json: bool, repo_path: Pat
               help="Where Dask workers clone the repository from (file://, ssh or https; "
                    "default: file:// of this checkout's git directory, for workers on this "
                    "host).")
-@click.option("--jobs", "-j", type=click.IntRange(min=1), default=1, show_default=True,
-              help="Probes run at once, each in its own worktree or container: the search "
-                   "proposes that many commits per round.")
+@click.option("--jobs", "-j", type=Jobs(), default="auto", envvar="BISECTOR_JOBS",
+              show_default=True, help=JOBS_HELP)
 @click.option("--pytest-arg", "probe_args", multiple=True, metavar="ARG",
               callback=_pytest_args, help=PYTEST_ARG_HELP)
 @click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
@@ -371,8 +395,8 @@ def find_break(tests: tuple[str, ...], good: str | None, bad: str, lookback: int
 @click.option("--report-dir", type=click.Path(file_okay=False, path_type=Path), default=None,
               help="Where nightly.json, nightly.md and nightly.html go "
                    "(default: .bisector/reports in the checkout).")
-@click.option("--jobs", "-j", type=click.IntRange(min=1), default=1, show_default=True,
-              help="Probes run at once while bisecting.")
+@click.option("--jobs", "-j", type=Jobs(), default="auto", envvar="BISECTOR_JOBS",
+              show_default=True, help=JOBS_HELP)
 @click.option("--timeout", type=click.FloatRange(min=0, min_open=True), default=None,
               help="Seconds a probe may take; longer is untestable.")
 @click.option("--confidence", type=click.FloatRange(0.5, 1, max_open=True), default=0.99,

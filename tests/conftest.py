@@ -26,6 +26,9 @@ def _clean_env(monkeypatch: pytest.MonkeyPatch) -> None:
         monkeypatch.delenv(name, raising=False)
     for name, value in IDENTITY.items():
         monkeypatch.setenv(name, value)
+    # The tests pin the probe order of one probe at a time; `--jobs auto`, the default, would
+    # make it depend on the machine's cores. The default itself is tested in test_cli.
+    monkeypatch.setenv("BISECTOR_JOBS", "1")
 
 
 def git(repo: Path, *args: str) -> str:

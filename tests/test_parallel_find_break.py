@@ -8,6 +8,8 @@ from pathlib import Path
 
 import pytest
 
+from bisector.cli import Jobs
+from bisector.executors.factory import auto_jobs
 from bisector.search import rounds_needed
 
 from .conftest import commit, git, planted, run_cli, run_pytest
@@ -105,9 +107,39 @@ def test_a_flaky_test_with_jobs(repo: Path, tmp_path: Path) -> None:
     assert group["tests"][0]["confidence"] >= 0.99
 
 
-def test_jobs_must_be_positive(repo: Path) -> None:
+@pytest.mark.parametrize(("value", "env"), [("0", False), ("-1", False), ("banana", False),
+                                            ("2.5", True), ("none", True)])
+def test_jobs_must_be_a_count_or_auto(repo: Path, value: str, env: bool,
+                                      monkeypatch: pytest.MonkeyPatch) -> None:
     commit(repo, {"a.txt": "1"})
-    proc = run_cli("find-break", "x::y", "--jobs", "0", cwd=repo)
-    assert proc.returncode == 2
+    if env:
+        monkeypatch.setenv("BISECTOR_JOBS", value)
+        proc = run_cli("find-break", "x::y", cwd=repo)
+    else:
+        proc = run_cli("find-break", "x::y", "--jobs", value, cwd=repo)
+    assert proc.returncode == 2, proc.stderr
     assert "Traceback" not in proc.stderr
-    assert "--jobs" in proc.stderr and "0 is not in the range" in proc.stderr
+    assert "--jobs" in proc.stderr and "is neither a count of 1 or more nor auto" in proc.stderr
+    assert not (repo / ".bisector").exists()
+
+
+def test_jobs_default_to_auto(repo: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+                              ) -> None:
+    """No --jobs and no BISECTOR_JOBS: as many probes at once as `auto` gives here."""
+    monkeypatch.delenv("BISECTOR_JOBS")
+    shas = build(repo, tmp_path / "ran", n=12, culprit=7)
+    proc = run_cli("find-break", "--json", TEST_ID, "--good", shas[0], cwd=repo)
+    assert proc.returncode == 0, proc.stderr
+    data = json.loads(proc.stdout)
+    assert data["jobs"] == auto_jobs()
+    assert data["culprits"][0]["commit"]["sha"] == shas[7]
+    monkeypatch.setenv("BISECTOR_JOBS", "auto")
+    proc = run_cli("find-break", "--json", TEST_ID, "--good", shas[0], "--jobs", "1", cwd=repo)
+    assert json.loads(proc.stdout)["jobs"] == 1  # the option beats the environment
+
+
+@pytest.mark.parametrize(("cores", "jobs"), [(1, 1), (2, 2), (3, 3), (4, 4), (64, 4)])
+def test_auto_jobs_is_the_cores_capped(cores: int, jobs: int, monkeypatch: pytest.MonkeyPatch
+                                       ) -> None:
+    monkeypatch.setattr("os.sched_getaffinity", lambda pid: set(range(cores)))
+    assert auto_jobs() == jobs == Jobs().convert("auto", None, None)

@@ -11,6 +11,7 @@ cluster; whichever it is, the caller holds one `Executor`.
 from __future__ import annotations
 
 import dataclasses
+import os
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -30,6 +31,22 @@ WHOLE_FILES_REFUSED = "the Docker executor runs the tests it is given"
 WHOLE_FILES_HINT = "name the tests (node ids) along with --test-file"
 
 Progress = Callable[[str], None]
+
+
+# `--jobs auto`: probes at once on this machine. Two probes on two cores take about the time of
+# one (a build and a pytest are one process each), a third on two cores half as long again;
+# past four, a round's extra probe cuts less of the range than it costs (ADR 22).
+AUTO_JOBS_MAX = 4
+
+
+def auto_jobs() -> int:
+    """The cores this process may run on (its affinity, as a container's CPU set limits it),
+    at most AUTO_JOBS_MAX."""
+    try:
+        cores = len(os.sched_getaffinity(0))
+    except AttributeError:  # not on Linux
+        cores = os.cpu_count() or 1
+    return max(1, min(cores, AUTO_JOBS_MAX))
 
 
 @dataclass(frozen=True)
