@@ -52,9 +52,9 @@ def test_finds_the_culprit_without_touching_the_users_checkout(calc) -> None:
     assert group["files"] == ["calc.py"]
     [t] = group["tests"]
     assert t["confirmed"] is True and "assert 0 == -5" in t["message"]
-    # 19 candidates: ceil(log2 19) = 5 search probes at most, plus 2 ends and 3 confirmations
-    # (no history: the culprit's twice, its parent's once; ADR 0024)
-    assert data["probes_run"] <= 5 + 2 + 3
+    # 19 candidates: ceil(log2 19) = 5 search probes at most, plus 2 ends and 4 confirmations
+    # (no history: the culprit's three times, its parent's once; ADR 0024)
+    assert data["probes_run"] <= 5 + 2 + 4
     after = [git(repo, *a) for a in (["status", "--porcelain"], ["rev-parse", "HEAD"],
                                       ["symbolic-ref", "HEAD"], ["diff", "--cached"],
                                       ["stash", "list"], ["branch", "-a"])]
@@ -74,11 +74,11 @@ def test_second_bisection_reuses_history(calc) -> None:
     second = json.loads(find_break(repo, "tests/test_calc.py::test_add_negative",
                                    "--good", shas[0]).stdout)
     assert second["culprits"][0]["commit"]["sha"] == shas[13]
-    # every result is stored, the confirmation too: the culprit's three agreeing runs (no
+    # every result is stored, the confirmation too: the culprit's four agreeing runs (no
     # steady history: ADR 0024) and its parent's two need no more (#15)
     assert second["probes_run"] == 0
-    # a reuse per commit looked up: the culprit's three runs are one (ADR 0024)
-    assert second["probes_reused"] >= first["probes_run"] - 1
+    # a reuse per commit looked up: the culprit's four runs are one (ADR 0024)
+    assert second["probes_reused"] >= first["probes_run"] - 3
     # what history settled is in the log, so `git bisect replay` reaches the same culprit
     log = repo.parent / "replay.log"
     log.write_text("\n".join(second["bisect_log"]) + "\n")
@@ -391,13 +391,13 @@ def test_a_rerun_reuses_the_merged_branch_tip(repo: Path) -> None:
     second = json.loads(find_break(repo, *args).stdout)
     assert first["culprits"][0]["commit"]["sha"] == second["culprits"][0]["commit"]["sha"]
     assert second["culprits"][0]["commit"]["sha"] == culprit
-    # the tip is stored, and so are the culprit's three agreeing runs and its parent's two
-    # (the merge base, taken as good by ancestry, ran in both confirmation rounds): no probe
+    # the tip is stored, and so are the culprit's four agreeing runs and its parent's two
+    # (the merge base, taken as good by ancestry, ran in the first two confirmation rounds)
     assert second["probes_run"] == 0
     purposes = query(repo / ".bisector" / "history.db",
                      "select purpose from probes where bisection_id = 1 and purpose like"
                      " 'confirm%' order by run_id")
-    assert purposes == [("confirm culprit",), ("confirm parent",)] * 2
+    assert purposes == [("confirm culprit",), ("confirm parent",)] * 2 + [("confirm culprit",)]
     third = json.loads(find_break(repo, *args).stdout)
     assert third["culprits"][0]["commit"]["sha"] == culprit and third["probes_run"] == 0
 

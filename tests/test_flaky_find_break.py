@@ -184,6 +184,6 @@ def test_ends_that_agree_cost_no_extra_run(repo: Path, tmp_path: Path) -> None:
     code, data, err = find(repo, shas[0])
     assert code == 0, err
     assert data["culprits"][0]["commit"]["sha"] == shas[11]
-    # 2 end checks, ceil(log2 16) = 4 bisection probes, culprit (twice: no history, ADR 0024)
-    # and parent confirmed
-    assert data["probes_run"] == 2 + 4 + 3 and "recheck" not in err
+    # 2 end checks, ceil(log2 16) = 4 bisection probes, culprit (three times: no history,
+    # ADR 0024) and parent confirmed
+    assert data["probes_run"] == 2 + 4 + 4 and "recheck" not in err

@@ -27,10 +27,13 @@ from .prober import ProbeRequest, Tally
 # bisection already holds that many agreeing runs, none is made again (ADR 0022).
 CONFIRM_RUNS = 2
 # A test with no steady history may be flaky without anyone knowing: one false failure on a
-# good commit leads the search to it, and one more run there fails again as often as the test
-# flakes (1 in 5 for a test flaking 20 % of the time). Its culprit needs two more failing runs
-# (1 in 25). A test whose stored history holds STEADY_RUNS clean runs needs CONFIRM_RUNS.
-CONFIRM_RUNS_COLD = 3
+# good commit leads the search to it (most cold searches of a test flaking 20 % of the time
+# meet one), and one more run there fails again as often as the test flakes (1 in 5). Its
+# culprit needs three more failing runs (1 in 125; two more, 1 in 25, still named a wrong
+# culprit in 1 of 20 cold bisections; ADR 24). At --jobs 2 the four cost no more rounds than
+# three: culprit and parent, then the culprit twice. A test whose stored history holds
+# STEADY_RUNS clean runs needs CONFIRM_RUNS.
+CONFIRM_RUNS_COLD = 4
 STEADY_RUNS = 20
 
 
