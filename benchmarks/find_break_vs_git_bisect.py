@@ -63,7 +63,8 @@ def git_bisect(repo: Path, good: str, bad: str, tmp: Path) -> tuple[int, float, 
     counter.write_text("")
     script = tmp / "probe.sh"
     script.write_text(
-        f"#!/bin/sh\necho x >> {counter}\nexec {sys.executable} -m pytest -q "
+        f"#!/bin/sh\necho x >> {counter}\nexport PYTHONDONTWRITEBYTECODE=1\n"  # _generated
+        f"exec {sys.executable} -m pytest -q "
         f"-p no:cacheprovider -p no:bisector {TEST}\n"
     )
     script.chmod(0o755)

@@ -129,12 +129,10 @@ class Jobs(click.ParamType):
                 ) -> int:
         from .executors.factory import auto_jobs
 
-        if isinstance(value, int):
-            return value
         text = str(value).strip()
         if text == "auto":
             return auto_jobs()
-        if text.isdigit() and int(text) >= 1:
+        if text.isascii() and text.isdecimal() and int(text) >= 1:  # not "²", not "+3"
             return int(text)
         self.fail(f"{text!r} is neither a count of 1 or more nor auto", param, ctx)
 

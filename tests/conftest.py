@@ -27,7 +27,8 @@ def _clean_env(monkeypatch: pytest.MonkeyPatch) -> None:
     for name, value in IDENTITY.items():
         monkeypatch.setenv(name, value)
     # The tests pin the probe order of one probe at a time; `--jobs auto`, the default, would
-    # make it depend on the machine's cores. The default itself is tested in test_cli.
+    # make it depend on the machine's cores. The default itself is tested in
+    # test_parallel_find_break.
     monkeypatch.setenv("BISECTOR_JOBS", "1")
 
 

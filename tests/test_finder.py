@@ -359,7 +359,8 @@ def test_two_false_failures_with_no_history_are_caught_by_a_later_run(
         repo: Path, store: HistoryStore) -> None:
     """The culprit is c6; the test fails falsely twice at good c4, where the search looks
     first. Two agreeing runs would confirm c4 (the benchmark's wrong answers, issue 14); with
-    no steady history the culprit needs a third, which passes: the flaky search finds c6."""
+    no steady history the culprit needs more, and the third passes: the flaky search finds
+    c6."""
     labels = line(repo, 9)
     got, _ = bisect(repo, store, labels, fails_from(6),
                     schedule={("c4", T1): [Outcome.FAILED, Outcome.FAILED]})
@@ -446,6 +447,22 @@ def test_cold_good_end_reruns_share_a_round_with_jobs(repo: Path, store: History
     assert [label for label, _ in fake.probes] == ["c8"] + ["c0"] * 5
     # the ends, then three of the four re-runs at once, then the last alone (not a round)
     assert fake.rounds == [2, 3]
+
+
+def test_good_end_reruns_at_once_hold_only_the_tests_still_short(
+        repo: Path, store: HistoryStore) -> None:
+    """A steady test (3 runs at --good) beside a cold one (5): at --jobs 3 the re-runs share
+    rounds, and the steady test is not carried into the cold one's extra runs."""
+    labels = line(repo, 9)
+    seed(store, repo, labels, {"c0": "p" * 20}, test=T2)
+    fake = FakeExecutor({sha: label for label, sha in labels.items()}, fails_from(0))
+    with Repository(repo) as git_repo:
+        finder = make_finder(git_repo, store, fake, jobs=3, max_untestable=20)
+        with pytest.raises(BisectError, match="already fails at good"):
+            finder.run([T1, T2], labels["c1"], labels["c8"])
+    at_good = [tests for label, tests in fake.probes if label == "c1"]
+    assert sum(T1 in tests for tests in at_good) == 5
+    assert sum(T2 in tests for tests in at_good) == 3
 
 
 def test_contradicting_bad_end_is_run_again(repo: Path, store: HistoryStore) -> None:

@@ -109,7 +109,8 @@ def test_a_flaky_test_with_jobs(repo: Path, tmp_path: Path) -> None:
 
 
 @pytest.mark.parametrize(("value", "env"), [("0", False), ("-1", False), ("banana", False),
-                                            ("2.5", True), ("none", True)])
+                                            ("\u00b2", False), ("+3", False), ("2.5", True),
+                                            ("none", True)])
 def test_jobs_must_be_a_count_or_auto(repo: Path, value: str, env: bool,
                                       monkeypatch: pytest.MonkeyPatch) -> None:
     commit(repo, {"a.txt": "1"})
@@ -137,6 +138,7 @@ def test_jobs_default_to_auto(repo: Path, tmp_path: Path, monkeypatch: pytest.Mo
     monkeypatch.setenv("BISECTOR_JOBS", "auto")
     proc = run_cli("find-break", "--json", TEST_ID, "--good", shas[0], "--jobs", "1", cwd=repo)
     assert json.loads(proc.stdout)["jobs"] == 1  # the option beats the environment
+    assert "[default: auto]" in run_cli("find-break", "--help").stdout
 
 
 @pytest.mark.parametrize(("cores", "jobs"), [(1, 1), (2, 2), (3, 3), (4, 4), (64, 4)])

@@ -1,7 +1,8 @@
 """From what the searches suspect to `Finding`s: confirmation, verdicts, owners.
 
-`confirm` runs each isolated culprit and its parent once more, unless both already have two
-agreeing runs (an inconsistency is reported, not hidden); `flaky_finding` words the
+`confirm` runs each isolated culprit and its parent again until each has its agreeing runs
+(two at the parent; at the culprit two, or four with no steady history), stored runs counted
+(an inconsistency is reported, not hidden); `flaky_finding` words the
 flake-aware search's belief; `Owners` names a culprit's owners by one CODEOWNERS, the rule
 find-break and the nightly share.
 """
@@ -47,8 +48,8 @@ def steady_tests(ctx: Context, tests: Iterable[str], line: list[str]) -> frozens
 
 def confirm(ctx: Context, tests: list[str], suspects: dict[str, tuple[str, ...]],
             merged_by: dict[str, str]) -> list[Finding]:
-    """Run each culprit and its parent once more, as one round, unless both already have
-    CONFIRM_RUNS agreeing runs; a test not isolated is bracketed."""
+    """Run each culprit and its parent again until each has its agreeing runs
+    (`_confirmation_runs`); a test not isolated is bracketed."""
     by_culprit: dict[str, list[str]] = {}
     for t in tests:
         if len(suspects[t]) == 1:

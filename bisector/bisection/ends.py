@@ -79,7 +79,8 @@ def check_ends(ctx: Context, tests: list[str], good_sha: str, bad_sha: str, line
 def _recheck(ctx: Context, tests: list[str], good_sha: str, bad_sha: str, line: list[str]
              ) -> None:
     """Run an end again while it contradicts the user, until it agrees or has contradicted
-    END_RUNS times: one failure at --good (or pass at --bad) may be a flake.
+    END_RUNS times (END_RUNS_COLD at --good for a test with no steady history): one failure
+    at --good (or pass at --bad) may be a flake.
 
     Nothing runs when the ends agree. The good end is run again for a test that fails at
     both ends (unless history already shows it flaky: the flaky search takes it anyway);
@@ -101,9 +102,12 @@ def _recheck(ctx: Context, tests: list[str], good_sha: str, bad_sha: str, line: 
         short = {t: _good_end_runs(ctx, t) - ev.agreeing(t, good_sha, Verdict.BAD)
                  for t in fails_at_bad
                  if t not in flaky and ev.only(t, good_sha, Verdict.BAD, _good_end_runs(ctx, t))}
-        if short:  # the runs still wanted share a round where --jobs leaves slots free
-            runs = max(1, min(max(short.values()), ctx.jobs - len(requests)))
-            requests += [ProbeRequest.of(good_sha, list(short), "recheck good end")] * runs
+        # the runs still wanted share a round where --jobs leaves slots free; the k-th copy
+        # holds only the tests that still want k more runs
+        slots = max(1, ctx.jobs - len(requests))
+        for k in range(min(max(short.values(), default=0), slots)):
+            requests.append(ProbeRequest.of(good_sha, [t for t in short if short[t] > k],
+                                            "recheck good end"))
         if not requests:
             break
         ctx.prober.run(requests)
