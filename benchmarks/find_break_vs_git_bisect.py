@@ -43,7 +43,7 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from _generated import ENV, INSTALLABLE_TEST, build_installable, parent_env_venv
+from _generated import ENV, INSTALLABLE_TEST, build_installable, parent_env_venv, probe_script
 
 from bisector.demo import build_repo
 
@@ -60,14 +60,9 @@ def git_bisect(repo: Path, good: str, bad: str, tmp: Path) -> tuple[int, float, 
     clone = tmp / "gb-clone"
     subprocess.run(["git", "clone", "-q", str(repo), str(clone)], check=True)
     counter = tmp / "gb-count"
-    counter.write_text("")
-    script = tmp / "probe.sh"
-    script.write_text(
-        f"#!/bin/sh\necho x >> {counter}\nexport PYTHONDONTWRITEBYTECODE=1\n"  # _generated
-        f"exec {sys.executable} -m pytest -q "
-        f"-p no:cacheprovider -p no:bisector {TEST}\n"
-    )
-    script.chmod(0o755)
+    script = probe_script(tmp / "probe.sh", counter,
+                          f"{sys.executable} -m pytest -q -p no:cacheprovider -p no:bisector "
+                          f"{TEST}")
     start = time.perf_counter()
     git(clone, "bisect", "start", bad, good)
     out = git(clone, "bisect", "run", str(script))
@@ -89,6 +84,19 @@ def find_break(repo: Path, db: Path, *args: str) -> tuple[dict, float]:
     if proc.returncode != 0:
         raise SystemExit(proc.stderr)
     return json.loads(proc.stdout), elapsed
+
+
+def search_probes(db: Path) -> int:
+    """The latest bisection's search probes, as its journal names them: what the end checks
+    and the confirmation (however many runs it needs) leave, comparable to git bisect's."""
+    conn = sqlite3.connect(db)
+    try:
+        (count,) = conn.execute(
+            "SELECT count(*) FROM probes WHERE purpose LIKE 'bisect%' "
+            "AND bisection_id = (SELECT max(id) FROM bisections)").fetchone()
+    finally:
+        conn.close()
+    return int(count)
 
 
 def main() -> int:
@@ -136,24 +144,24 @@ def main() -> int:
                           fb_culprit == shas[culprit],
                           hist["culprits"][0]["commit"]["sha"] == shas[culprit]),
                 "git_bisect": (gb_runs, gb_time),
-                "cold": (data["probes_run"], fb_time),
-                "history": (hist["probes_run"], hist_time),
+                "cold": (data["probes_run"], search_probes(tmp / "cold.db"), fb_time),
+                "history": (hist["probes_run"], search_probes(warm), hist_time),
             })
     n = args.commits - 1
     print(f"find-break vs git bisect run: {args.commits} commits ({n} candidates), "
           f"ceil(log2 {n}) = {math.ceil(math.log2(n))}")
-    print("find-break's probe counts include 2 end checks (where history lacks them) and the")
-    print("2 confirmation runs; 'search' is what remains, the figure comparable to git bisect's.")
+    print("find-break's probe counts include the end checks (where history lacks them) and")
+    print("the confirmation runs; 'search' is its bisect probes, comparable to git bisect's.")
     print(f"{'culprit':>7}  {'right (gb/fb/fb+h)':>18}  {'git bisect':>15}  "
           f"{'find-break cold':>26}  {'find-break w/ history':>26}  {'wall fb/gb':>10}")
     for r in rows:
         gb_runs, gb_time = r["git_bisect"]
-        cold_runs, cold_time = r["cold"]
-        h_runs, h_time = r["history"]
+        cold_runs, cold_search, cold_time = r["cold"]
+        h_runs, h_search, h_time = r["history"]
         right = "/".join("yes" if x else "NO" for x in r["right"])
         print(f"{r['culprit']:>7}  {right:>18}  {gb_runs:>3} runs {gb_time:5.1f}s  "
-              f"{cold_runs:>3} runs ({cold_runs - 4} search) {cold_time:5.1f}s  "
-              f"{h_runs:>3} runs ({h_runs - 2} search) {h_time:5.1f}s  "
+              f"{cold_runs:>3} runs ({cold_search} search) {cold_time:5.1f}s  "
+              f"{h_runs:>3} runs ({h_search} search) {h_time:5.1f}s  "
               f"{cold_time / gb_time:10.2f}")
     return 0
 
@@ -298,7 +306,7 @@ def print_pair(row: dict) -> None:
     outside = cold.wall - row["in_probes"]
     ovh2 = many_ovh(row)
     print(f"{row['size']:>4} {row['culprit']:>4}  {right:>11}  {gb.runs:>2} steps "
-          f"{gb.wall:6.1f}s  {cold.runs:>2} probes {cold.wall:6.1f}s  "
+          f"{gb.wall:6.1f}s  {cold.runs:>2} probes {cold.rounds:>2} rounds {cold.wall:6.1f}s  "
           f"{cold.wall / gb.wall:5.2f}  {warm.runs:>2} probes {warm.wall:5.1f}s "
           f"{warm.wall / gb.wall:5.2f}  {bare:5.2f}s {row['probe_at_parent']:5.2f}s "
           f"{row['probe_at_parent'] - bare:+5.2f}s {ovh2:+5.2f}s  {outside:5.1f}s", flush=True)
@@ -348,7 +356,7 @@ def save_pair(keep: Path, index: int, row: dict) -> None:
 
 
 HEADER = (f"{'n':>4} {'cul':>4}  {'right gb/c/w':>11}  {'git bisect':>15}  "
-          f"{'bisector cold':>17}  {'ratio':>5}  {'bisector warm':>16} {'ratio':>5}  "
+          f"{'bisector cold':>27}  {'ratio':>5}  {'bisector warm':>16} {'ratio':>5}  "
           f"{'bare':>6} {'probe':>6} {'ovh':>6} {'ovh2':>6}  {'outside':>7}")
 
 

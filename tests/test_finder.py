@@ -465,6 +465,20 @@ def test_good_end_reruns_at_once_hold_only_the_tests_still_short(
     assert sum(T2 in tests for tests in at_good) == 3
 
 
+def test_culprit_reruns_at_once_hold_only_the_tests_still_short(
+        repo: Path, store: HistoryStore) -> None:
+    """The same at the culprit: a steady test (2 runs) and a cold one (4) sharing culprit c5;
+    at --jobs 3 the cold one's further runs do not carry the steady one."""
+    labels = line(repo, 9)
+    seed(store, repo, labels, {"c0": "p" * 20}, test=T2)
+    got, _ = bisect(repo, store, labels, fails_from(5), tests=(T1, T2), good="c1", jobs=3)
+    at_culprit = [p.split()[1].split(",") for p in got["probes"] if p.startswith("c5 ")]
+    assert sum("test_one" in tests for tests in at_culprit) == 4
+    assert sum("test_two" in tests for tests in at_culprit) == 2
+    assert [f[:3] for f in got["findings"]] == [["test_one", "culprit", "c5"],
+                                                ["test_two", "culprit", "c5"]]
+
+
 def test_contradicting_bad_end_is_run_again(repo: Path, store: HistoryStore) -> None:
     labels = line(repo, 9)
     got, _ = bisect(repo, store, labels, fails_from(5),

@@ -80,20 +80,23 @@ def _confirmation_runs(ctx: Context, sha: str, parent: str, group: list[str]
     them at once), until each has them or a run disagrees; stored runs count (a warm rerun
     runs nothing). What is read: a disagreeing run where there is one, else the latest."""
     ev = ctx.evidence
-    need = {t: _culprit_runs(ctx, t) for t in group}
+    need = {sha: {t: _culprit_runs(ctx, t) for t in group},
+            parent: dict.fromkeys(group, CONFIRM_RUNS)}
     for round_no in range(CONFIRM_RUNS_COLD):  # a round at most per run a commit may need
-        requests = []
-        for commit, verdict, why in ((sha, Verdict.BAD, "confirm culprit"),
-                                     (parent, Verdict.GOOD, "confirm parent")):
-            wanted = [t for t in group if not _disagreed(ev, t, sha, parent) and ev.short_of(
-                t, commit, verdict, need[t] if commit == sha else CONFIRM_RUNS)]
-            if wanted:
-                requests.append(ProbeRequest.of(commit, wanted, why))
-            if round_no == 0 and len(wanted) < len(group):
+        wants: dict[str, dict[str, int]] = {}
+        for commit, verdict in ((sha, Verdict.BAD), (parent, Verdict.GOOD)):
+            wants[commit] = {t: need[commit][t] - ev.agreeing(t, commit, verdict)
+                             for t in group if not _disagreed(ev, t, sha, parent)
+                             and ev.short_of(t, commit, verdict, need[commit][t])}
+            if round_no == 0 and len(wants[commit]) < len(group):
                 ctx.prober.tally.reused += 1
-        if not requests:
+        # the parent once a round; the culprit's further runs in the slots --jobs leaves
+        parents = ProbeRequest.repeated(parent, wants[parent], "confirm parent", 1)
+        culprits = ProbeRequest.repeated(sha, wants[sha], "confirm culprit",
+                                         ctx.jobs - len(parents))
+        if not culprits and not parents:
             break
-        ctx.prober.run(_with_spare_slots(ctx, requests, sha, need))
+        ctx.prober.run([*culprits[:1], *parents, *culprits[1:]])
     out: dict[str, tuple[TestResult, TestResult]] = {}
     for t in group:
         again = ev.disagreeing(t, sha, Verdict.BAD) or ev.last_failure(t, sha)
@@ -101,18 +104,6 @@ def _confirmation_runs(ctx: Context, sha: str, parent: str, group: list[str]
         if again is not None and before is not None:
             out[t] = (again, before)
     return out
-
-
-def _with_spare_slots(ctx: Context, requests: list[ProbeRequest], sha: str,
-                      need: dict[str, int]) -> list[ProbeRequest]:
-    """The round, with the culprit's further runs in it where `--jobs` leaves slots free (one
-    at a time, a run that disagrees spares the next)."""
-    spare = ctx.jobs - len(requests)
-    culprit = next((r for r in requests if r.sha == sha), None)
-    if spare <= 0 or culprit is None:
-        return requests
-    more = max(need[t] - ctx.evidence.agreeing(t, sha, Verdict.BAD) for t in culprit.tests)
-    return requests + [culprit] * min(spare, more - 1)
 
 
 def _culprit_runs(ctx: Context, t: str) -> int:

@@ -102,12 +102,9 @@ def _recheck(ctx: Context, tests: list[str], good_sha: str, bad_sha: str, line: 
         short = {t: _good_end_runs(ctx, t) - ev.agreeing(t, good_sha, Verdict.BAD)
                  for t in fails_at_bad
                  if t not in flaky and ev.only(t, good_sha, Verdict.BAD, _good_end_runs(ctx, t))}
-        # the runs still wanted share a round where --jobs leaves slots free; the k-th copy
-        # holds only the tests that still want k more runs
-        slots = max(1, ctx.jobs - len(requests))
-        for k in range(min(max(short.values(), default=0), slots)):
-            requests.append(ProbeRequest.of(good_sha, [t for t in short if short[t] > k],
-                                            "recheck good end"))
+        # the runs still wanted share a round where --jobs leaves slots free
+        requests += ProbeRequest.repeated(good_sha, short, "recheck good end",
+                                          ctx.jobs - len(requests))
         if not requests:
             break
         ctx.prober.run(requests)

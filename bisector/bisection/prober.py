@@ -8,7 +8,7 @@ journal row, in the order asked, from this thread only. Every result becomes `Ev
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field, replace
 
 from ..executors import PATCH_REFUSED, Executor, Patch, Probe, ProbeOutcome
@@ -42,6 +42,16 @@ class ProbeRequest:
     def of(cls, sha: str, tests: Iterable[str], why: str, left: int | None = None
            ) -> ProbeRequest:
         return cls(sha, tuple(tests), why, left)
+
+    @classmethod
+    def repeated(cls, sha: str, wants: Mapping[str, int], why: str, slots: int
+                 ) -> list[ProbeRequest]:
+        """The runs at sha that tests want (`wants`: test -> runs still wanted), as many at
+        once as `slots` allows (one at least): the k-th request holds only the tests that
+        want more than k, so a test short of one run is not run again with one short of
+        three. None when nothing is wanted."""
+        count = min(max(wants.values(), default=0), max(1, slots))
+        return [cls.of(sha, [t for t, n in wants.items() if n > k], why) for k in range(count)]
 
 
 @dataclass
