@@ -22,7 +22,8 @@ Both tools see the same interpreter and pytest (bisector's probe venv and git bi
 each put it behind their own site-packages with a .pth). Then the per-probe overhead, on the
 culprit's parent (a commit both ran): the bare step timed `--bare-reps` times in git bisect's
 checkout against bisector's own record of its probe there (run started_at..finished_at:
-checkout, setup, pytest, JUnit parse), and what bisector's wall holds beyond its probes.
+checkout, setup, pytest, JUnit parse; the first there, which set up: a later one may have
+reused that setup, ADR 25), and what bisector's wall holds beyond its probes.
 
     python benchmarks/find_break_vs_git_bisect.py --installable [--pairs 3] [--sizes 64 160]
 """
@@ -290,7 +291,8 @@ def one_pair(size: int, culprit: int, gb_first: bool, reps: int, tmp: Path,
     row["right"] = (row["gb"].culprit == want, row["cold"].culprit == want,
                     row["warm"].culprit == want)
     row["records"] = records
-    at_parent = [b - a for sha, why, a, b in records if sha == parent][-1:]
+    # the first probe there: it set up (a later one may reuse that setup, ADR 25)
+    at_parent = [b - a for sha, why, a, b in records if sha == parent][:1]
     row["bare"] = before + bare_steps(clone, venv, parent, reps - reps // 2)
     row["probe_at_parent"] = at_parent[0] if at_parent else math.nan
     first = records[0][2] if records else 0.0
@@ -313,10 +315,14 @@ def print_pair(row: dict) -> None:
 
 
 def many_ovh(row: dict) -> float:
-    """The median of bisector's probe records but the first (it makes the venv) minus the
-    median of git bisect's steps: other commits, the same work, many samples across the pair,
-    so steadier on a shared machine than the one probe at the parent."""
-    probes = [b - a for _, _, a, b in row["records"][1:]]
+    """The median of bisector's probe records that set up (the first at each commit, but the
+    very first: it makes the venv) minus the median of git bisect's steps: other commits, the
+    same work, many samples across the pair, so steadier on a shared machine than the one
+    probe at the parent."""
+    firsts: dict[str, float] = {}
+    for sha, _, a, b in row["records"]:
+        firsts.setdefault(sha, b - a)
+    probes = list(firsts.values())[1:]
     steps = row["gb"].spans
     if not probes or not steps:
         return math.nan
@@ -368,7 +374,8 @@ def installable(args: argparse.Namespace) -> int:
     print("bare: pip install + pytest at the culprit's parent, median of runs before and after "
           "the pair;\nprobe: bisector's own record of its probe there; ovh = probe - bare; "
           "outside: bisector's wall not inside\nany probe record (start-up, store, planning, "
-          "cleanup); ovh2: median probe record but the first - median git bisect step")
+          "cleanup); ovh2: median of the probe records that set up\n(the first at each "
+          "commit, but the first of all) - median git bisect step")
     print(HEADER)
     rows = []
     for size in args.sizes:

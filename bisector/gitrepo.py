@@ -425,6 +425,13 @@ class Repository:
                 return problem
         return None
 
+    def worktree_state(self, path: Path) -> str:
+        """What `git status` says of a worktree of ours, each untracked file named: two equal
+        states mean no file git does not ignore appeared, went or newly differs from the
+        commit in between (what a reused setup checks its test run did not do)."""
+        return self._git("--no-optional-locks", "-C", str(path), "status", "--porcelain=v1",
+                         "-z", "--untracked-files=all", strip_newline_in_stdout=False)
+
     def remove_worktree(self, path: Path) -> None:
         import shutil
 

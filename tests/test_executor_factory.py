@@ -132,15 +132,28 @@ def _uses(executor: Executor) -> Executor:
 
 def test_one_job_is_one_local_executor_and_k_jobs_a_pool(repo: Path) -> None:
     sha = commit(repo, {"test_t.py": PASSING})
+    with Repository(repo) as r:
+        with build_executor(r, ExecutorOptions(), Layout(), Settings()) as one:
+            assert isinstance(one, LocalExecutor) and one.setup is None
+            [outcome] = _uses(one).run_round([Probe(sha, ("test_t.py::test_ok",))])
+            assert outcome.results["test_t.py::test_ok"].outcome.value == "passed"
+        with build_executor(r, ExecutorOptions(jobs=2), Layout(), Settings()) as two:
+            assert isinstance(two, Pool) and len(two.executors) == two.slots == 2
+
+
+def test_a_setup_keeps_two_checkouts_per_job(repo: Path) -> None:
+    """With --setup each slot has two checkouts, so the last rounds' setups stay (ADR 25)."""
+    sha = commit(repo, {"test_t.py": PASSING})
     settings = Settings(setup="true")  # [tool.bisector] fills in what the options leave out
     with Repository(repo) as r:
         with build_executor(r, ExecutorOptions(), Layout(), settings) as one:
-            assert isinstance(one, LocalExecutor) and one.setup == "true"
+            assert isinstance(one, Pool) and (len(one.executors), one.slots) == (2, 1)
+            assert all(e.setup == "true" for e in one.executors)  # type: ignore[attr-defined]
             [outcome] = _uses(one).run_round([Probe(sha, ("test_t.py::test_ok",))])
             assert outcome.results["test_t.py::test_ok"].outcome.value == "passed"
             key = one.env_key()
         with build_executor(r, ExecutorOptions(jobs=2), Layout(), settings) as two:
-            assert isinstance(two, Pool) and len(two.executors) == 2
+            assert isinstance(two, Pool) and (len(two.executors), two.slots) == (4, 2)
             assert two.env_key() == key
             outcomes = _uses(two).run_round([Probe(sha, ("test_t.py::test_ok",))] * 2)
             assert [o.results["test_t.py::test_ok"].outcome.value for o in outcomes] == [

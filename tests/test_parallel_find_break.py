@@ -146,3 +146,32 @@ def test_auto_jobs_is_the_cores_capped(cores: int, jobs: int, monkeypatch: pytes
                                        ) -> None:
     monkeypatch.setattr("os.sched_getaffinity", lambda pid: set(range(cores)))
     assert auto_jobs() == jobs == Jobs().convert("auto", None, None)
+
+
+RUN_NOTED = ("import subprocess\nimport m\n\n"
+             "def test_value():\n"
+             "    sha = subprocess.run(['git', 'rev-parse', 'HEAD'], capture_output=True,\n"
+             "                         text=True, check=True).stdout.strip()\n"
+             "    with open({log!r}, 'a') as fh:\n"
+             "        fh.write(sha + '\\n')\n"
+             "    assert m.value() == 1\n")
+
+
+@pytest.mark.parametrize("jobs", ["1", "2"])
+def test_confirmation_reruns_reuse_the_culprits_setup(repo: Path, tmp_path: Path, jobs: str
+                                                      ) -> None:
+    """The culprit's re-runs find its setup still in a checkout (ADR 25): of its four runs
+    (the search's, then three more: four agreeing, ADR 24) at most two set up."""
+    runs, setups = tmp_path / "runs", tmp_path / "setups"
+    shas = planted(repo, RUN_NOTED.format(log=str(runs)), n=24, culprit=13)
+    proc = run_cli("find-break", "--json", TEST_ID, "--good", shas[0], "--jobs", jobs,
+                   "--setup", f"git rev-parse HEAD >> {setups}", cwd=repo)
+    assert proc.returncode == 0, proc.stderr
+    culprit = json.loads(proc.stdout)["culprits"][0]
+    assert culprit["commit"]["sha"] == shas[13] and culprit["tests"][0]["confirmed"] is True
+    ran, set_up = runs.read_text().split(), setups.read_text().split()
+    assert ran.count(shas[13]) == 4, ran
+    assert set_up.count(shas[13]) <= 2, (set_up, ran)
+    assert ran.count(shas[12]) == 2 and set_up.count(shas[12]) <= 2
+    assert len(set_up) <= len(ran) - 2, "the culprit's runs beyond two set nothing up"
+    assert not list((repo / ".bisector" / "worktrees").glob("*")), "every checkout removed"

@@ -73,10 +73,13 @@ class Executor(Protocol):
     single worktree or container, `--jobs` for a pool or a Dask cluster) and returns their
     outcomes in the order asked. `abort` may be called from another thread (Ctrl-C): running
     probes are killed and no new process starts. `env_key` is the fingerprint under which
-    results count as the same experiment.
+    results count as the same experiment. `holds` says whether a probe would reuse the setup
+    this executor ran last (ADR 25), which the pool uses to choose where a probe runs.
     """
 
     def run(self, probe: Probe) -> ProbeOutcome: ...
+
+    def holds(self, probe: Probe) -> bool: ...
 
     def run_round(self, probes: list[Probe]) -> list[ProbeOutcome]: ...
 

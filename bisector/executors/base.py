@@ -118,6 +118,11 @@ class BaseExecutor:
     def env_key(self) -> str:
         raise NotImplementedError
 
+    def holds(self, probe: Probe) -> bool:
+        """Whether a probe of this commit would reuse what this executor set up last (ADR 25):
+        never, unless an executor says otherwise."""
+        return False
+
     def abort(self) -> None:
         """Stop the probe running now, and start no other."""
         self.abort_mark.set()

@@ -39,6 +39,13 @@ Progress = Callable[[str], None]
 AUTO_JOBS_MAX = 4
 
 
+# Local checkouts (each with its probe venv) per --jobs slot when probes run a --setup: the
+# setups of the last two rounds stay, so the confirmation's re-runs of culprit and parent (one
+# of which the last round probed, the other mostly the round before) run their tests without
+# building again (ADR 25). A checkout is made only when a probe first needs it.
+SETUPS_KEPT_PER_SLOT = 2
+
+
 def auto_jobs() -> int:
     """The cores this process may run on (its affinity, as a container's CPU set limits it),
     at most AUTO_JOBS_MAX."""
@@ -195,16 +202,19 @@ def build_executor(repo: Repository, options: ExecutorOptions, place: Layout,
         return LocalExecutor(repo, timeout=timeout, setup=setup, extra_files=extra,
                              subdir=subdir, pytest_args=pytest_args)
 
-    return one() if options.jobs == 1 else _pool(one, options.jobs)
+    # a setup is a build worth keeping: two checkouts per slot keep the last rounds' (ADR 25)
+    stations = options.jobs * (SETUPS_KEPT_PER_SLOT if setup and suite is None else 1)
+    return one() if stations == 1 else _pool(one, stations, options.jobs)
 
 
-def _pool(make: Callable[[], Executor], jobs: int) -> Executor:
-    """K executors as one; those made are closed if making the next one fails."""
+def _pool(make: Callable[[], Executor], stations: int, jobs: int) -> Executor:
+    """`stations` executors as one, `jobs` at once; those made are closed if making the next
+    one fails."""
     import contextlib
 
     from .pool import Pool
 
     with contextlib.ExitStack() as stack:
-        made = [stack.enter_context(make()) for _ in range(jobs)]
+        made = [stack.enter_context(make()) for _ in range(stations)]
         stack.pop_all()
-    return Pool(made)
+    return Pool(made, jobs)

@@ -25,9 +25,10 @@ from .. import environment
 from ..errors import ExecutorError
 from ..gitrepo import Repository
 from ..junit import read_results, results_for
-from ..model import TestResult
+from ..model import Environment, TestResult
 from ..nodeids import as_argument
 from . import (
+    Patch,
     Probe,
     ProbeAborted,
     ProbeOutcome,
@@ -69,6 +70,9 @@ class LocalExecutor(BaseExecutor):
         self.python = python
         self.setup = setup
         self._venv: Path | None = None
+        # the setup this checkout and venv hold (ADR 25): the commit and patch it ran for, the
+        # checkout's `git status` right after it, and the environment the probe recorded
+        self._held: tuple[str, Patch | None, str, Environment] | None = None
         self.timeout = timeout
         self.pytest_args = pytest_args
         self.session = new_session()
@@ -226,26 +230,52 @@ class LocalExecutor(BaseExecutor):
         env["PYTHONDONTWRITEBYTECODE"] = "1"
         return env
 
+    def holds(self, probe: Probe) -> bool:
+        """Whether this executor's checkout and venv hold the setup of the probe's commit and
+        patch, so that its tests may run again without checking out and setting up anew."""
+        return self._held is not None and self._held[:2] == (probe.sha, probe.patch)
+
     def run(self, probe: Probe) -> ProbeOutcome:
         started = time.time()
         ids, refused = checked_ids(probe.nodeids)
-        self._checkout(probe.sha)
-        env_info = environment.current(self.tree, extra=self.fingerprint_extra)
-        problem = self.worktree.problem or apply_probe_patch(self.tree, probe)
-        if problem is not None:  # a submodule it needs is missing, or its patch does not apply
-            return finish(probe, {}, env_info, started, None, problem, phase="setup")
-        python = self._probe_python()
-        if self.setup:
-            status, log, problem = self._execute(self.setup, shell=True)
-            if problem is None and status != 0:
-                problem = f"setup failed (exit {status}): {last_line(log) or 'no output'}"
-            if problem is not None:
-                return finish(probe, {}, env_info, started, status, problem, log,
-                              root=str(self.tree), phase="setup")
+        held = self._reusable(probe)
+        if held is not None:
+            env_info = held
+            python = self._probe_python()
+        else:
+            self._held = None
+            self._checkout(probe.sha)
+            env_info = environment.current(self.tree, extra=self.fingerprint_extra)
+            problem = self.worktree.problem or apply_probe_patch(self.tree, probe)
+            if problem is not None:  # a submodule it needs is missing, or a patch not applying
+                return finish(probe, {}, env_info, started, None, problem, phase="setup")
+            python = self._probe_python()
+            after_setup = ""
+            if self.setup:
+                status, log, problem = self._execute(self.setup, shell=True)
+                if problem is None and status != 0:
+                    problem = f"setup failed (exit {status}): {last_line(log) or 'no output'}"
+                if problem is not None:
+                    return finish(probe, {}, env_info, started, status, problem, log,
+                                  root=str(self.tree), phase="setup")
+                after_setup = self.worktree.state()
         status, log, problem, results = self._tests(probe, ids, python)
         results.update(refused)
+        if self.setup and held is None and problem is None:
+            self._held = (probe.sha, probe.patch, after_setup, env_info)
         return finish(probe, results, env_info, started, status, problem, log,
                       root=str(self.tree))
+
+    def _reusable(self, probe: Probe) -> Environment | None:
+        """The environment of the setup held for this probe, when its tests may simply run
+        again (ADR 25): the checkout still shows what it showed right after that setup, so
+        the test runs since added, removed or changed no file git sees. None: set up anew."""
+        if self._held is None or not self.holds(probe):
+            return None
+        self.check_aborted()
+        if self.worktree.state() != self._held[2]:
+            return None
+        return self._held[3]
 
     def _tests(self, probe: Probe, ids: list[str], python: str
                ) -> tuple[int | None, str, str | None, dict[str, TestResult]]:

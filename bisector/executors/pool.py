@@ -1,4 +1,4 @@
-"""A round of probes at once (--jobs K): one executor per probe, each in a thread of its own.
+"""A round of probes at once (--jobs K): executors in threads of their own, K at a time.
 
 Each executor has its own worktree (or container), so the probes of a round never share a
 checkout. The threads only run tests; the caller records the results, in order, from its own
@@ -6,6 +6,13 @@ thread. Ctrl-C reaches the main thread only: it aborts every executor (the runni
 process group is killed, the container stopped, and an executor still checking out or setting
 up starts no process after that: its thread ends with ProbeAborted) and waits for the threads
 before the executors are closed, so no probe outlives the bisection, and the wait is short.
+
+A pool may own more executors than it runs at once (ADR 25: with --setup, two per slot), so
+that the setups of the last rounds are still there when a probe of the same commit comes
+again (the confirmation's re-runs of the culprit and its parent). A probe goes to the executor
+holding its commit's setup; probes of one commit held by one executor run there one after
+another, in one thread; the others go to the executor used least lately, which keeps the
+newest setups longest.
 
 A pool is itself an `Executor`: the finder cannot tell it from one executor with K slots.
 """
@@ -20,31 +27,71 @@ from . import Executor, Probe, ProbeOutcome
 
 
 class Pool:
-    """K executors as one; it owns them: leaving its context closes them all."""
+    """Executors as one with `slots` probes at once (all of them by default); it owns them:
+    leaving its context closes them all."""
 
-    def __init__(self, executors: list[Executor]) -> None:
+    def __init__(self, executors: list[Executor], slots: int | None = None) -> None:
         if not executors:
             raise ValueError("a pool needs at least one executor")
         self.executors = executors
+        self.slots = min(slots or len(executors), len(executors))
+        # the round each executor last ran a probe in (0: never), for the least lately used
+        self._last_used = [0] * len(executors)
+        self._round = 0
 
     def run(self, probe: Probe) -> ProbeOutcome:
-        return self.executors[0].run(probe)
+        return self.run_round([probe])[0]
 
     def run_round(self, probes: list[Probe]) -> list[ProbeOutcome]:
-        if len(probes) > len(self.executors):
-            raise ValueError(f"{len(probes)} probes for {len(self.executors)} executors")
-        if len(probes) == 1:
-            return [self.executors[0].run(probes[0])]
-        threads = ThreadPoolExecutor(max_workers=len(probes), thread_name_prefix="probe")
-        try:
-            futures = [threads.submit(executor.run, probe)
-                       for executor, probe in zip(self.executors, probes, strict=False)]
-            return [future.result() for future in futures]
-        except BaseException:
-            self.abort()
-            raise
-        finally:
-            threads.shutdown(wait=True, cancel_futures=True)
+        if len(probes) > self.slots:
+            raise ValueError(f"{len(probes)} probes for {self.slots} slots")
+        queues = self.assign(probes)
+        self._round += 1
+        for index in queues:
+            self._last_used[index] = self._round
+        outcomes: list[ProbeOutcome | None] = [None] * len(probes)
+
+        def run_queue(index: int, positions: list[int]) -> None:
+            for position in positions:
+                outcomes[position] = self.executors[index].run(probes[position])
+
+        if len(queues) == 1:
+            [(index, positions)] = queues.items()
+            run_queue(index, positions)
+        else:
+            threads = ThreadPoolExecutor(max_workers=len(queues), thread_name_prefix="probe")
+            try:
+                futures = [threads.submit(run_queue, index, positions)
+                           for index, positions in queues.items()]
+                for future in futures:
+                    future.result()
+            except BaseException:
+                self.abort()
+                raise
+            finally:
+                threads.shutdown(wait=True, cancel_futures=True)
+        return [outcome for outcome in outcomes if outcome is not None]
+
+    def assign(self, probes: list[Probe]) -> dict[int, list[int]]:
+        """Which executor runs which probes (executor index -> positions in `probes`, in
+        order): the holder of a probe's setup where one holds it, else the executor used
+        least lately among those that hold nothing another probe of the round wants."""
+        holders = [next((i for i, e in enumerate(self.executors) if e.holds(p)), None)
+                   for p in probes]
+        wanted = {h for h in holders if h is not None}
+        queues: dict[int, list[int]] = {}
+        for position, holder in enumerate(holders):
+            if holder is None:
+                free = [i for i in range(len(self.executors))
+                        if i not in queues and i not in wanted]
+                if not free:  # every executor holds a commit of this round: take any idle one
+                    free = [i for i in range(len(self.executors)) if i not in queues]
+                holder = min(free, key=lambda i: (self._last_used[i], i))
+            queues.setdefault(holder, []).append(position)
+        return queues
+
+    def holds(self, probe: Probe) -> bool:
+        return any(executor.holds(probe) for executor in self.executors)
 
     def abort(self) -> None:
         """Abort every executor (from another thread too: Ctrl-C)."""

@@ -141,6 +141,11 @@ class Worktree:
             target.write_bytes(content)
         return self.path
 
+    def state(self) -> str:
+        """`git status` of the checkout (see Repository.worktree_state)."""
+        with _GIT:
+            return self.repo.worktree_state(self.path)
+
     def close(self) -> None:
         with _GIT:
             if self.path.exists() or self._checked_out:
