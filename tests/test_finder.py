@@ -12,7 +12,7 @@ from __future__ import annotations
 import shutil
 import subprocess
 import time
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Collection, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Self
@@ -51,6 +51,7 @@ class FakeExecutor:
     interrupt_at: int | None = None
     probes: list[tuple[str, tuple[str, ...]]] = field(default_factory=list)
     rounds: list[int] = field(default_factory=list)
+    kept: list[set[str]] = field(default_factory=list)  # what the search said to keep, each
     aborted: bool = False
 
     def _result(self, label: str, test: str) -> TestResult:
@@ -79,6 +80,9 @@ class FakeExecutor:
     def run_round(self, probes: list[Probe]) -> list[ProbeOutcome]:
         self.rounds.append(len(probes))
         return [self.run(p) for p in probes]
+
+    def keep(self, shas: Collection[str]) -> None:
+        self.kept.append(set(shas))
 
     def abort(self) -> None:
         self.aborted = True
@@ -266,6 +270,17 @@ def test_jobs_3(repo: Path, store: HistoryStore) -> None:
     labels = line(repo, 17)
     got, _ = bisect(repo, store, labels, fails_from(11), jobs=3)
     assert got == PINNED["jobs_3"]
+
+
+def test_each_round_keeps_the_bounds_of_the_search(repo: Path, store: HistoryStore) -> None:
+    """Before each search round the executor hears which commits to keep set up (ADR 25): the
+    last known to pass and the first known to fail, of both tests alike here; the last
+    round's (c10, c12) hold the culprit's parent, and its probe of c11 is the culprit's."""
+    labels = line(repo, 17)
+    _, fake = bisect(repo, store, labels, fails_from(11), tests=(T1, T2), jobs=2)
+    by_sha = {sha: label for label, sha in labels.items()}
+    kept = [sorted(by_sha[sha] for sha in shas) for shas in fake.kept]
+    assert kept == [["c0", "c16"], ["c10", "c16"], ["c10", "c12"]]
 
 
 def test_untestable_stretch(repo: Path, store: HistoryStore) -> None:

@@ -175,3 +175,21 @@ def test_confirmation_reruns_reuse_the_culprits_setup(repo: Path, tmp_path: Path
     assert ran.count(shas[12]) == 2 and set_up.count(shas[12]) <= 2
     assert len(set_up) <= len(ran) - 2, "the culprit's runs beyond two set nothing up"
     assert not list((repo / ".bisector" / "worktrees").glob("*")), "every checkout removed"
+
+
+def test_the_good_end_as_parent_keeps_its_setup_through_the_search(repo: Path, tmp_path: Path
+                                                                   ) -> None:
+    """The ends are the search's first bounds: probed in the first round, the good end's
+    setup is kept through the rounds that replace others', so when it is the culprit's
+    parent its confirming run builds nothing (before, the least lately used checkout was
+    replaced and the good end set up twice)."""
+    runs, setups = tmp_path / "runs", tmp_path / "setups"
+    shas = planted(repo, RUN_NOTED.format(log=str(runs)), n=24, culprit=1)
+    proc = run_cli("find-break", "--json", TEST_ID, "--good", shas[0], "--jobs", "2",
+                   "--setup", f"git rev-parse HEAD >> {setups}", cwd=repo)
+    assert proc.returncode == 0, proc.stderr
+    culprit = json.loads(proc.stdout)["culprits"][0]
+    assert culprit["commit"]["sha"] == shas[1] and culprit["tests"][0]["confirmed"] is True
+    ran, set_up = runs.read_text().split(), setups.read_text().split()
+    assert ran.count(shas[0]) == 2 and ran.count(shas[1]) == 4, ran
+    assert set_up.count(shas[0]) == 1 and set_up.count(shas[1]) == 1, (set_up, ran)

@@ -92,3 +92,18 @@ def test_a_round_larger_than_the_slots_is_refused() -> None:
     pool, _ = _pool(4, 2)
     with pytest.raises(ValueError, match="3 probes for 2 slots"):
         pool.run_round([Probe("a", ()), Probe("b", ()), Probe("c", ())])
+
+
+def test_a_commit_to_keep_keeps_its_checkout_over_the_least_lately_used() -> None:
+    pool, log = _pool(4, 2)
+    pool.run_round([Probe("good", ()), Probe("bad", ())])
+    pool.run_round([Probe("c", ()), Probe("d", ())])
+    log.clear()
+    # the search's bounds: e0 (good) was used least lately but holds a commit to keep
+    pool.keep({"good", "d"})
+    pool.run_round([Probe("e", ()), Probe("f", ())])
+    assert _ran(log) == [("e1", "e"), ("e2", "f")]
+    log.clear()
+    pool.keep({"good", "d", "e", "f"})  # more to keep than checkouts left: least lately used
+    pool.run_round([Probe("g", ()), Probe("h", ())])
+    assert _ran(log) == [("e0", "g"), ("e3", "h")]

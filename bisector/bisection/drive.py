@@ -8,7 +8,7 @@ search of a range with it: `Bisection` on a first-parent line, `DagBisection` on
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import TypeVar
 
@@ -26,16 +26,19 @@ Ask = Callable[[C, list[str]], ProbeRequest]
 
 
 def drive(search: Search[C], prober: Prober, *, jobs: int, ask: Ask[C], read: Read[C],
-          reuse: bool = True) -> int:
+          reuse: bool = True, bounds: Callable[[], Iterable[str]] | None = None) -> int:
     """Run the search until it asks for nothing more; the number of rounds it asked for.
 
     `ask` makes a candidate and the round's open tests a `ProbeRequest`; `read` turns a
     probe's results for those tests into verdicts (recording what the caller keeps of them:
-    trails, logs). With `reuse`, what the evidence already knows is not run again.
+    trails, logs). With `reuse`, what the evidence already knows is not run again. `bounds`
+    names, before each round, the commits whose setups the executor should keep (ADR 25).
     """
     rounds = 0
     while points := search.next_probes(jobs):
         tests = search.open_tests()
+        if bounds is not None:
+            prober.keep(bounds())
         requests = [ask(point, tests) for point in points]
         answers = prober.known_or_run(requests) if reuse else prober.run(requests)
         rounds += 1
@@ -85,7 +88,18 @@ def bisect_range(ctx: Context, tests: list[str], good_sha: str, bad_sha: str,
             ctx.trails.mark(t, verdict, sha)
         return verdicts
 
-    drive(search, ctx.prober, jobs=ctx.jobs, ask=ask, read=read)
+    def bounds() -> set[str]:
+        """Per test, the last commit known to pass and the first known to fail: the
+        culprit's parent and the culprit once the search ends, which the confirmation runs
+        again (a test done early keeps its own)."""
+        kept = set()
+        for t in tests:
+            if suspects := search.suspects(t):
+                low, high = min(suspects), max(suspects)
+                kept |= {candidates[low - 1] if low else good_sha, candidates[high]}
+        return kept
+
+    drive(search, ctx.prober, jobs=ctx.jobs, ask=ask, read=read, bounds=bounds)
     notes = [f"{t}: {candidates[i][:10]} was {verdict} against the commits around it; "
              "the test may be flaky" for t, i, verdict in search.inconsistent]
     if search.budget_spent:

@@ -164,6 +164,11 @@ class Prober:
         return [self.record(request.sha, request.why, outcome, request.place[1])
                 for request, outcome in zip(requests, outcomes, strict=True)]
 
+    def keep(self, shas: Iterable[str]) -> None:
+        """Tell the executor which commits the search will most likely probe again (its
+        bounds: they become the culprit and its parent), so that their setups are kept."""
+        self.executor.keep(frozenset(shas))
+
     def known_or_run(self, requests: list[ProbeRequest]) -> list[dict[str, TestResult]]:
         """Known results where there are some; what is unknown runs as one round."""
         found: list[dict[str, TestResult]] = []

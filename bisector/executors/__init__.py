@@ -7,6 +7,7 @@ reported as such (missing test, collection error, setup failure, timeout).
 from __future__ import annotations
 
 import re
+from collections.abc import Collection
 from dataclasses import dataclass, field
 from typing import Protocol, Self
 
@@ -74,12 +75,16 @@ class Executor(Protocol):
     outcomes in the order asked. `abort` may be called from another thread (Ctrl-C): running
     probes are killed and no new process starts. `env_key` is the fingerprint under which
     results count as the same experiment. `holds` says whether a probe would reuse the setup
-    this executor ran last (ADR 25), which the pool uses to choose where a probe runs.
+    this executor ran last (ADR 25), which the pool uses to choose where a probe runs; `keep`
+    names the commits the search will most likely probe again (its bounds), whose setups a
+    pool keeps over others'.
     """
 
     def run(self, probe: Probe) -> ProbeOutcome: ...
 
     def holds(self, probe: Probe) -> bool: ...
+
+    def keep(self, shas: Collection[str]) -> None: ...
 
     def run_round(self, probes: list[Probe]) -> list[ProbeOutcome]: ...
 

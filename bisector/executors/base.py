@@ -10,7 +10,7 @@ from __future__ import annotations
 import hashlib
 import threading
 import time
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from pathlib import Path
 from typing import Self
 
@@ -122,6 +122,9 @@ class BaseExecutor:
         """Whether a probe of this commit would reuse what this executor set up last (ADR 25):
         never, unless an executor says otherwise."""
         return False
+
+    def keep(self, shas: Collection[str]) -> None:
+        """A hint for where setups are kept (a pool's): one executor keeps only its last."""
 
     def abort(self) -> None:
         """Stop the probe running now, and start no other."""

@@ -11,8 +11,9 @@ A pool may own more executors than it runs at once (ADR 25: with --setup, two pe
 that the setups of the last rounds are still there when a probe of the same commit comes
 again (the confirmation's re-runs of the culprit and its parent). A probe goes to the executor
 holding its commit's setup; probes of one commit held by one executor run there one after
-another, in one thread; the others go to the executor used least lately, which keeps the
-newest setups longest.
+another, in one thread; the others go to the executor used least lately among those that do
+not hold a commit the search said to keep (`keep`: its bounds, the last commit known to pass
+and the first known to fail, which become the culprit's parent and the culprit).
 
 A pool is itself an `Executor`: the finder cannot tell it from one executor with K slots.
 """
@@ -20,6 +21,7 @@ A pool is itself an `Executor`: the finder cannot tell it from one executor with
 from __future__ import annotations
 
 import contextlib
+from collections.abc import Collection
 from concurrent.futures import ThreadPoolExecutor
 from typing import Self
 
@@ -38,6 +40,7 @@ class Pool:
         # the round each executor last ran a probe in (0: never), for the least lately used
         self._last_used = [0] * len(executors)
         self._round = 0
+        self._keep: frozenset[str] = frozenset()
 
     def run(self, probe: Probe) -> ProbeOutcome:
         return self.run_round([probe])[0]
@@ -75,20 +78,29 @@ class Pool:
     def assign(self, probes: list[Probe]) -> dict[int, list[int]]:
         """Which executor runs which probes (executor index -> positions in `probes`, in
         order): the holder of a probe's setup where one holds it, else the executor used
-        least lately among those that hold nothing another probe of the round wants."""
+        least lately among those that hold nothing another probe of the round wants nor a
+        commit to keep; failing that, among those that hold nothing the round wants; failing
+        that, any idle one."""
         holders = [next((i for i, e in enumerate(self.executors) if e.holds(p)), None)
                    for p in probes]
         wanted = {h for h in holders if h is not None}
+        kept = {i for i, e in enumerate(self.executors)
+                if any(e.holds(Probe(sha, ())) for sha in self._keep)}
         queues: dict[int, list[int]] = {}
+        everyone = range(len(self.executors))
         for position, holder in enumerate(holders):
             if holder is None:
-                free = [i for i in range(len(self.executors))
-                        if i not in queues and i not in wanted]
-                if not free:  # every executor holds a commit of this round: take any idle one
-                    free = [i for i in range(len(self.executors)) if i not in queues]
+                idle = [i for i in everyone if i not in queues]
+                free = ([i for i in idle if i not in wanted and i not in kept]
+                        or [i for i in idle if i not in wanted] or idle)
                 holder = min(free, key=lambda i: (self._last_used[i], i))
             queues.setdefault(holder, []).append(position)
         return queues
+
+    def keep(self, shas: Collection[str]) -> None:
+        """The commits whose setups to keep while others can be replaced (until the next
+        call): the search's bounds, which it will most likely probe again."""
+        self._keep = frozenset(shas)
 
     def holds(self, probe: Probe) -> bool:
         return any(executor.holds(probe) for executor in self.executors)
