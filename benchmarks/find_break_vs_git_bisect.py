@@ -266,6 +266,34 @@ def bare_steps(clone: Path, venv: Path, sha: str, reps: int) -> list[float]:
     return walls
 
 
+def alone_overhead(repo: Path, clone: Path, venv: Path, shas: list[str], reps: int
+                   ) -> list[float]:
+    """bisector's probe alone (its executor: checkout and clean, setup, pytest with JUnit XML,
+    reading it) minus a bare step alone (`git checkout`, pip install, pytest) at the same
+    commit, interleaved, `reps` times: the per-probe overhead without the load of a second
+    probe beside it. The commits alternate, so each probe sets up (none reuses, ADR 25)."""
+    from bisector.executors import Probe
+    from bisector.executors.local import LocalExecutor
+    from bisector.gitrepo import Repository
+
+    env = {**ENV, "VIRTUAL_ENV": str(venv), "PATH": f"{venv}/bin:{ENV['PATH']}"}
+    step = (f"git checkout -q --detach {{sha}} && {SETUP} -q && "
+            f"python -m pytest -q -p no:cacheprovider {I_TEST}")
+    diffs = []
+    with Repository(repo) as git_repo, LocalExecutor(git_repo, setup=SETUP) as executor:
+        executor.run(Probe(shas[0], (I_TEST,)))  # makes the probe venv: not timed
+        for i in range(reps):
+            sha = shas[i % 2]
+            start = time.perf_counter()
+            executor.run(Probe(sha, (I_TEST,)))
+            probe = time.perf_counter() - start
+            start = time.perf_counter()
+            subprocess.run(step.format(sha=sha), shell=True, cwd=clone, env=env,
+                           capture_output=True, check=False)
+            diffs.append(probe - (time.perf_counter() - start))
+    return diffs
+
+
 def one_pair(size: int, culprit: int, gb_first: bool, reps: int, tmp: Path,
              extra: list[str]) -> dict:
     repo = tmp / "repo"
@@ -294,6 +322,8 @@ def one_pair(size: int, culprit: int, gb_first: bool, reps: int, tmp: Path,
     # the first probe there: it set up (a later one may reuse that setup, ADR 25)
     at_parent = [b - a for sha, why, a, b in records if sha == parent][:1]
     row["bare"] = before + bare_steps(clone, venv, parent, reps - reps // 2)
+    row["alone"] = alone_overhead(repo, clone, venv, [parent, shas[culprit - 2 if culprit > 1
+                                                                  else culprit]], reps)
     row["probe_at_parent"] = at_parent[0] if at_parent else math.nan
     first = records[0][2] if records else 0.0
     row["first_probe"] = records[0][3] - first if records else math.nan
@@ -311,7 +341,8 @@ def print_pair(row: dict) -> None:
           f"{gb.wall:6.1f}s  {cold.runs:>2} probes {cold.rounds:>2} rounds {cold.wall:6.1f}s  "
           f"{cold.wall / gb.wall:5.2f}  {warm.runs:>2} probes {warm.wall:5.1f}s "
           f"{warm.wall / gb.wall:5.2f}  {bare:5.2f}s {row['probe_at_parent']:5.2f}s "
-          f"{row['probe_at_parent'] - bare:+5.2f}s {ovh2:+5.2f}s  {outside:5.1f}s", flush=True)
+          f"{row['probe_at_parent'] - bare:+5.2f}s {ovh2:+5.2f}s "
+          f"{statistics.median(row['alone']):+6.2f}s  {outside:5.1f}s", flush=True)
 
 
 def many_ovh(row: dict) -> float:
@@ -363,7 +394,7 @@ def save_pair(keep: Path, index: int, row: dict) -> None:
 
 HEADER = (f"{'n':>4} {'cul':>4}  {'right gb/c/w':>11}  {'git bisect':>15}  "
           f"{'bisector cold':>27}  {'ratio':>5}  {'bisector warm':>16} {'ratio':>5}  "
-          f"{'bare':>6} {'probe':>6} {'ovh':>6} {'ovh2':>6}  {'outside':>7}")
+          f"{'bare':>6} {'probe':>6} {'ovh':>6} {'ovh2':>6} {'alone':>6}  {'outside':>7}")
 
 
 def installable(args: argparse.Namespace) -> int:
@@ -375,7 +406,10 @@ def installable(args: argparse.Namespace) -> int:
           "the pair;\nprobe: bisector's own record of its probe there; ovh = probe - bare; "
           "outside: bisector's wall not inside\nany probe record (start-up, store, planning, "
           "cleanup); ovh2: median of the probe records that set up\n(the first at each "
-          "commit, but the first of all) - median git bisect step")
+          "commit, but the first of all) - median git bisect step;\nalone: the per-probe "
+          "overhead with no other probe beside it: bisector's probe (its executor) alone\n"
+          "minus a bare checkout + pip install + pytest alone, same commits, interleaved, "
+          "median of --bare-reps")
     print(HEADER)
     rows = []
     for size in args.sizes:
@@ -391,7 +425,8 @@ def installable(args: argparse.Namespace) -> int:
                 save_pair(args.keep, k, row)
     print()
     print(f"{'n':>4} {'right gb/cold/warm':>20} {'cold/gb mean':>13} {'warm/gb mean':>13} "
-          f"{'mean ovh/probe':>15} {'mean ovh2':>10}  (load now {os.getloadavg()[0]:.1f})")
+          f"{'mean ovh/probe':>15} {'mean ovh2':>10} {'alone ovh':>10}  "
+          f"(load now {os.getloadavg()[0]:.1f})")
     for size in args.sizes:
         mine = [r for r in rows if r["size"] == size]
         right = "/".join(str(sum(r["right"][i] for r in mine)) for i in range(3))
@@ -400,8 +435,9 @@ def installable(args: argparse.Namespace) -> int:
         ovh = statistics.mean(r["probe_at_parent"] - statistics.median(r["bare"])
                               for r in mine)
         ovh2 = statistics.mean(many_ovh(r) for r in mine)
+        alone = statistics.median(d for r in mine for d in r["alone"])
         print(f"{size:>4} {right + f' of {len(mine)}':>20} {cold:>13.2f} {warm:>13.2f} "
-              f"{ovh:>+14.2f}s {ovh2:>+9.2f}s")
+              f"{ovh:>+14.2f}s {ovh2:>+9.2f}s {alone:>+9.2f}s")
     return 0
 
 
