@@ -109,3 +109,23 @@ def test_without_a_setup_every_probe_checks_out(repo: Path, counted: tuple[list[
     with Repository(repo) as r, LocalExecutor(r) as executor:
         executor.run(Probe(shas[0], (COUNTED,)))
         assert not executor.holds(Probe(shas[0], (COUNTED,)))
+
+
+def test_a_reused_setup_whose_tests_time_out_is_not_reused_again(repo: Path, tmp_path: Path
+                                                                  ) -> None:
+    """A test run killed at the timeout may have left the checkout half written where git
+    does not look: the next probe of the commit sets up anew."""
+    flag, log = tmp_path / "hang", tmp_path / "setups"
+    test = (f"import os, time\n\ndef test_c():\n    if os.path.exists({str(flag)!r}):\n"
+            "        time.sleep(60)\n")
+    sha = commit(repo, {"test_c.py": test})
+    setup = f"git rev-parse HEAD >> {log}"
+    with Repository(repo) as r, LocalExecutor(r, setup=setup, timeout=5) as executor:
+        assert _passed(executor, sha) and executor.holds(Probe(sha, (COUNTED,)))
+        flag.write_text("")
+        timed_out = executor.run(Probe(sha, (COUNTED,)))
+        assert timed_out.problem is not None and "timed out" in timed_out.problem
+        assert not executor.holds(Probe(sha, (COUNTED,)))
+        flag.unlink()
+        assert _passed(executor, sha)
+    assert log.read_text().split() == [sha, sha], "set up again after the timeout, not before"

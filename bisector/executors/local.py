@@ -238,19 +238,20 @@ class LocalExecutor(BaseExecutor):
     def run(self, probe: Probe) -> ProbeOutcome:
         started = time.time()
         ids, refused = checked_ids(probe.nodeids)
-        held = self._reusable(probe)
-        if held is not None:
-            env_info = held
+        holding = self._reusable(probe)
+        # held again only once these tests ran: a run that times out, is aborted or raises
+        # leaves nothing to reuse
+        self._held = None
+        if holding is not None:
+            env_info = holding[3]
             python = self._probe_python()
         else:
-            self._held = None
             self._checkout(probe.sha)
             env_info = environment.current(self.tree, extra=self.fingerprint_extra)
             problem = self.worktree.problem or apply_probe_patch(self.tree, probe)
             if problem is not None:  # a submodule it needs is missing, or a patch not applying
                 return finish(probe, {}, env_info, started, None, problem, phase="setup")
             python = self._probe_python()
-            after_setup = ""
             if self.setup:
                 status, log, problem = self._execute(self.setup, shell=True)
                 if problem is None and status != 0:
@@ -258,24 +259,24 @@ class LocalExecutor(BaseExecutor):
                 if problem is not None:
                     return finish(probe, {}, env_info, started, status, problem, log,
                                   root=str(self.tree), phase="setup")
-                after_setup = self.worktree.state()
+                holding = (probe.sha, probe.patch, self.worktree.state(), env_info)
         status, log, problem, results = self._tests(probe, ids, python)
         results.update(refused)
-        if self.setup and held is None and problem is None:
-            self._held = (probe.sha, probe.patch, after_setup, env_info)
+        if problem is None:
+            self._held = holding
         return finish(probe, results, env_info, started, status, problem, log,
                       root=str(self.tree))
 
-    def _reusable(self, probe: Probe) -> Environment | None:
-        """The environment of the setup held for this probe, when its tests may simply run
-        again (ADR 25): the checkout still shows what it showed right after that setup, so
-        the test runs since added, removed or changed no file git sees. None: set up anew."""
+    def _reusable(self, probe: Probe) -> tuple[str, Patch | None, str, Environment] | None:
+        """The setup held for this probe, when its tests may simply run again (ADR 25): the
+        checkout still shows what it showed right after that setup, so the test runs since
+        added, removed or changed no file git sees. None: set up anew."""
         if self._held is None or not self.holds(probe):
             return None
         self.check_aborted()
         if self.worktree.state() != self._held[2]:
             return None
-        return self._held[3]
+        return self._held
 
     def _tests(self, probe: Probe, ids: list[str], python: str
                ) -> tuple[int | None, str, str | None, dict[str, TestResult]]:
