@@ -129,3 +129,35 @@ def test_a_reused_setup_whose_tests_time_out_is_not_reused_again(repo: Path, tmp
         flag.unlink()
         assert _passed(executor, sha)
     assert log.read_text().split() == [sha, sha], "set up again after the timeout, not before"
+
+
+def test_reuse_holds_whatever_the_users_bytecode_setting(
+        repo: Path, counted: tuple[list[str], str, Path], tmp_path: Path,
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """Without PYTHONDONTWRITEBYTECODE in the user's environment the tests still write no
+    __pycache__ into the checkout (which git status would see, and no setup would ever be
+    reused); the setup keeps the user's setting (a build is faster writing bytecode)."""
+    monkeypatch.delenv("PYTHONDONTWRITEBYTECODE", raising=False)
+    shas, setup, log = counted
+    seen = tmp_path / "seen"
+    with Repository(repo) as r, LocalExecutor(
+            r, setup=f"echo x${{PYTHONDONTWRITEBYTECODE}}x >> {seen} && {setup}") as executor:
+        assert _passed(executor, shas[0]) and _passed(executor, shas[0])
+        assert _passed(executor, shas[0])
+        assert not list(executor.tree.rglob("__pycache__"))
+    assert log.read_text().split() == [shas[0]]
+    assert seen.read_text().split() == ["xx"]
+
+
+def test_tests_that_leave_files_in_the_checkout_hold_no_setup(repo: Path, tmp_path: Path
+                                                             ) -> None:
+    """A commit whose tests write a file git sees is not held after them: the pool then sends
+    its next probes elsewhere at once instead of queueing builds one after another here."""
+    log = tmp_path / "setups"
+    sha = commit(repo, {"test_c.py": "def test_c():\n    open('out.txt', 'w').write('x')\n"})
+    with Repository(repo) as r, LocalExecutor(r, setup=f"git rev-parse HEAD >> {log}"
+                                              ) as executor:
+        assert _passed(executor, sha)
+        assert not executor.holds(Probe(sha, (COUNTED,)))
+        assert _passed(executor, sha)
+    assert log.read_text().split() == [sha, sha]

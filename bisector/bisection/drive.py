@@ -91,7 +91,8 @@ def bisect_range(ctx: Context, tests: list[str], good_sha: str, bad_sha: str,
     def bounds() -> set[str]:
         """Per test, the last commit known to pass and the first known to fail: the
         culprit's parent and the culprit once the search ends, which the confirmation runs
-        again (a test done early keeps its own)."""
+        again (a test done early keeps its own). On a first-parent line only: in the whole
+        graph's topological order the commit before the suspects is no parent of theirs."""
         kept = set()
         for t in tests:
             if suspects := search.suspects(t):
@@ -99,7 +100,8 @@ def bisect_range(ctx: Context, tests: list[str], good_sha: str, bad_sha: str,
                 kept |= {candidates[low - 1] if low else good_sha, candidates[high]}
         return kept
 
-    drive(search, ctx.prober, jobs=ctx.jobs, ask=ask, read=read, bounds=bounds)
+    drive(search, ctx.prober, jobs=ctx.jobs, ask=ask, read=read,
+          bounds=bounds if first_parent else None)
     notes = [f"{t}: {candidates[i][:10]} was {verdict} against the commits around it; "
              "the test may be flaky" for t, i, verdict in search.inconsistent]
     if search.budget_spent:

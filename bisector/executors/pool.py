@@ -73,7 +73,10 @@ class Pool:
                 raise
             finally:
                 threads.shutdown(wait=True, cancel_futures=True)
-        return [outcome for outcome in outcomes if outcome is not None]
+        done = [outcome for outcome in outcomes if outcome is not None]
+        if len(done) != len(probes):  # every queue ran to its end or raised: never here
+            raise RuntimeError(f"{len(probes) - len(done)} probes of the round did not run")
+        return done
 
     def assign(self, probes: list[Probe]) -> dict[int, list[int]]:
         """Which executor runs which probes (executor index -> positions in `probes`, in
