@@ -88,20 +88,10 @@ def bisect_range(ctx: Context, tests: list[str], good_sha: str, bad_sha: str,
             ctx.trails.mark(t, verdict, sha)
         return verdicts
 
-    def bounds() -> set[str]:
-        """Per test, the last commit known to pass and the first known to fail: the
-        culprit's parent and the culprit once the search ends, which the confirmation runs
-        again (a test done early keeps its own). On a first-parent line only: in the whole
-        graph's topological order the commit before the suspects is no parent of theirs."""
-        kept = set()
-        for t in tests:
-            if suspects := search.suspects(t):
-                low, high = min(suspects), max(suspects)
-                kept |= {candidates[low - 1] if low else good_sha, candidates[high]}
-        return kept
-
+    # on a first-parent line only: in the whole graph's topological order the commit before
+    # the suspects is no parent of theirs
     drive(search, ctx.prober, jobs=ctx.jobs, ask=ask, read=read,
-          bounds=bounds if first_parent else None)
+          bounds=(lambda: _bounds(search, tests, candidates, good_sha)) if first_parent else None)
     notes = [f"{t}: {candidates[i][:10]} was {verdict} against the commits around it; "
              "the test may be flaky" for t, i, verdict in search.inconsistent]
     if search.budget_spent:
@@ -109,6 +99,19 @@ def bisect_range(ctx: Context, tests: list[str], good_sha: str, bad_sha: str,
                      "culprits are bracketed, not isolated")
     return Searched(len(candidates), {t: tuple(candidates[i] for i in search.suspects(t))
                                       for t in tests}, tuple(notes))
+
+
+def _bounds(search: Bisection | DagBisection, tests: list[str], candidates: list[str],
+            good_sha: str) -> set[str]:
+    """Per test, the last commit known to pass and the first known to fail: the culprit's
+    parent and the culprit once the search ends, which the confirmation runs again (a test
+    done early keeps its own), so their setups are kept (ADR 25)."""
+    kept = set()
+    for t in tests:
+        if suspects := search.suspects(t):
+            low, high = min(suspects), max(suspects)
+            kept |= {candidates[low - 1] if low else good_sha, candidates[high]}
+    return kept
 
 
 def _search_of(ctx: Context, tests: list[str], good_sha: str, bad_sha: str,
