@@ -39,10 +39,10 @@ Progress = Callable[[str], None]
 AUTO_JOBS_MAX = 4
 
 
-# Local checkouts (each with its probe venv) per --jobs slot when probes run a --setup: the
-# setups of the last two rounds stay, so the confirmation's re-runs of culprit and parent (one
-# of which the last round probed, the other mostly the round before) run their tests without
-# building again (ADR 25). A checkout is made only when a probe first needs it.
+# Local checkouts (each with its probe venv) per --jobs slot when probes run a --setup: K hold
+# a round's new probes while K more keep the search's bounds (`Pool.keep`), which the
+# confirmation runs again as culprit and parent without building (ADR 25). A checkout is made
+# only when a probe first needs it.
 SETUPS_KEPT_PER_SLOT = 2
 
 
@@ -202,7 +202,7 @@ def build_executor(repo: Repository, options: ExecutorOptions, place: Layout,
         return LocalExecutor(repo, timeout=timeout, setup=setup, extra_files=extra,
                              subdir=subdir, pytest_args=pytest_args)
 
-    # a setup is a build worth keeping: two checkouts per slot keep the last rounds' (ADR 25)
+    # a setup is a build worth keeping: two checkouts per slot (ADR 25)
     stations = options.jobs * (SETUPS_KEPT_PER_SLOT if setup and suite is None else 1)
     return one() if stations == 1 else _pool(one, stations, options.jobs)
 

@@ -19,7 +19,7 @@ import tempfile
 import threading
 import time
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 from .. import environment
 from ..errors import ExecutorError
@@ -48,6 +48,16 @@ from .worktree import RECORD, TMP, VENV, Worktree, new_session
 READ_GRACE_S = 5.0
 
 
+class _Setup(NamedTuple):
+    """A setup a checkout and its venv hold (ADR 25): the commit and patch it ran for, the
+    checkout's `git status` right after it, and the environment its probe recorded."""
+
+    sha: str
+    patch: Patch | None
+    state: str
+    environment: Environment
+
+
 class LocalExecutor(BaseExecutor):
     def __init__(
         self,
@@ -70,9 +80,8 @@ class LocalExecutor(BaseExecutor):
         self.python = python
         self.setup = setup
         self._venv: Path | None = None
-        # the setup this checkout and venv hold (ADR 25): the commit and patch it ran for, the
-        # checkout's `git status` right after it, and the environment the probe recorded
-        self._held: tuple[str, Patch | None, str, Environment] | None = None
+        # the setup this checkout and venv hold (ADR 25)
+        self._held: _Setup | None = None
         self.timeout = timeout
         self.pytest_args = pytest_args
         self.session = new_session()
@@ -242,7 +251,8 @@ class LocalExecutor(BaseExecutor):
     def holds(self, probe: Probe) -> bool:
         """Whether this executor's checkout and venv hold the setup of the probe's commit and
         patch, so that its tests may run again without checking out and setting up anew."""
-        return self._held is not None and self._held[:2] == (probe.sha, probe.patch)
+        held = self._held
+        return held is not None and (held.sha, held.patch) == (probe.sha, probe.patch)
 
     def run(self, probe: Probe) -> ProbeOutcome:
         started = time.time()
@@ -252,7 +262,7 @@ class LocalExecutor(BaseExecutor):
         # leaves nothing to reuse
         self._held = None
         if holding is not None:
-            env_info = holding[3]
+            env_info = holding.environment
             python = self._probe_python()
         else:
             self._checkout(probe.sha)
@@ -268,26 +278,25 @@ class LocalExecutor(BaseExecutor):
                 if problem is not None:
                     return finish(probe, {}, env_info, started, status, problem, log,
                                   root=str(self.tree), phase="setup")
-                holding = (probe.sha, probe.patch, self.worktree.state(), env_info)
+                holding = _Setup(probe.sha, probe.patch, self.worktree.state(), env_info)
         status, log, problem, results = self._tests(probe, ids, python)
         results.update(refused)
         # held when the tests left the checkout as the setup did: then the pool may queue
         # this commit's next probes here, to run one after another without building
-        if problem is None and holding is not None and self.worktree.state() == holding[2]:
+        if problem is None and holding is not None and self.worktree.state() == holding.state:
             self._held = holding
         return finish(probe, results, env_info, started, status, problem, log,
                       root=str(self.tree))
 
-    def _reusable(self, probe: Probe) -> tuple[str, Patch | None, str, Environment] | None:
+    def _reusable(self, probe: Probe) -> _Setup | None:
         """The setup held for this probe, when its tests may simply run again (ADR 25): the
         checkout still shows what it showed right after that setup, so the test runs since
         added, removed or changed no file git sees. None: set up anew."""
-        if self._held is None or not self.holds(probe):
+        held = self._held
+        if held is None or not self.holds(probe):
             return None
         self.check_aborted()
-        if self.worktree.state() != self._held[2]:
-            return None
-        return self._held
+        return held if self.worktree.state() == held.state else None
 
     def _tests(self, probe: Probe, ids: list[str], python: str
                ) -> tuple[int | None, str, str | None, dict[str, TestResult]]:
