@@ -107,17 +107,20 @@ class Finder:
         ctx.steady = steady_tests(ctx, tests, line)
         self.prober.unseen = set(tests) - set(self.store.tests())
         self.progress.plan("check ends", len(line_range), 2)
-        split = check_ends(ctx, tests, plan.good, plan.bad, line)
+        split = check_ends(ctx, tests, plan.good, plan.bad, line,
+                           line_range if plan.first_parent else None)
         notes = [*notes, *split.notes]
         if not split.live and not split.flaky:
             raise BisectError("nothing to bisect: " + "; ".join(notes))
         findings: dict[str, Finding] = {}
         candidates, flaky, probed = len(line_range), list(split.flaky), ()
         if split.live:
-            searched = search_live(ctx, list(split.live), plan)
+            searched = search_live(ctx, list(split.live), plan, line)
             candidates, notes = searched.candidates, [*notes, *searched.notes]
             findings.update(searched.findings)
             flaky += searched.demoted
+            if not findings and not flaky:  # a deferred good end failed there (ADR 26)
+                raise BisectError("nothing to bisect: " + "; ".join(notes))
         if flaky:
             answer = flaky_search(ctx, flaky, plan.good, line_range, line)
             findings.update((f.nodeid, f) for f in answer.findings)

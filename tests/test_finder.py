@@ -274,13 +274,17 @@ def test_jobs_3(repo: Path, store: HistoryStore) -> None:
 
 def test_each_round_keeps_the_bounds_of_the_search(repo: Path, store: HistoryStore) -> None:
     """Before each search round the executor hears which commits to keep set up (ADR 25): the
-    last known to pass and the first known to fail, of both tests alike here; the last
-    round's (c10, c12) hold the culprit's parent, and its probe of c11 is the culprit's."""
+    last known to pass and the first known to fail, of both tests alike here. The head start
+    (c9, beside the bad end c16) passed; then c10 passed and c13 failed; the last round's
+    bounds (c10, c13) hold the culprit's parent, and its probe of c11 is the culprit."""
     labels = line(repo, 17)
-    _, fake = bisect(repo, store, labels, fails_from(11), tests=(T1, T2), jobs=2)
+    got, fake = bisect(repo, store, labels, fails_from(11), tests=(T1, T2), jobs=2)
     by_sha = {sha: label for label, sha in labels.items()}
-    kept = [sorted(by_sha[sha] for sha in shas) for shas in fake.kept]
-    assert kept == [["c0", "c16"], ["c10", "c16"], ["c10", "c12"]]
+    kept = [sorted((by_sha[sha] for sha in shas), key=lambda label: int(label[1:]))
+            for shas in fake.kept]
+    assert kept == [["c9", "c16"], ["c10", "c13"]]
+    assert [p.split()[0] for p in got["probes"][:6]] == ["c16", "c9", "c10", "c13", "c11",
+                                                         "c12"]
 
 
 def test_untestable_stretch(repo: Path, store: HistoryStore) -> None:
@@ -459,9 +463,84 @@ def test_cold_good_end_reruns_share_a_round_with_jobs(repo: Path, store: History
                                                       ) -> None:
     fake = refused(repo, store, line(repo, 9), fails_from(0), "already fails at good",
                    jobs=3)
-    assert [label for label, _ in fake.probes] == ["c8"] + ["c0"] * 5
-    # the ends, then three of the four re-runs at once, then the last alone (not a round)
-    assert fake.rounds == [2, 3]
+    # the bad end and the head start (c1 and c5 cut 1, 4 and 3 suspects: every probe fails,
+    # the search ends on c1), then the deferred good end (ADR 26)
+    assert [label for label, _ in fake.probes] == ["c8", "c1", "c5"] + ["c0"] * 5
+    # its first run alone, three of the four re-runs at once, then the last alone
+    assert fake.rounds == [3, 3]
+
+
+# -- the good end deferred at --jobs 2 or more (ADR 26) --------------------------------------
+
+def test_at_two_jobs_the_first_round_is_the_bad_end_and_a_head_start(
+        repo: Path, store: HistoryStore) -> None:
+    """16 candidates in rounds of 2: c9 ends a part of 9 suspects (two rounds), and the
+    good end, which the search never ends on here, never runs."""
+    labels = line(repo, 17)
+    got, fake = bisect(repo, store, labels, fails_from(11), jobs=2)
+    assert got["probes"][:2] == ["c16 test_one", "c9 test_one"]
+    assert fake.rounds[0] == 2
+    assert "c0" not in {p.split()[0] for p in got["probes"]}
+    assert got["findings"] == [["test_one", "culprit", "c11", ["c11"], True, "", 1.0, None]]
+    assert got["counts"][1] == 0, "the head start ran: it is no reuse"
+    assert got["log"][2:4] == ["# good: [c9] c9", "git bisect good c9"]
+
+
+def test_at_two_jobs_the_head_start_saves_the_ends_round(repo: Path, store: HistoryStore
+                                                         ) -> None:
+    """A culprit inside the head start's part of 9: three rounds that build, where the ends'
+    round and three ternary rounds of 16 suspects took four."""
+    labels = line(repo, 17)
+    got, fake = bisect(repo, store, labels, fails_from(4), jobs=2)
+    assert got["findings"][0][:3] == ["test_one", "culprit", "c4"]
+    # bad end + c9, then c3 + c6 (c3 passes, c6 fails), then c4 + c5: the culprit is c4
+    assert got["probes"][:6] == ["c16 test_one", "c9 test_one", "c3 test_one",
+                                 "c6 test_one", "c4 test_one", "c5 test_one"]
+    assert fake.rounds[:3] == [2, 2, 2]
+    assert all(p.split()[0] in ("c3", "c4") for p in got["probes"][6:]), "confirmation only"
+
+
+def test_at_two_jobs_a_culprit_at_the_first_candidate_checks_the_good_end(
+        repo: Path, store: HistoryStore) -> None:
+    """The search ends on c1: the good end, its parent, runs then, and is confirmed."""
+    labels = line(repo, 9)
+    got, _ = bisect(repo, store, labels, fails_from(1), jobs=2)
+    assert got["findings"] == [["test_one", "culprit", "c1", ["c1"], True, "", 1.0, None]]
+    ran = [p.split()[0] for p in got["probes"]]
+    assert ran.index("c0") > ran.index("c1"), "the good end ran after the search"
+    assert ran.count("c0") == 2  # its check, then the parent's second confirming run
+
+
+def test_at_two_jobs_a_good_end_failing_five_cold_runs_is_refused_after_the_search(
+        repo: Path, store: HistoryStore) -> None:
+    fake = refused(repo, store, line(repo, 9), fails_from(0), "already fails at good",
+                   jobs=2)
+    ran = [label for label, _ in fake.probes]
+    assert ran[:2] == ["c8", "c3"] and ran.count("c0") == 5
+    assert ran[-5:] == ["c0"] * 5
+
+
+def test_at_two_jobs_a_good_end_whose_runs_disagree_is_searched_as_flaky(
+        repo: Path, store: HistoryStore) -> None:
+    """c0 fails once, then passes: flakiness, found where the search ended, and the
+    flake-aware search takes the test (as the ends' check would have before the search)."""
+    labels = line(repo, 9)
+    got, _ = bisect(repo, store, labels, fails_from(1), jobs=2,
+                    schedule={("c0", T1): [Outcome.FAILED]})
+    ran = [p.split()[0] for p in got["probes"]]
+    assert ran.count("c0") >= 2
+    assert got["findings"][0][0] == "test_one"
+    assert got["findings"][0][1] != "culprit" or got["findings"][0][2] == "c1"
+
+
+def test_at_two_jobs_a_known_good_end_is_checked_first(repo: Path, store: HistoryStore
+                                                       ) -> None:
+    """A run stored at the good end: nothing to defer, the ends' round is as before."""
+    labels = line(repo, 9)
+    seed(store, repo, labels, {"c0": "p"})
+    got, _ = bisect(repo, store, labels, fails_from(5), jobs=2)
+    # the bad end alone (the good end is known), then a round cutting 8 suspects 3, 3, 2
+    assert got["probes"][:3] == ["c8 test_one", "c3 test_one", "c6 test_one"]
 
 
 def test_good_end_reruns_at_once_hold_only_the_tests_still_short(
@@ -776,17 +855,18 @@ PINNED: dict[str, Any] = {
          'notes': [],
          'findings': [['test_one', 'culprit', 'c5', ['c5'], True, '', 1.0, None]]},
     'jobs_3':
-        {'probes': ['c16 test_one', 'c0 test_one', 'c4 test_one', 'c8 test_one', 'c12 test_one',
-                    'c9 test_one', 'c10 test_one', 'c11 test_one', 'c11 test_one', 'c10 test_one',
-                    'c11 test_one', 'c11 test_one'],
-         'rounds': [2, 3, 3, 3],
-         'counts': [12, 0, 5, 16],
+        {'probes': ['c16 test_one', 'c4 test_one', 'c8 test_one', 'c9 test_one', 'c10 test_one',
+                    'c14 test_one', 'c11 test_one', 'c12 test_one', 'c13 test_one',
+                    'c11 test_one', 'c10 test_one', 'c11 test_one', 'c11 test_one'],
+         'rounds': [3, 3, 3, 3],
+         'counts': [13, 0, 5, 16],
          'log': ["git bisect start '--first-parent' 'c16' 'c0'",
                  '# the verdicts of test_m.py::test_one', '# good: [c4] c4', 'git bisect good c4',
-                 '# good: [c8] c8', 'git bisect good c8', '# bad: [c12] c12',
-                 'git bisect bad c12', '# good: [c9] c9', 'git bisect good c9',
-                 '# good: [c10] c10', 'git bisect good c10', '# bad: [c11] c11',
-                 'git bisect bad c11', '# good: [c10] c10', 'git bisect good c10',
+                 '# good: [c8] c8', 'git bisect good c8', '# good: [c9] c9', 'git bisect good c9',
+                 '# good: [c10] c10', 'git bisect good c10', '# bad: [c14] c14',
+                 'git bisect bad c14', '# bad: [c11] c11', 'git bisect bad c11',
+                 '# bad: [c12] c12', 'git bisect bad c12', '# bad: [c13] c13',
+                 'git bisect bad c13', '# good: [c10] c10', 'git bisect good c10',
                  '# bad: [c11] c11', 'git bisect bad c11', '# first bad commit: [c11] c11'],
          'notes': [],
          'findings': [['test_one', 'culprit', 'c11', ['c11'], True, '', 1.0, None]]},

@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import pytest
 from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 
@@ -228,3 +229,92 @@ def test_dag_k_way_rounds_find_the_culprit(k: int, graph, data) -> None:
             b.observe_probe(i, {"t": Verdict.BAD if bad else Verdict.GOOD})
         assert rounds <= len(commits)
     assert [commits[i] for i in b.suspects("t")] == [culprit]
+
+
+# -- the head start beside the bad end's check (ADR 26) ------------------------------------------
+
+def rounds_after(n: int, k: int, first: list[int], culprit: int) -> int:
+    """Rounds a k-way search of n suspects takes after `first` ran, culprit isolated."""
+    b = Bisection(n, ["t"])
+    for i in first:
+        b.observe("t", i, Verdict.BAD if i >= culprit else Verdict.GOOD)
+    rounds = 0
+    while points := b.next_probes(k):
+        assert not set(points) & set(first), "a head-start commit was probed again"
+        rounds += 1
+        for i in points:
+            b.observe_probe(i, {"t": Verdict.BAD if i >= culprit else Verdict.GOOD})
+    assert b.tracks["t"].culprit == culprit
+    return rounds
+
+
+@settings(max_examples=300)
+@given(st.integers(2, 6), st.integers(1, 300).flatmap(
+    lambda n: st.tuples(st.just(n), st.integers(0, n - 1))))
+def test_a_head_start_never_costs_a_round_over_checking_the_good_end_first(
+        k: int, case: tuple[int, int]) -> None:
+    from bisector.search import head_start, rounds_needed
+
+    n, culprit = case
+    first = head_start(n, k - 1, k)
+    assert first == sorted(set(first)) and all(0 <= i < n - 1 for i in first)
+    assert len(first) <= k - 1
+    assert rounds_after(n, k, first, culprit) <= rounds_needed(n, k)
+
+
+@settings(max_examples=20, deadline=None)
+@given(st.integers(2, 3), st.integers(2, 50))
+def test_a_single_head_start_is_the_best_single_cut(k: int, n: int) -> None:
+    """Against every place one probe could go: none leaves fewer rounds on average."""
+    from bisector.search import head_start
+
+    def mean(first: list[int]) -> float:
+        return sum(rounds_after(n, k, first, c) for c in range(n)) / n
+
+    best = min(mean([i]) for i in range(n - 1))
+    assert mean(head_start(n, 1, k)) == pytest.approx(best)
+
+
+def test_head_start_at_two_jobs() -> None:
+    """63 candidates (64 commits): 27 suspects take 3 ternary rounds, 36 take 4; 159: 81 and
+    78 take 4 each, where the good end's check first and then 5 rounds would take 6."""
+    from bisector.search import head_start
+
+    assert head_start(63, 1, 2) == [26]
+    assert {rounds_after(63, 2, [26], c) for c in range(27)} == {3}
+    assert max(rounds_after(63, 2, [26], c) for c in range(27, 63)) == 4
+    assert head_start(159, 1, 2) == [80]
+    assert max(rounds_after(159, 2, [80], c) for c in range(159)) == 4
+    assert head_start(1, 1, 2) == [] and head_start(50, 0, 2) == []
+    assert head_start(10_000, 8, 9) == [1110, 2221, 3332, 4443, 5554, 6665, 7776, 8887]
+    assert head_start(2, 1, 4) == [0]
+
+
+def equal_sections_mean(n: int, k: int) -> float:
+    """The rounds an equal n-section (the search before ADR 26) takes, on average."""
+    if n < 2:
+        return 0.0
+    ends = [*sorted({(j * n) // (k + 1) for j in range(1, k + 1)} - {0}), n]
+    sizes = [b - a for a, b in zip([0, *ends], ends, strict=False)]
+    return 1 + sum(s * equal_sections_mean(s, k) for s in sizes if s) / n
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.integers(2, 3), st.integers(2, 120))
+def test_rounds_cut_in_powers_are_never_more_on_average_than_equal_sections(k: int, n: int
+                                                                            ) -> None:
+    from bisector.search import rounds_needed
+
+    rounds = [rounds_after(n, k, [], c) for c in range(n)]
+    assert max(rounds) <= rounds_needed(n, k)
+    assert sum(rounds) / n <= equal_sections_mean(n, k) + 1e-9
+
+
+def test_thirty_six_suspects_in_rounds_of_two() -> None:
+    """9, 9 and 18 (3.39 rounds on average) rather than 12, 12 and 12 (3.5)."""
+    from bisector.search import round_cuts
+
+    assert round_cuts(36, 2) == (9, 9)
+    mean = sum(rounds_after(36, 2, [], c) for c in range(36)) / 36
+    assert mean == pytest.approx(122 / 36) and equal_sections_mean(36, 2) == 3.5
+    assert round_cuts(1, 2) is None and round_cuts(100, 4) is None

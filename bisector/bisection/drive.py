@@ -55,6 +55,7 @@ class Searched:
     candidates: int
     suspects: dict[str, tuple[str, ...]]
     notes: tuple[str, ...]
+    first: str  # the oldest candidate: its parent is the good end on a first-parent line
 
 
 def bisect_range(ctx: Context, tests: list[str], good_sha: str, bad_sha: str,
@@ -73,7 +74,9 @@ def bisect_range(ctx: Context, tests: list[str], good_sha: str, bad_sha: str,
             search.observe(t, index[sha], verdict)
     for t in tests:
         ctx.trails.mark_settled(t, settled[t], index)
-    ctx.prober.tally.reused += len({sha for by_sha in settled.values() for sha in by_sha})
+    # a commit this bisection ran already (the head start beside the bad end) is no reuse
+    ctx.prober.tally.reused += len({sha for by_sha in settled.values() for sha in by_sha}
+                                   - ctx.prober.ran)
 
     def ask(i: int, open_tests: list[str]) -> ProbeRequest:
         left = len({j for t in open_tests for j in search.suspects(t)})
@@ -98,7 +101,7 @@ def bisect_range(ctx: Context, tests: list[str], good_sha: str, bad_sha: str,
         notes.append(f"stopped after {search.untestable_probes} untestable probes: "
                      "culprits are bracketed, not isolated")
     return Searched(len(candidates), {t: tuple(candidates[i] for i in search.suspects(t))
-                                      for t in tests}, tuple(notes))
+                                      for t in tests}, tuple(notes), candidates[0])
 
 
 def _bounds(search: Bisection | DagBisection, tests: list[str], candidates: list[str],

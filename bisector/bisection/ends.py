@@ -7,7 +7,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from ..gitrepo import Repository
-from ..search import Verdict
+from ..search import Verdict, head_start
 from .context import Context
 from .prober import ProbeRequest
 
@@ -47,13 +47,41 @@ def rate_line(repo: Repository, good_sha: str, bad_sha: str) -> tuple[list[str],
     return line_range, before + line_range
 
 
-def check_ends(ctx: Context, tests: list[str], good_sha: str, bad_sha: str, line: list[str]
-               ) -> Split:
-    """Both ends run (or known), contradictions run again, then each test's way."""
-    at_bad, at_good = ctx.prober.known_or_run([
-        ProbeRequest.of(bad_sha, tests, "check bad end"),
-        ProbeRequest.of(good_sha, tests, "check good end")])
-    _recheck(ctx, tests, good_sha, bad_sha, line)
+def check_ends(ctx: Context, tests: list[str], good_sha: str, bad_sha: str, line: list[str],
+               candidates: list[str] | None = None) -> Split:
+    """Both ends run (or known), contradictions run again, then each test's way.
+
+    With `candidates` (a first-parent line's) and `--jobs` 2 or more, a good end nothing is
+    known at is not run first (`_defers_good_end`): its slots in the first round run the
+    search's head start beside the bad end, and the good end runs only if the search ends on
+    the first candidate (`check_good_end`; ADR 26).
+    """
+    first = [ProbeRequest.of(bad_sha, tests, "check bad end")]
+    defer = candidates is not None and _defers_good_end(ctx, tests, good_sha, line)
+    if defer and candidates is not None:
+        first += [ProbeRequest.of(candidates[i], tests, f"bisect, head start of "
+                                  f"{len(candidates)} candidates", len(candidates))
+                  for i in head_start(len(candidates), ctx.jobs - 1, ctx.jobs)]
+    else:
+        first.append(ProbeRequest.of(good_sha, tests, "check good end"))
+    ctx.prober.known_or_run(first)
+    _recheck(ctx, tests, good_sha, bad_sha, line, good_end=not defer)
+    return _split(ctx, tests, good_sha, bad_sha, line)
+
+
+def _defers_good_end(ctx: Context, tests: list[str], good_sha: str, line: list[str]) -> bool:
+    """Whether the good end waits for the search: slots to spare beside the bad end, no run
+    of any test known there, and no test history already calls flaky (the flake-aware
+    search wants the good end's runs for its prior)."""
+    ev = ctx.evidence
+    return (ctx.jobs >= 2 and all(ev.latest(t, good_sha) is None for t in tests)
+            and not any(ev.estimate(t, line).flaky for t in tests))
+
+
+def _split(ctx: Context, tests: list[str], good_sha: str, bad_sha: str, line: list[str]
+           ) -> Split:
+    """Each test's way from what the ends gave; an end not run (a deferred good end) is
+    taken to be what the user said it is."""
     live, flaky, notes = [], [], []
     ev = ctx.evidence
     for t in tests:
@@ -63,12 +91,18 @@ def check_ends(ctx: Context, tests: list[str], good_sha: str, bad_sha: str, line
             else:
                 notes.append(f"{t}: does not fail at bad {bad_sha[:10]}: nothing to find")
             continue
-        vb, vg = ev.verdict(t, at_bad[t], bad_sha), ev.verdict(t, at_good[t], good_sha)
-        if vb is Verdict.UNTESTABLE and vg is Verdict.UNTESTABLE:
-            notes.append(f"{t}: cannot be run at either end ({at_bad[t].message})")
+        at_bad, at_good = ev.latest(t, bad_sha), ev.latest(t, good_sha)
+        vb = Verdict.UNTESTABLE if at_bad is None else ev.verdict(t, at_bad, bad_sha)
+        vg = Verdict.GOOD if at_good is None else ev.verdict(t, at_good, good_sha)
+        if vb is Verdict.UNTESTABLE and at_good is None:
+            notes.append(f"{t}: cannot be run at bad {bad_sha[:10]} "
+                         f"({at_bad.message if at_bad else 'no result'})")
+        elif vb is Verdict.UNTESTABLE and vg is Verdict.UNTESTABLE:
+            notes.append(f"{t}: cannot be run at either end "
+                         f"({at_bad.message if at_bad else 'no result'})")
         elif vb is not Verdict.BAD:
             notes.append(f"{t}: does not fail at bad {bad_sha[:10]} "
-                         f"({at_bad[t].outcome}): nothing to find")
+                         f"({at_bad.outcome if at_bad else 'no result'}): nothing to find")
         elif vg is Verdict.BAD:
             notes.append(f"{t}: already fails at good {good_sha[:10]}: give an older --good")
         else:
@@ -76,8 +110,18 @@ def check_ends(ctx: Context, tests: list[str], good_sha: str, bad_sha: str, line
     return Split(tuple(live), tuple(flaky), tuple(notes))
 
 
-def _recheck(ctx: Context, tests: list[str], good_sha: str, bad_sha: str, line: list[str]
-             ) -> None:
+def check_good_end(ctx: Context, tests: list[str], good_sha: str, bad_sha: str,
+                   line: list[str]) -> Split:
+    """The good end that `check_ends` deferred, for tests whose search ended on the first
+    candidate: run it, run it again while it fails (as `_recheck` would have before the
+    search), and say which tests stay live, which turned out flaky, and which fail there."""
+    ctx.prober.known_or_run([ProbeRequest.of(good_sha, tests, "check good end")])
+    _recheck(ctx, tests, good_sha, bad_sha, line)
+    return _split(ctx, tests, good_sha, bad_sha, line)
+
+
+def _recheck(ctx: Context, tests: list[str], good_sha: str, bad_sha: str, line: list[str],
+             *, good_end: bool = True) -> None:
     """Run an end again while it contradicts the user, until it agrees or has contradicted
     END_RUNS times (END_RUNS_COLD at --good for a test with no steady history): one failure
     at --good (or pass at --bad) may be a flake.
@@ -87,7 +131,8 @@ def _recheck(ctx: Context, tests: list[str], good_sha: str, bad_sha: str, line: 
     the bad end only when no test fails there (a test of a --test-file that passes at bad
     is no contradiction, the refusal of the whole bisection is). A re-run that agrees
     leaves both outcomes stored at one commit: flakiness, which the estimate sees and the
-    flaky search starts from, its rates learnt from these runs.
+    flaky search starts from, its rates learnt from these runs. Without `good_end` (it was
+    deferred) only the bad end is run again.
     """
     ev = ctx.evidence
     flaky = {t for t in tests if ev.estimate(t, line).flaky}
@@ -100,7 +145,7 @@ def _recheck(ctx: Context, tests: list[str], good_sha: str, bad_sha: str, line: 
             if group:
                 requests.append(ProbeRequest.of(bad_sha, group, "recheck bad end"))
         short = {t: _good_end_runs(ctx, t) - ev.agreeing(t, good_sha, Verdict.BAD)
-                 for t in fails_at_bad
+                 for t in fails_at_bad if good_end
                  if t not in flaky and ev.only(t, good_sha, Verdict.BAD, _good_end_runs(ctx, t))}
         # the runs still wanted share a round where --jobs leaves slots free
         requests += ProbeRequest.repeated(good_sha, short, "recheck good end",

@@ -81,6 +81,8 @@ class Prober:
     _loaded: set[str] = field(default_factory=set)
     # what this prober has stored: commit rows and test ids need no looking up again
     _stored_commits: set[str] = field(default_factory=set)
+    # the commits this prober ran tests at (not patched trees): their results are no reuse
+    ran: set[str] = field(default_factory=set)
     _test_ids: dict[str, int] = field(default_factory=dict)
     # results of patched trees, (commit, patch key) -> test -> latest: never Evidence
     patched: dict[tuple[str, str], dict[str, TestResult]] = field(default_factory=dict)
@@ -212,6 +214,7 @@ class Prober:
         if patch_key is not None:
             self.patched.setdefault((sha, patch_key), {}).update(outcome.results)
             return outcome.results
+        self.ran.add(sha)
         for result in outcome.results.values():
             self.evidence.add(result, sha)
         return outcome.results
