@@ -533,6 +533,29 @@ def test_at_two_jobs_a_good_end_whose_runs_disagree_is_searched_as_flaky(
     assert got["findings"][0][1] != "culprit" or got["findings"][0][2] == "c1"
 
 
+def test_at_two_jobs_a_range_of_one_checks_both_ends_in_one_round(
+        repo: Path, store: HistoryStore) -> None:
+    """No head start to run (one candidate, the bad end): the good end takes the spare slot,
+    as before, not a round of its own after the search."""
+    labels = line(repo, 2)
+    got, fake = bisect(repo, store, labels, fails_from(1), jobs=2)
+    assert got["probes"][:2] == ["c1 test_one", "c0 test_one"] and fake.rounds[0] == 2
+    assert got["counts"][2] == 3  # the ends, then the confirmation's two rounds
+    assert got["findings"][0][:3] == ["test_one", "culprit", "c1"]
+
+
+def test_a_warm_rerun_counts_each_stored_commit_once_at_any_jobs(
+        repo: Path, store: HistoryStore) -> None:
+    """The head start found stored is reused once, not again when the search reads it."""
+    labels = line(repo, 17)
+    cold, _ = bisect(repo, store, labels, fails_from(11), jobs=2)
+    warm, fake = bisect(repo, store, labels, fails_from(11), jobs=2)
+    assert fake.probes == []
+    # each commit the cold run probed once (the head start c9 was counted twice before),
+    # and the confirmation's culprit and parent once more, as at --jobs 1
+    assert warm["counts"][1] == len({p.split()[0] for p in cold["probes"]}) + 2
+
+
 def test_at_two_jobs_a_known_good_end_is_checked_first(repo: Path, store: HistoryStore
                                                        ) -> None:
     """A run stored at the good end: nothing to defer, the ends' round is as before."""

@@ -317,4 +317,4 @@ def test_thirty_six_suspects_in_rounds_of_two() -> None:
     assert round_cuts(36, 2) == (9, 9)
     mean = sum(rounds_after(36, 2, [], c) for c in range(36)) / 36
     assert mean == pytest.approx(122 / 36) and equal_sections_mean(36, 2) == 3.5
-    assert round_cuts(1, 2) is None and round_cuts(100, 4) is None
+    assert round_cuts(1, 2) is None and round_cuts(100, 5) is None

@@ -74,9 +74,10 @@ def bisect_range(ctx: Context, tests: list[str], good_sha: str, bad_sha: str,
             search.observe(t, index[sha], verdict)
     for t in tests:
         ctx.trails.mark_settled(t, settled[t], index)
-    # a commit this bisection ran already (the head start beside the bad end) is no reuse
+    # a commit this bisection answered already (the head start beside the bad end, run or
+    # found stored) is not counted again
     ctx.prober.tally.reused += len({sha for by_sha in settled.values() for sha in by_sha}
-                                   - ctx.prober.ran)
+                                   - ctx.prober.answered)
 
     def ask(i: int, open_tests: list[str]) -> ProbeRequest:
         left = len({j for t in open_tests for j in search.suspects(t)})

@@ -57,12 +57,17 @@ def check_ends(ctx: Context, tests: list[str], good_sha: str, bad_sha: str, line
     the first candidate (`check_good_end`; ADR 26).
     """
     first = [ProbeRequest.of(bad_sha, tests, "check bad end")]
-    defer = candidates is not None and _defers_good_end(ctx, tests, good_sha, line)
-    if defer and candidates is not None:
+    head: list[int] = []
+    if candidates is not None and _defers_good_end(ctx, tests, good_sha, line):
+        # the slots the bad end leaves (the same whether it is known or not: a warm rerun
+        # asks for what the cold one ran), the good end taking one the head start cannot
+        # fill (a range of one or a few candidates)
+        head = head_start(len(candidates), ctx.jobs - 1, ctx.jobs)
         first += [ProbeRequest.of(candidates[i], tests, f"bisect, head start of "
                                   f"{len(candidates)} candidates", len(candidates))
-                  for i in head_start(len(candidates), ctx.jobs - 1, ctx.jobs)]
-    else:
+                  for i in head]
+    defer = bool(head) and len(head) >= ctx.jobs - 1
+    if not defer:
         first.append(ProbeRequest.of(good_sha, tests, "check good end"))
     ctx.prober.known_or_run(first)
     _recheck(ctx, tests, good_sha, bad_sha, line, good_end=not defer)

@@ -81,8 +81,9 @@ class Prober:
     _loaded: set[str] = field(default_factory=set)
     # what this prober has stored: commit rows and test ids need no looking up again
     _stored_commits: set[str] = field(default_factory=set)
-    # the commits this prober ran tests at (not patched trees): their results are no reuse
-    ran: set[str] = field(default_factory=set)
+    # the commits this prober already answered (ran, or counted as reused) in this
+    # bisection: a search reading their results again counts no reuse
+    answered: set[str] = field(default_factory=set)
     _test_ids: dict[str, int] = field(default_factory=dict)
     # results of patched trees, (commit, patch key) -> test -> latest: never Evidence
     patched: dict[tuple[str, str], dict[str, TestResult]] = field(default_factory=dict)
@@ -179,7 +180,10 @@ class Prober:
         for slot, request in enumerate(requests):
             out = {t: r for t in request.tests if (r := self.known(request, t)) is not None}
             missing = [t for t in request.tests if t not in out]
-            if out and not missing:
+            if out and not missing and request.patch is None:
+                self.tally.reused += 1
+                self.answered.add(request.sha)
+            elif out and not missing:
                 self.tally.reused += 1
             if missing:
                 wanted.append(replace(request, tests=tuple(missing)))
@@ -214,7 +218,7 @@ class Prober:
         if patch_key is not None:
             self.patched.setdefault((sha, patch_key), {}).update(outcome.results)
             return outcome.results
-        self.ran.add(sha)
+        self.answered.add(sha)
         for result in outcome.results.values():
             self.evidence.add(result, sha)
         return outcome.results
