@@ -181,8 +181,8 @@ class Track:
             return []
         size = self.hi - self.lo
         parts = round_cuts(size, k)
-        targets = ([self.lo + 1 + i for i in _ends(parts)] if parts is not None else
-                   [self.lo + (j * size) // (k + 1) for j in range(1, k + 1)])
+        targets = [self.lo + 1 + i
+                   for i in (_ends(parts) if parts is not None else _equal_ends(size, k))]
         points: list[int] = []
         for target in targets:
             if target <= self.lo:
@@ -278,7 +278,7 @@ def head_start(n: int, m: int, k: int) -> list[int]:
     if m < 1:
         return []
     if m > EXACT_CUTS or k > EXACT_CUTS:  # equal parts, as such a round cuts
-        return sorted({(j * n) // (m + 1) - 1 for j in range(1, m + 1)} - {-1, n - 1})
+        return sorted(set(_equal_ends(n, m)) - {-1, n - 1})
     return _ends(cut(n, m, k, cap=n))
 
 
@@ -296,7 +296,18 @@ def round_cuts(n: int, k: int) -> tuple[int, ...] | None:
     than an equal n-section gives; None past EXACT_CUTS."""
     if k > EXACT_CUTS or n < 2:
         return None
-    return cut(n, k, k, cap=(k + 1) ** (rounds_needed(n, k) - 1))
+    return cut(n, k, k, cap=_round_cap(n, k))
+
+
+def _round_cap(n: int, k: int) -> int:
+    """The most suspects one part of a round may hold: (k+1)**(r-1), r the rounds n need."""
+    return (k + 1) ** (rounds_needed(n, k) - 1)
+
+
+def _equal_ends(n: int, m: int) -> list[int]:
+    """Where m cuts end m + 1 equal parts of n suspects, from 0 (the n-section of ADR 8;
+    a part of none repeats the index before it, or is -1)."""
+    return [(j * n) // (m + 1) - 1 for j in range(1, m + 1)]
 
 
 def _ends(sizes: Iterable[int]) -> list[int]:
@@ -313,7 +324,7 @@ def _weighted(n: int, k: int) -> float:
     """n times the expected rounds the search (`round_cuts` each round) takes on n suspects."""
     if n < 2:
         return 0.0
-    return n + _best(n, k, k, (k + 1) ** (rounds_needed(n, k) - 1))[0]
+    return n + _best(n, k, k, _round_cap(n, k))[0]
 
 
 @functools.cache

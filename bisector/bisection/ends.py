@@ -66,7 +66,7 @@ def check_ends(ctx: Context, tests: list[str], good_sha: str, bad_sha: str, line
         first += [ProbeRequest.of(candidates[i], tests, f"bisect, head start of "
                                   f"{len(candidates)} candidates", len(candidates))
                   for i in head]
-    defer = bool(head) and len(head) >= ctx.jobs - 1
+    defer = 0 < len(head) == ctx.jobs - 1
     if not defer:
         first.append(ProbeRequest.of(good_sha, tests, "check good end"))
     ctx.prober.known_or_run(first)
@@ -150,8 +150,9 @@ def _recheck(ctx: Context, tests: list[str], good_sha: str, bad_sha: str, line: 
             if group:
                 requests.append(ProbeRequest.of(bad_sha, group, "recheck bad end"))
         short = {t: _good_end_runs(ctx, t) - ev.agreeing(t, good_sha, Verdict.BAD)
-                 for t in fails_at_bad if good_end
-                 if t not in flaky and ev.only(t, good_sha, Verdict.BAD, _good_end_runs(ctx, t))}
+                 for t in fails_at_bad
+                 if t not in flaky and ev.only(t, good_sha, Verdict.BAD, _good_end_runs(ctx, t))
+                 } if good_end else {}
         # the runs still wanted share a round where --jobs leaves slots free
         requests += ProbeRequest.repeated(good_sha, short, "recheck good end",
                                           ctx.jobs - len(requests))

@@ -180,11 +180,10 @@ class Prober:
         for slot, request in enumerate(requests):
             out = {t: r for t in request.tests if (r := self.known(request, t)) is not None}
             missing = [t for t in request.tests if t not in out]
-            if out and not missing and request.patch is None:
+            if out and not missing:
                 self.tally.reused += 1
-                self.answered.add(request.sha)
-            elif out and not missing:
-                self.tally.reused += 1
+                if request.patch is None:
+                    self.answered.add(request.sha)
             if missing:
                 wanted.append(replace(request, tests=tuple(missing)))
                 slots.append(slot)
